@@ -1,0 +1,401 @@
+// Package deviceapi is the device-facing side of the deployment service: the IoT Jobs data plane
+// (shared/reference/models/iot-jobs-data.json) over the engine's device methods, a websocket notify channel that
+// tells a thing an execution is pending, and read-only artifact downloads. Devices never see the control-plane
+// APIs.
+//
+// Routes, relative to the service endpoint:
+//
+//	GET  /things/{thingName}/jobs             GetPendingJobExecutions
+//	GET  /things/{thingName}/jobs/{jobId}     DescribeJobExecution (jobId may be $next)
+//	PUT  /things/{thingName}/jobs/$next       StartNextPendingJobExecution
+//	POST /things/{thingName}/jobs/{jobId}     UpdateJobExecution
+//	GET  /things/{thingName}/notify           websocket: wire.Notify messages
+//	GET  /artifacts/{bucket}/{key}            the artifact store's device handler (Range, ETag)
+package deviceapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/engine"
+)
+
+// maxBody bounds request bodies; statusDetails are at most 10 entries of ≤ 1 KiB values in practice.
+const maxBody = 64 << 10
+
+// Options are the device API's dependencies.
+type Options struct {
+	// Engine holds the executions; required.
+	Engine *engine.Engine
+	// Clock is the service clock; nil means the real clock.
+	Clock clock.Clock
+	// Artifacts serves GET/HEAD /{bucket}/{key} for downloads; nil answers 404 under /artifacts/.
+	Artifacts http.Handler
+}
+
+// API serves the device API. Close ends its notify connections.
+type API struct {
+	eng       *engine.Engine
+	clock     clock.Clock
+	artifacts http.Handler
+	hub       *hub
+	cancel    func()
+	mux       *http.ServeMux
+}
+
+// New returns the device API over opts.Engine and subscribes to its events for notifications.
+func New(opts Options) (*API, error) {
+	if opts.Engine == nil {
+		return nil, errors.New("deviceapi: an engine is required")
+	}
+	a := &API{eng: opts.Engine, clock: clock.Or(opts.Clock), artifacts: opts.Artifacts, hub: newHub()}
+	a.cancel = opts.Engine.Subscribe(a.hub)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /things/{thing}/jobs", a.pending)
+	mux.HandleFunc("GET /things/{thing}/jobs/{job}", a.describe)
+	mux.HandleFunc("PUT /things/{thing}/jobs/{job}", a.startNext)
+	mux.HandleFunc("POST /things/{thing}/jobs/{job}", a.update)
+	mux.HandleFunc("GET /things/{thing}/notify", a.notify)
+	mux.HandleFunc("/artifacts/", a.artifact)
+	a.mux = mux
+	return a, nil
+}
+
+// ServeHTTP serves the routes in the package comment.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Close stops notifications and closes every notify connection.
+func (a *API) Close() error {
+	a.cancel()
+	a.hub.close()
+	return nil
+}
+
+// Connected returns how many notify connections a thing has open.
+func (a *API) Connected(thing string) int { return a.hub.count(thing) }
+
+var (
+	thingName = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
+	jobID     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	detailKey = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
+)
+
+// apiError is a data-plane error: code and status as the model has them.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+func invalid(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, wire.ErrInvalidRequest, fmt.Sprintf(format, args...)}
+}
+
+// fromEngine maps the engine's errors to the data plane's codes, in one place.
+func fromEngine(err error) *apiError {
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return &apiError{http.StatusNotFound, wire.ErrResourceNotFound, err.Error()}
+	case errors.Is(err, engine.ErrTerminal):
+		return &apiError{http.StatusGone, wire.ErrTerminalState, err.Error()}
+	case errors.Is(err, engine.ErrInvalidTransition), errors.Is(err, engine.ErrVersionMismatch):
+		return &apiError{http.StatusConflict, wire.ErrInvalidStateTransition, err.Error()}
+	}
+	return &apiError{http.StatusServiceUnavailable, wire.ErrServiceUnavailable, err.Error()}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("X-Amzn-ErrorType", e.code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	json.NewEncoder(w).Encode(wire.Error{Type: e.code, Message: e.msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// thing returns the path's thing name, or writes the error.
+func thing(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := r.PathValue("thing")
+	if !thingName.MatchString(name) {
+		writeError(w, invalid("thingName %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", name))
+		return "", false
+	}
+	return name, true
+}
+
+func (a *API) pending(w http.ResponseWriter, r *http.Request) {
+	name, ok := thing(w, r)
+	if !ok {
+		return
+	}
+	inProgress, queued := a.eng.Pending(name)
+	out := wire.GetPendingJobExecutionsResponse{InProgressJobs: summaries(inProgress), QueuedJobs: summaries(queued)}
+	writeJSON(w, out)
+}
+
+func summaries(xs []engine.Execution) []wire.JobExecutionSummary {
+	out := make([]wire.JobExecutionSummary, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, wire.JobExecutionSummary{JobID: x.Deployment, QueuedAt: epoch(x.QueuedAt),
+			StartedAt: epoch(x.StartedAt), LastUpdatedAt: epoch(x.UpdatedAt), VersionNumber: x.Version,
+			ExecutionNumber: x.Number})
+	}
+	return out
+}
+
+func epoch(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// execution renders x as the data plane's JobExecution, with the job document when withDoc.
+func (a *API) execution(x engine.Execution, withDoc bool) (*wire.JobExecution, error) {
+	d, err := a.eng.Deployment(x.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.JobExecution{JobID: x.Deployment, ThingName: x.Device, Status: string(x.Status),
+		StatusDetails: x.Details, QueuedAt: epoch(x.QueuedAt), StartedAt: epoch(x.StartedAt),
+		LastUpdatedAt: epoch(x.UpdatedAt), VersionNumber: x.Version, ExecutionNumber: x.Number}
+	if dl := x.Deadline(d.Timeouts); !dl.IsZero() {
+		out.ApproximateSecondsBeforeTimedOut = max(0, int64(dl.Sub(a.clock.Now())/time.Second))
+	}
+	if withDoc {
+		out.JobDocument = string(d.Document)
+	}
+	return out, nil
+}
+
+func (a *API) describe(w http.ResponseWriter, r *http.Request) {
+	name, ok := thing(w, r)
+	if !ok {
+		return
+	}
+	job := r.PathValue("job")
+	withDoc := true
+	if v := r.URL.Query().Get("includeJobDocument"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, invalid("includeJobDocument %q is not a boolean", v))
+			return
+		}
+		withDoc = b
+	}
+	var x engine.Execution
+	if job == "$next" {
+		inProgress, queued := a.eng.Pending(name)
+		switch {
+		case len(inProgress) > 0:
+			x = inProgress[0]
+		case len(queued) > 0:
+			x = queued[0]
+		default:
+			writeJSON(w, wire.DescribeJobExecutionResponse{})
+			return
+		}
+	} else {
+		if !jobID.MatchString(job) {
+			writeError(w, invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job))
+			return
+		}
+		var err error
+		if x, err = a.eng.Execution(job, name); err != nil {
+			writeError(w, fromEngine(err))
+			return
+		}
+		if !x.Released {
+			writeError(w, fromEngine(fmt.Errorf("execution of %s on %s: %w", job, name, engine.ErrNotFound)))
+			return
+		}
+	}
+	out, err := a.execution(x, withDoc)
+	if err != nil {
+		writeError(w, fromEngine(err))
+		return
+	}
+	writeJSON(w, wire.DescribeJobExecutionResponse{Execution: out})
+}
+
+func (a *API) startNext(w http.ResponseWriter, r *http.Request) {
+	name, ok := thing(w, r)
+	if !ok {
+		return
+	}
+	if r.PathValue("job") != "$next" {
+		http.NotFound(w, r)
+		return
+	}
+	var req wire.StartNextPendingJobExecutionRequest
+	if e := decode(r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	u := engine.Update{Details: req.StatusDetails}
+	if e := checkDetails(req.StatusDetails); e != nil {
+		writeError(w, e)
+		return
+	}
+	stepTimeout, e := stepTimeout(req.StepTimeoutInMinutes)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	u.StepTimeout = stepTimeout
+	x, found, err := a.eng.StartNext(name, u)
+	if err != nil {
+		writeError(w, fromEngine(err))
+		return
+	}
+	if !found {
+		writeJSON(w, wire.StartNextPendingJobExecutionResponse{})
+		return
+	}
+	out, err := a.execution(x, true)
+	if err != nil {
+		writeError(w, fromEngine(err))
+		return
+	}
+	writeJSON(w, wire.StartNextPendingJobExecutionResponse{Execution: out})
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	name, ok := thing(w, r)
+	if !ok {
+		return
+	}
+	job := r.PathValue("job")
+	if !jobID.MatchString(job) {
+		writeError(w, invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job))
+		return
+	}
+	var req wire.UpdateJobExecutionRequest
+	if e := decode(r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	var u engine.Update
+	switch req.Status {
+	case wire.StatusInProgress, wire.StatusSucceeded, wire.StatusFailed, wire.StatusRejected:
+		u.Status = engine.ExecStatus(req.Status)
+	case wire.StatusQueued, wire.StatusTimedOut, wire.StatusRemoved, wire.StatusCanceled:
+		// Valid statuses a device may not set.
+		writeError(w, &apiError{http.StatusConflict, wire.ErrInvalidStateTransition,
+			fmt.Sprintf("a device cannot set status %s", req.Status)})
+		return
+	case "":
+		writeError(w, invalid("status is required"))
+		return
+	default:
+		writeError(w, invalid("status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED", req.Status))
+		return
+	}
+	if e := checkDetails(req.StatusDetails); e != nil {
+		writeError(w, e)
+		return
+	}
+	u.Details = req.StatusDetails
+	var e *apiError
+	if u.StepTimeout, e = stepTimeout(req.StepTimeoutInMinutes); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.ExpectedVersion != nil {
+		if *req.ExpectedVersion < 1 {
+			writeError(w, invalid("expectedVersion %d must be positive", *req.ExpectedVersion))
+			return
+		}
+		u.ExpectedVersion = *req.ExpectedVersion
+	}
+	if req.ExecutionNumber != nil && *req.ExecutionNumber != 1 {
+		writeError(w, fromEngine(fmt.Errorf("execution number %d of %s on %s: %w", *req.ExecutionNumber, job, name,
+			engine.ErrNotFound)))
+		return
+	}
+	x, err := a.eng.Report(name, job, u)
+	if err != nil {
+		writeError(w, fromEngine(err))
+		return
+	}
+	var out wire.UpdateJobExecutionResponse
+	if req.IncludeJobExecutionState {
+		out.ExecutionState = &wire.JobExecutionState{Status: string(x.Status), StatusDetails: x.Details,
+			VersionNumber: x.Version}
+	}
+	if req.IncludeJobDocument {
+		if d, err := a.eng.Deployment(job); err == nil {
+			out.JobDocument = string(d.Document)
+		}
+	}
+	writeJSON(w, out)
+}
+
+// decode reads a JSON body of at most maxBody bytes into v; an empty body is an empty object.
+func decode(r *http.Request, v any) *apiError {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return invalid("read body: %v", err)
+	}
+	if len(body) > maxBody {
+		return invalid("body is larger than %d bytes", maxBody)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return invalid("body is not valid JSON for this operation: %v", err)
+	}
+	return nil
+}
+
+func checkDetails(m map[string]string) *apiError {
+	for k, v := range m {
+		if !detailKey.MatchString(k) {
+			return invalid("statusDetails key %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", k)
+		}
+		if len(v) < 1 || len(v) > 1024 {
+			return invalid("statusDetails value of %q must be 1 to 1024 characters", k)
+		}
+		for _, c := range v {
+			if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) || c == unicode.ReplacementChar {
+				return invalid("statusDetails value of %q has a control character", k)
+			}
+		}
+	}
+	return nil
+}
+
+// stepTimeout converts stepTimeoutInMinutes (1 to 10080, as IoT Jobs takes it) to a duration.
+func stepTimeout(m *int64) (time.Duration, *apiError) {
+	if m == nil {
+		return 0, nil
+	}
+	if *m < 1 || *m > 10080 {
+		return 0, invalid("stepTimeoutInMinutes %d must be between 1 and 10080", *m)
+	}
+	return time.Duration(*m) * time.Minute, nil
+}
+
+func (a *API) artifact(w http.ResponseWriter, r *http.Request) {
+	if a.artifacts == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		writeError(w, &apiError{http.StatusNotFound, wire.ErrResourceNotFound, "no artifact store"})
+		return
+	}
+	http.StripPrefix("/artifacts", a.artifacts).ServeHTTP(w, r)
+}
