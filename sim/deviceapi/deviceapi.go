@@ -90,62 +90,75 @@ var (
 	detailKey = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
 )
 
-// apiError is a data-plane error: code and status as the model has them.
-type apiError struct {
-	status int
-	code   string
-	msg    string
+// Error is a data-plane error answer: the HTTP status and error code as the model has them, and a message.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
 }
 
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-func invalid(format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, wire.ErrInvalidRequest, fmt.Sprintf(format, args...)}
+func invalid(format string, args ...any) *Error {
+	return &Error{http.StatusBadRequest, wire.ErrInvalidRequest, fmt.Sprintf(format, args...)}
 }
 
 // fromEngine maps the engine's errors to the data plane's codes, in one place.
-func fromEngine(err error) *apiError {
+func fromEngine(err error) *Error {
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
-		return &apiError{http.StatusNotFound, wire.ErrResourceNotFound, err.Error()}
+		return &Error{http.StatusNotFound, wire.ErrResourceNotFound, err.Error()}
 	case errors.Is(err, engine.ErrTerminal):
-		return &apiError{http.StatusGone, wire.ErrTerminalState, err.Error()}
+		return &Error{http.StatusGone, wire.ErrTerminalState, err.Error()}
 	case errors.Is(err, engine.ErrInvalidTransition), errors.Is(err, engine.ErrVersionMismatch):
-		return &apiError{http.StatusConflict, wire.ErrInvalidStateTransition, err.Error()}
+		return &Error{http.StatusConflict, wire.ErrInvalidStateTransition, err.Error()}
 	}
-	return &apiError{http.StatusServiceUnavailable, wire.ErrServiceUnavailable, err.Error()}
+	return &Error{http.StatusServiceUnavailable, wire.ErrServiceUnavailable, err.Error()}
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
-	w.Header().Set("X-Amzn-ErrorType", e.code)
+func writeError(w http.ResponseWriter, err error) {
+	e, ok := err.(*Error)
+	if !ok {
+		e = fromEngine(err)
+	}
+	w.Header().Set("X-Amzn-ErrorType", e.Code)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.status)
-	json.NewEncoder(w).Encode(wire.Error{Type: e.code, Message: e.msg})
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(wire.Error{Type: e.Code, Message: e.Message})
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// reply writes v, or the error.
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
 }
 
-// thing returns the path's thing name, or writes the error.
-func thing(w http.ResponseWriter, r *http.Request) (string, bool) {
-	name := r.PathValue("thing")
+func checkThing(name string) error {
 	if !thingName.MatchString(name) {
-		writeError(w, invalid("thingName %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", name))
-		return "", false
+		return invalid("thingName %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", name)
 	}
-	return name, true
+	return nil
 }
 
-func (a *API) pending(w http.ResponseWriter, r *http.Request) {
-	name, ok := thing(w, r)
-	if !ok {
-		return
+func checkJob(job string) error {
+	if !jobID.MatchString(job) {
+		return invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job)
 	}
-	inProgress, queued := a.eng.Pending(name)
-	out := wire.GetPendingJobExecutionsResponse{InProgressJobs: summaries(inProgress), QueuedJobs: summaries(queued)}
-	writeJSON(w, out)
+	return nil
+}
+
+// GetPending is GetPendingJobExecutions for a thing.
+func (a *API) GetPending(thing string) (wire.GetPendingJobExecutionsResponse, error) {
+	if err := checkThing(thing); err != nil {
+		return wire.GetPendingJobExecutionsResponse{}, err
+	}
+	inProgress, queued := a.eng.Pending(thing)
+	return wire.GetPendingJobExecutionsResponse{InProgressJobs: summaries(inProgress),
+		QueuedJobs: summaries(queued)}, nil
 }
 
 func summaries(xs []engine.Execution) []wire.JobExecutionSummary {
@@ -169,7 +182,7 @@ func epoch(t time.Time) int64 {
 func (a *API) execution(x engine.Execution, withDoc bool) (*wire.JobExecution, error) {
 	d, err := a.eng.Deployment(x.Deployment)
 	if err != nil {
-		return nil, err
+		return nil, fromEngine(err)
 	}
 	out := &wire.JobExecution{JobID: x.Deployment, ThingName: x.Device, Status: string(x.Status),
 		StatusDetails: x.Details, QueuedAt: epoch(x.QueuedAt), StartedAt: epoch(x.StartedAt),
@@ -183,157 +196,108 @@ func (a *API) execution(x engine.Execution, withDoc bool) (*wire.JobExecution, e
 	return out, nil
 }
 
-func (a *API) describe(w http.ResponseWriter, r *http.Request) {
-	name, ok := thing(w, r)
-	if !ok {
-		return
-	}
-	job := r.PathValue("job")
-	withDoc := true
-	if v := r.URL.Query().Get("includeJobDocument"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			writeError(w, invalid("includeJobDocument %q is not a boolean", v))
-			return
-		}
-		withDoc = b
+// Describe is DescribeJobExecution: job may be "$next" for the thing's next pending execution, which is then
+// nil when it has none.
+func (a *API) Describe(thing, job string, withDoc bool) (wire.DescribeJobExecutionResponse, error) {
+	var none wire.DescribeJobExecutionResponse
+	if err := checkThing(thing); err != nil {
+		return none, err
 	}
 	var x engine.Execution
 	if job == "$next" {
-		inProgress, queued := a.eng.Pending(name)
+		inProgress, queued := a.eng.Pending(thing)
 		switch {
 		case len(inProgress) > 0:
 			x = inProgress[0]
 		case len(queued) > 0:
 			x = queued[0]
 		default:
-			writeJSON(w, wire.DescribeJobExecutionResponse{})
-			return
+			return none, nil
 		}
 	} else {
-		if !jobID.MatchString(job) {
-			writeError(w, invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job))
-			return
+		if err := checkJob(job); err != nil {
+			return none, err
 		}
 		var err error
-		if x, err = a.eng.Execution(job, name); err != nil {
-			writeError(w, fromEngine(err))
-			return
+		if x, err = a.eng.Execution(job, thing); err != nil {
+			return none, fromEngine(err)
 		}
 		if !x.Released {
-			writeError(w, fromEngine(fmt.Errorf("execution of %s on %s: %w", job, name, engine.ErrNotFound)))
-			return
+			return none, fromEngine(fmt.Errorf("execution of %s on %s: %w", job, thing, engine.ErrNotFound))
 		}
 	}
 	out, err := a.execution(x, withDoc)
-	if err != nil {
-		writeError(w, fromEngine(err))
-		return
-	}
-	writeJSON(w, wire.DescribeJobExecutionResponse{Execution: out})
+	return wire.DescribeJobExecutionResponse{Execution: out}, err
 }
 
-func (a *API) startNext(w http.ResponseWriter, r *http.Request) {
-	name, ok := thing(w, r)
-	if !ok {
-		return
+// StartNext is StartNextPendingJobExecution.
+func (a *API) StartNext(thing string, req wire.StartNextPendingJobExecutionRequest) (wire.StartNextPendingJobExecutionResponse, error) {
+	var none wire.StartNextPendingJobExecutionResponse
+	if err := checkThing(thing); err != nil {
+		return none, err
 	}
-	if r.PathValue("job") != "$next" {
-		http.NotFound(w, r)
-		return
+	if err := checkDetails(req.StatusDetails); err != nil {
+		return none, err
 	}
-	var req wire.StartNextPendingJobExecutionRequest
-	if e := decode(r, &req); e != nil {
-		writeError(w, e)
-		return
-	}
-	u := engine.Update{Details: req.StatusDetails}
-	if e := checkDetails(req.StatusDetails); e != nil {
-		writeError(w, e)
-		return
-	}
-	stepTimeout, e := stepTimeout(req.StepTimeoutInMinutes)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	u.StepTimeout = stepTimeout
-	x, found, err := a.eng.StartNext(name, u)
+	stepTimeout, err := stepTimeout(req.StepTimeoutInMinutes)
 	if err != nil {
-		writeError(w, fromEngine(err))
-		return
+		return none, err
+	}
+	x, found, err := a.eng.StartNext(thing, engine.Update{Details: req.StatusDetails, StepTimeout: stepTimeout})
+	if err != nil {
+		return none, fromEngine(err)
 	}
 	if !found {
-		writeJSON(w, wire.StartNextPendingJobExecutionResponse{})
-		return
+		return none, nil
 	}
 	out, err := a.execution(x, true)
-	if err != nil {
-		writeError(w, fromEngine(err))
-		return
-	}
-	writeJSON(w, wire.StartNextPendingJobExecutionResponse{Execution: out})
+	return wire.StartNextPendingJobExecutionResponse{Execution: out}, err
 }
 
-func (a *API) update(w http.ResponseWriter, r *http.Request) {
-	name, ok := thing(w, r)
-	if !ok {
-		return
+// Update is UpdateJobExecution.
+func (a *API) Update(thing, job string, req wire.UpdateJobExecutionRequest) (wire.UpdateJobExecutionResponse, error) {
+	var out wire.UpdateJobExecutionResponse
+	if err := checkThing(thing); err != nil {
+		return out, err
 	}
-	job := r.PathValue("job")
-	if !jobID.MatchString(job) {
-		writeError(w, invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job))
-		return
-	}
-	var req wire.UpdateJobExecutionRequest
-	if e := decode(r, &req); e != nil {
-		writeError(w, e)
-		return
+	if err := checkJob(job); err != nil {
+		return out, err
 	}
 	var u engine.Update
 	switch req.Status {
 	case wire.StatusInProgress, wire.StatusSucceeded, wire.StatusFailed, wire.StatusRejected:
 		u.Status = engine.ExecStatus(req.Status)
 	case wire.StatusQueued, wire.StatusTimedOut, wire.StatusRemoved, wire.StatusCanceled:
-		// Valid statuses a device may not set.
-		writeError(w, &apiError{http.StatusConflict, wire.ErrInvalidStateTransition,
-			fmt.Sprintf("a device cannot set status %s", req.Status)})
-		return
+		// Valid statuses that only the service sets.
+		return out, &Error{http.StatusConflict, wire.ErrInvalidStateTransition,
+			fmt.Sprintf("a device cannot set status %s", req.Status)}
 	case "":
-		writeError(w, invalid("status is required"))
-		return
+		return out, invalid("status is required")
 	default:
-		writeError(w, invalid("status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED", req.Status))
-		return
+		return out, invalid("status %q is not one of IN_PROGRESS, SUCCEEDED, FAILED, REJECTED", req.Status)
 	}
-	if e := checkDetails(req.StatusDetails); e != nil {
-		writeError(w, e)
-		return
+	if err := checkDetails(req.StatusDetails); err != nil {
+		return out, err
 	}
 	u.Details = req.StatusDetails
-	var e *apiError
-	if u.StepTimeout, e = stepTimeout(req.StepTimeoutInMinutes); e != nil {
-		writeError(w, e)
-		return
+	var err error
+	if u.StepTimeout, err = stepTimeout(req.StepTimeoutInMinutes); err != nil {
+		return out, err
 	}
 	if req.ExpectedVersion != nil {
 		if *req.ExpectedVersion < 1 {
-			writeError(w, invalid("expectedVersion %d must be positive", *req.ExpectedVersion))
-			return
+			return out, invalid("expectedVersion %d must be positive", *req.ExpectedVersion)
 		}
 		u.ExpectedVersion = *req.ExpectedVersion
 	}
 	if req.ExecutionNumber != nil && *req.ExecutionNumber != 1 {
-		writeError(w, fromEngine(fmt.Errorf("execution number %d of %s on %s: %w", *req.ExecutionNumber, job, name,
-			engine.ErrNotFound)))
-		return
+		return out, fromEngine(fmt.Errorf("execution number %d of %s on %s: %w", *req.ExecutionNumber, job, thing,
+			engine.ErrNotFound))
 	}
-	x, err := a.eng.Report(name, job, u)
+	x, err := a.eng.Report(thing, job, u)
 	if err != nil {
-		writeError(w, fromEngine(err))
-		return
+		return out, fromEngine(err)
 	}
-	var out wire.UpdateJobExecutionResponse
 	if req.IncludeJobExecutionState {
 		out.ExecutionState = &wire.JobExecutionState{Status: string(x.Status), StatusDetails: x.Details,
 			VersionNumber: x.Version}
@@ -343,11 +307,61 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 			out.JobDocument = string(d.Document)
 		}
 	}
-	writeJSON(w, out)
+	return out, nil
+}
+
+// Subscribe returns the thing's notifications, beginning with a hello, until unsubscribe is called or the API
+// is closed (then done is closed). It is the in-process form of the websocket notify channel.
+func (a *API) Subscribe(thing string) (c <-chan wire.Notify, done <-chan struct{}, unsubscribe func()) {
+	c, unsubscribe = a.hub.subscribe(thing)
+	return c, a.hub.done, unsubscribe
+}
+
+func (a *API) pending(w http.ResponseWriter, r *http.Request) {
+	out, err := a.GetPending(r.PathValue("thing"))
+	reply(w, out, err)
+}
+
+func (a *API) describe(w http.ResponseWriter, r *http.Request) {
+	withDoc := true
+	if v := r.URL.Query().Get("includeJobDocument"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, invalid("includeJobDocument %q is not a boolean", v))
+			return
+		}
+		withDoc = b
+	}
+	out, err := a.Describe(r.PathValue("thing"), r.PathValue("job"), withDoc)
+	reply(w, out, err)
+}
+
+func (a *API) startNext(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("job") != "$next" {
+		writeError(w, invalid("PUT is only for $next"))
+		return
+	}
+	var req wire.StartNextPendingJobExecutionRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := a.StartNext(r.PathValue("thing"), req)
+	reply(w, out, err)
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	var req wire.UpdateJobExecutionRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := a.Update(r.PathValue("thing"), r.PathValue("job"), req)
+	reply(w, out, err)
 }
 
 // decode reads a JSON body of at most maxBody bytes into v; an empty body is an empty object.
-func decode(r *http.Request, v any) *apiError {
+func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return invalid("read body: %v", err)
@@ -364,7 +378,7 @@ func decode(r *http.Request, v any) *apiError {
 	return nil
 }
 
-func checkDetails(m map[string]string) *apiError {
+func checkDetails(m map[string]string) error {
 	for k, v := range m {
 		if !detailKey.MatchString(k) {
 			return invalid("statusDetails key %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", k)
@@ -382,7 +396,7 @@ func checkDetails(m map[string]string) *apiError {
 }
 
 // stepTimeout converts stepTimeoutInMinutes (1 to 10080, as IoT Jobs takes it) to a duration.
-func stepTimeout(m *int64) (time.Duration, *apiError) {
+func stepTimeout(m *int64) (time.Duration, error) {
 	if m == nil {
 		return 0, nil
 	}
@@ -394,7 +408,7 @@ func stepTimeout(m *int64) (time.Duration, *apiError) {
 
 func (a *API) artifact(w http.ResponseWriter, r *http.Request) {
 	if a.artifacts == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-		writeError(w, &apiError{http.StatusNotFound, wire.ErrResourceNotFound, "no artifact store"})
+		writeError(w, &Error{http.StatusNotFound, wire.ErrResourceNotFound, "no artifact store"})
 		return
 	}
 	http.StripPrefix("/artifacts", a.artifacts).ServeHTTP(w, r)

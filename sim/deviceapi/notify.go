@@ -97,8 +97,9 @@ var upgrader = websocket.Upgrader{
 
 // notify upgrades to a websocket and writes the thing's notifications until either side closes.
 func (a *API) notify(w http.ResponseWriter, r *http.Request) {
-	name, ok := thing(w, r)
-	if !ok {
+	name := r.PathValue("thing")
+	if err := checkThing(name); err != nil {
+		writeError(w, err)
 		return
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
