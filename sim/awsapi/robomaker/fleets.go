@@ -1,0 +1,260 @@
+package robomaker
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/store"
+)
+
+func (s *Service) createFleet(r *awsapi.Request) (any, error) {
+	var in struct {
+		Name string            `json:"name"`
+		Tags map[string]string `json:"tags"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	var f fleetRec
+	err := s.store.Update(func(tx store.Tx) error {
+		n := 0
+		if err := tx.ForEach(bucketFleets, "", func(string, []byte) error { n++; return nil }); err != nil {
+			return err
+		}
+		if n >= s.quotas.Fleets {
+			return limitExceeded("The account has reached its limit of %d fleets.", s.quotas.Fleets)
+		}
+		key, _, err := nextKey(tx)
+		if err != nil {
+			return err
+		}
+		ms, err := stamp(tx, now)
+		if err != nil {
+			return err
+		}
+		f = fleetRec{Key: key, Name: in.Name, ARN: s.arn(fmt.Sprintf("deployment-fleet/%s/%d", in.Name, ms)),
+			CreatedAt: now}
+		if err := putJSON(tx, bucketFleets, key, &f); err != nil {
+			return err
+		}
+		if err := index(tx, "arn/"+f.ARN, kindFleet, key); err != nil {
+			return err
+		}
+		return putTags(tx, f.ARN, in.Tags)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN       string            `json:"arn"`
+		Name      string            `json:"name"`
+		CreatedAt epoch             `json:"createdAt"`
+		Tags      map[string]string `json:"tags,omitempty"`
+	}{f.ARN, f.Name, epoch(f.CreatedAt), in.Tags}, nil
+}
+
+func (s *Service) deleteFleet(r *awsapi.Request) (any, error) {
+	var in struct {
+		Fleet string `json:"fleet"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Jobs start only under s.mu, so a fleet found idle here stays idle until the Update below is done; the
+	// engine is asked outside the store transaction.
+	if d, active := s.engine.Active(in.Fleet); active {
+		return nil, invalidParameter("Fleet %s has a deployment job in progress (%s).", in.Fleet, d.ID)
+	}
+	err := s.store.Update(func(tx store.Tx) error {
+		f, err := s.loadFleet(tx, in.Fleet)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return invalidParameter("Fleet %s does not exist.", in.Fleet)
+		}
+		robots, err := fleetRobots(tx, f.Key)
+		if err != nil {
+			return err
+		}
+		for _, rb := range robots {
+			rb.Fleet, rb.FleetKey = "", ""
+			if err := putJSON(tx, bucketRobots, rb.Key, &rb); err != nil {
+				return err
+			}
+			if err := tx.Delete(bucketFleetRobots, f.Key+"/"+rb.Key); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(bucketFleets, f.Key); err != nil {
+			return err
+		}
+		if err := putTags(tx, f.ARN, nil); err != nil {
+			return err
+		}
+		return unindex(tx, "arn/"+f.ARN)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (s *Service) describeFleet(r *awsapi.Request) (any, error) {
+	var in struct {
+		Fleet string `json:"fleet"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	type output struct {
+		fleet
+		Robots []robot           `json:"robots"`
+		Tags   map[string]string `json:"tags,omitempty"`
+	}
+	var out output
+	err := s.store.View(func(tx store.Tx) error {
+		f, err := s.loadFleet(tx, in.Fleet)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return notFound("Fleet %s does not exist.", in.Fleet)
+		}
+		out.fleet, err = s.fleetSummary(tx, f)
+		if err != nil {
+			return err
+		}
+		robots, err := fleetRobots(tx, f.Key)
+		if err != nil {
+			return err
+		}
+		out.Robots = make([]robot, 0, len(robots))
+		for i := range robots {
+			rb, err := s.robotSummary(tx, &robots[i])
+			if err != nil {
+				return err
+			}
+			out.Robots = append(out.Robots, rb)
+		}
+		out.Tags, err = getTags(tx, f.ARN)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fleetSummary renders a fleet with its latest deployment job.
+func (s *Service) fleetSummary(tx store.Tx, f *fleetRec) (fleet, error) {
+	out := fleet{Name: f.Name, ARN: f.ARN, CreatedAt: epoch(f.CreatedAt)}
+	if f.LastJob == "" {
+		return out, nil
+	}
+	j, err := loadJobKey(tx, f.LastJob)
+	if err != nil || j == nil {
+		return out, err
+	}
+	d, err := s.engine.Deployment(j.ID)
+	if err != nil {
+		return out, nil // the job's deployment is being created or recovered; report none yet
+	}
+	out.LastDeploymentStatus, _, _ = s.jobStatus(d, s.executions(j.ID))
+	out.LastDeploymentJob = j.ARN
+	out.LastDeploymentTime = epoch(j.CreatedAt)
+	return out, nil
+}
+
+func (s *Service) listFleets(r *awsapi.Request) (any, error) {
+	var in listInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	limit, err := maxResults(in.MaxResults, 200)
+	if err != nil {
+		return nil, err
+	}
+	match, scope, err := filters(in.Filters, "ListFleets", "name")
+	if err != nil {
+		return nil, err
+	}
+	var all []fleet
+	err = s.store.View(func(tx store.Tx) error {
+		return each(tx, bucketFleets, func(f *fleetRec) error {
+			if !match("name", f.Name) {
+				return nil
+			}
+			sum, err := s.fleetSummary(tx, f)
+			if err != nil {
+				return err
+			}
+			all = append(all, sum)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Fleets are in creation order, and so are their ARNs' stamps; page by stamp+ARN.
+	page, next, err := awsapi.Page(all, func(f fleet) string { return stampKey(f.ARN) }, scope, in.NextToken, limit)
+	if err != nil {
+		return nil, invalidParameter("The nextToken is not valid.")
+	}
+	return struct {
+		FleetDetails []fleet `json:"fleetDetails"`
+		NextToken    string  `json:"nextToken,omitempty"`
+	}{nonNil(page), next}, nil
+}
+
+// stampKey orders resources by the epoch-millisecond stamp that ends their ARN (unique per service), so a page
+// token can resume after the last one returned.
+func stampKey(arn string) string {
+	ms, _ := strconv.ParseInt(arn[strings.LastIndexByte(arn, '/')+1:], 10, 64)
+	return fmt.Sprintf("%020d", ms)
+}
+
+// maxResults checks a List operation's maxResults (1..max, default max).
+func maxResults(v *int32, limit int) (int, error) {
+	if v == nil {
+		return limit, nil
+	}
+	if *v < 1 || int(*v) > limit {
+		return 0, invalidParameter("1 validation error detected: Value '%d' at 'maxResults' failed to satisfy "+
+			"constraint: Member must have value between 1 and %d", *v, limit)
+	}
+	return int(*v), nil
+}
+
+// filters checks a List operation's filters against the names it supports and returns a matcher and the page
+// token scope (the operation with its filter). One filter, with up to three values that are matched exactly.
+func filters(fs []filter, op string, names ...string) (match func(name, value string) bool, scope string, err error) {
+	if len(fs) == 0 {
+		return func(string, string) bool { return true }, op, nil
+	}
+	f := fs[0]
+	if !slices.Contains(names, f.Name) {
+		return nil, "", invalidParameter("Filter name %q is not supported; use %s.", f.Name,
+			strings.Join(names, " or "))
+	}
+	values := slices.Clone(f.Values)
+	slices.Sort(values)
+	return func(name, value string) bool {
+		return name != f.Name || slices.Contains(f.Values, value)
+	}, op + "\x00" + f.Name + "\x00" + strings.Join(values, "\x00"), nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,359 @@
+package robomaker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/store"
+)
+
+// Store layout. Resources are keyed by a zero-padded sequence number, so iteration is creation order; the index
+// bucket finds them by ARN and by name.
+const (
+	bucketFleets      = "robomaker.fleets"       // key → fleetRec
+	bucketRobots      = "robomaker.robots"       // key → robotRec
+	bucketApps        = "robomaker.apps"         // key → appRec
+	bucketVersions    = "robomaker.versions"     // appKey/%010d → versionRec
+	bucketJobs        = "robomaker.jobs"         // key → jobRec
+	bucketFleetRobots = "robomaker.fleet-robots" // fleetKey/robotKey → ""
+	bucketIndex       = "robomaker.index"        // arn/<ARN>, robot/<name>, app/<name>, job/<id> → kind:key
+	bucketTags        = "robomaker.tags"         // ARN → map[string]string
+	bucketTokens      = "robomaker.tokens"       // idempotency tokens
+	bucketMeta        = "robomaker.meta"         // stamp → last ARN timestamp (ms)
+	bucketSeq         = "robomaker.seq"          // NextSequence only
+)
+
+// Resource kinds in the index.
+const (
+	kindFleet = "fleet"
+	kindRobot = "robot"
+	kindApp   = "app"
+	kindJob   = "job"
+)
+
+type fleetRec struct {
+	Key       string    `json:"key"`
+	Name      string    `json:"name"`
+	ARN       string    `json:"arn"`
+	CreatedAt time.Time `json:"createdAt"`
+	// LastJob is the key of the fleet's most recent deployment job.
+	LastJob string `json:"lastJob,omitempty"`
+}
+
+type robotRec struct {
+	Key          string    `json:"key"`
+	Name         string    `json:"name"`
+	ARN          string    `json:"arn"`
+	Architecture string    `json:"architecture"`
+	GreengrassID string    `json:"greengrassGroupId"`
+	Fleet        string    `json:"fleet,omitempty"` // fleet ARN; empty when in no fleet
+	FleetKey     string    `json:"fleetKey,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+type appRec struct {
+	Key         string        `json:"key"`
+	Name        string        `json:"name"`
+	ARN         string        `json:"arn"`
+	Suite       softwareSuite `json:"suite"`
+	Environment *environment  `json:"environment,omitempty"`
+	Sources     []sourceRec   `json:"sources,omitempty"`
+	RevisionID  string        `json:"revisionId"`
+	UpdatedAt   time.Time     `json:"updatedAt"`
+	// LastVersion is the number of the newest version ever created (versions are never renumbered).
+	LastVersion int `json:"lastVersion"`
+}
+
+type versionRec struct {
+	Version     string       `json:"version"`
+	Sources     []sourceRec  `json:"sources,omitempty"`
+	Environment *environment `json:"environment,omitempty"`
+	ImageDigest string       `json:"imageDigest,omitempty"`
+	RevisionID  string       `json:"revisionId"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
+}
+
+type sourceRec struct {
+	Bucket       string `json:"bucket"`
+	Key          string `json:"key"`
+	Architecture string `json:"architecture"`
+	ETag         string `json:"etag,omitempty"`
+}
+
+type jobTarget struct {
+	Name string `json:"name"`
+	ARN  string `json:"arn"`
+}
+
+type jobRec struct {
+	Key       string                        `json:"key"`
+	ID        string                        `json:"id"`
+	ARN       string                        `json:"arn"`
+	Fleet     string                        `json:"fleet"`
+	FleetName string                        `json:"fleetName"`
+	CreatedAt time.Time                     `json:"createdAt"`
+	Config    deploymentConfig              `json:"config"`
+	Apps      []deploymentApplicationConfig `json:"apps"`
+	Targets   []jobTarget                   `json:"targets"`
+	// Payload is the job document's RoboMaker payload; Sync copies it into a new job.
+	Payload wire.RoboMakerDocument `json:"payload"`
+}
+
+// expired reports whether the job is past its lifetime at now.
+func (j *jobRec) expired(now time.Time) bool { return !now.Before(j.CreatedAt.Add(JobLifetime)) }
+
+// getJSON reads and decodes one record; found is false when the key is absent.
+func getJSON(tx store.Tx, bucket, key string, v any) (found bool, err error) {
+	data, err := tx.Get(bucket, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s/%s: %w", bucket, key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func putJSON(tx store.Tx, bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	if err := tx.Put(bucket, key, data); err != nil {
+		return fmt.Errorf("write %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// lookup resolves an index entry to (kind, key).
+func lookup(tx store.Tx, entry string) (kind, key string, found bool, err error) {
+	data, err := tx.Get(bucketIndex, entry)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("read index: %w", err)
+	}
+	kind, key, _ = strings.Cut(string(data), ":")
+	return kind, key, true, nil
+}
+
+func index(tx store.Tx, entry, kind, key string) error {
+	if err := tx.Put(bucketIndex, entry, []byte(kind+":"+key)); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
+
+func unindex(tx store.Tx, entries ...string) error {
+	for _, e := range entries {
+		if err := tx.Delete(bucketIndex, e); err != nil {
+			return fmt.Errorf("delete index: %w", err)
+		}
+	}
+	return nil
+}
+
+// nextKey returns a fresh record key and its sequence number. Keys are unique across restarts because the
+// sequence is in the store.
+func nextKey(tx store.Tx) (string, uint64, error) {
+	n, err := tx.NextSequence(bucketSeq)
+	if err != nil {
+		return "", 0, fmt.Errorf("next sequence: %w", err)
+	}
+	return fmt.Sprintf("%016d", n), n, nil
+}
+
+// stamp returns the epoch-millisecond suffix of a new ARN: the clock's time, moved past the last stamp issued so
+// two resources of one name never share an ARN, even on a fake clock that stands still.
+func stamp(tx store.Tx, now time.Time) (int64, error) {
+	ms := now.UnixMilli()
+	data, err := tx.Get(bucketMeta, "stamp")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("read stamp: %w", err)
+	}
+	if err == nil {
+		last, perr := strconv.ParseInt(string(data), 10, 64)
+		if perr == nil && last >= ms {
+			ms = last + 1
+		}
+	}
+	if err := tx.Put(bucketMeta, "stamp", []byte(strconv.FormatInt(ms, 10))); err != nil {
+		return 0, fmt.Errorf("write stamp: %w", err)
+	}
+	return ms, nil
+}
+
+// jobID formats a sequence number like RoboMaker's job ids ("deployment-xl8qssl6pbcn"): twelve base-36 digits of
+// a bijective scramble of the number (a four-round Feistel network over two six-digit halves), so ids are unique
+// and deterministic yet do not look sequential. Sequences up to 36^12 map to distinct ids.
+func jobID(seq uint64) string {
+	const half = 2176782336 // 36^6
+	l, r := (seq/half)%half, seq%half
+	for round := uint64(1); round <= 4; round++ {
+		l, r = r, (l+mix(r, round))%half
+	}
+	s := strconv.FormatUint(l*half+r, 36)
+	return "deployment-" + strings.Repeat("0", 12-len(s)) + s
+}
+
+// mix is the Feistel round function (splitmix64's finaliser, keyed by the round).
+func mix(x, k uint64) uint64 {
+	x += k * 0x9E3779B97F4A7C15
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return x ^ (x >> 31)
+}
+
+// revisionID derives a revision id (UUID-shaped, as RoboMaker's) from what it revises.
+func revisionID(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func (s *Service) arn(resource string) string {
+	return awsapi.ARN{Partition: "aws", Service: "robomaker", Region: s.region, Account: s.account,
+		Resource: resource}.String()
+}
+
+// findByARN resolves an ARN of this account and region to its kind and record key.
+func (s *Service) findByARN(tx store.Tx, arn string) (kind, key string, found bool, err error) {
+	a, perr := awsapi.ParseARN(arn)
+	if perr != nil || a.Service != "robomaker" || a.Region != s.region || a.Account != s.account {
+		return "", "", false, nil
+	}
+	return lookup(tx, "arn/"+arn)
+}
+
+// loadFleet finds a fleet by ARN.
+func (s *Service) loadFleet(tx store.Tx, arn string) (*fleetRec, error) {
+	kind, key, ok, err := s.findByARN(tx, arn)
+	if err != nil || !ok || kind != kindFleet {
+		return nil, err
+	}
+	var f fleetRec
+	if ok, err := getJSON(tx, bucketFleets, key, &f); err != nil || !ok {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// loadRobot finds a robot by ARN.
+func (s *Service) loadRobot(tx store.Tx, arn string) (*robotRec, error) {
+	kind, key, ok, err := s.findByARN(tx, arn)
+	if err != nil || !ok || kind != kindRobot {
+		return nil, err
+	}
+	var r robotRec
+	if ok, err := getJSON(tx, bucketRobots, key, &r); err != nil || !ok {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// loadApp finds a robot application by ARN.
+func (s *Service) loadApp(tx store.Tx, arn string) (*appRec, error) {
+	kind, key, ok, err := s.findByARN(tx, arn)
+	if err != nil || !ok || kind != kindApp {
+		return nil, err
+	}
+	var a appRec
+	if ok, err := getJSON(tx, bucketApps, key, &a); err != nil || !ok {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// loadJob finds a deployment job by ARN, expired or not.
+func (s *Service) loadJob(tx store.Tx, arn string) (*jobRec, error) {
+	kind, key, ok, err := s.findByARN(tx, arn)
+	if err != nil || !ok || kind != kindJob {
+		return nil, err
+	}
+	return loadJobKey(tx, key)
+}
+
+func loadJobKey(tx store.Tx, key string) (*jobRec, error) {
+	var j jobRec
+	if ok, err := getJSON(tx, bucketJobs, key, &j); err != nil || !ok {
+		return nil, err
+	}
+	return &j, nil
+}
+
+func versionKey(appKey string, n int) string { return fmt.Sprintf("%s/%010d", appKey, n) }
+
+// loadVersion finds a numbered version of an application.
+func loadVersion(tx store.Tx, app *appRec, version string) (*versionRec, error) {
+	n, err := strconv.Atoi(version)
+	if err != nil || n < 1 || n > app.LastVersion {
+		return nil, nil
+	}
+	var v versionRec
+	if ok, err := getJSON(tx, bucketVersions, versionKey(app.Key, n), &v); err != nil || !ok {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// tags returns the tags of a resource ARN (an empty map when it has none).
+func getTags(tx store.Tx, arn string) (map[string]string, error) {
+	tags := map[string]string{}
+	if _, err := getJSON(tx, bucketTags, arn, &tags); err != nil {
+		return nil, err
+	}
+	return tags, nil
+}
+
+func putTags(tx store.Tx, arn string, tags map[string]string) error {
+	if len(tags) == 0 {
+		return tx.Delete(bucketTags, arn)
+	}
+	return putJSON(tx, bucketTags, arn, tags)
+}
+
+// fleetRobots returns the robots registered with a fleet, in registration-key order.
+func fleetRobots(tx store.Tx, fleetKey string) ([]robotRec, error) {
+	var keys []string
+	if err := tx.ForEach(bucketFleetRobots, fleetKey+"/", func(k string, _ []byte) error {
+		keys = append(keys, strings.TrimPrefix(k, fleetKey+"/"))
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list fleet robots: %w", err)
+	}
+	robots := make([]robotRec, 0, len(keys))
+	for _, k := range keys {
+		var r robotRec
+		ok, err := getJSON(tx, bucketRobots, k, &r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			robots = append(robots, r)
+		}
+	}
+	return robots, nil
+}
+
+// each decodes every record of a bucket in key order.
+func each[T any](tx store.Tx, bucket string, fn func(*T) error) error {
+	return tx.ForEach(bucket, "", func(k string, v []byte) error {
+		var rec T
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+		}
+		return fn(&rec)
+	})
+}

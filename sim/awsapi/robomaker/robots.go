@@ -1,0 +1,312 @@
+package robomaker
+
+import (
+	"fmt"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/store"
+)
+
+// A robot's name is its thing name on the device API, so robot names are unique.
+
+func (s *Service) createRobot(r *awsapi.Request) (any, error) {
+	var in struct {
+		Name              string            `json:"name"`
+		Architecture      string            `json:"architecture"`
+		GreengrassGroupID string            `json:"greengrassGroupId"`
+		Tags              map[string]string `json:"tags"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	var rb robotRec
+	err := s.store.Update(func(tx store.Tx) error {
+		if _, _, taken, err := lookup(tx, "robot/"+in.Name); err != nil || taken {
+			if err == nil {
+				err = alreadyExists("Robot %s already exists.", in.Name)
+			}
+			return err
+		}
+		key, _, err := nextKey(tx)
+		if err != nil {
+			return err
+		}
+		ms, err := stamp(tx, now)
+		if err != nil {
+			return err
+		}
+		rb = robotRec{Key: key, Name: in.Name, ARN: s.arn(fmt.Sprintf("robot/%s/%d", in.Name, ms)),
+			Architecture: in.Architecture, GreengrassID: in.GreengrassGroupID, CreatedAt: now}
+		if err := putJSON(tx, bucketRobots, key, &rb); err != nil {
+			return err
+		}
+		if err := index(tx, "arn/"+rb.ARN, kindRobot, key); err != nil {
+			return err
+		}
+		if err := index(tx, "robot/"+rb.Name, kindRobot, key); err != nil {
+			return err
+		}
+		return putTags(tx, rb.ARN, in.Tags)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ARN               string            `json:"arn"`
+		Name              string            `json:"name"`
+		CreatedAt         epoch             `json:"createdAt"`
+		GreengrassGroupID string            `json:"greengrassGroupId"`
+		Architecture      string            `json:"architecture"`
+		Tags              map[string]string `json:"tags,omitempty"`
+	}{rb.ARN, rb.Name, epoch(rb.CreatedAt), rb.GreengrassID, rb.Architecture, in.Tags}, nil
+}
+
+func (s *Service) deleteRobot(r *awsapi.Request) (any, error) {
+	var in struct {
+		Robot string `json:"robot"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.store.Update(func(tx store.Tx) error {
+		rb, err := s.loadRobot(tx, in.Robot)
+		if err != nil {
+			return err
+		}
+		if rb == nil {
+			return invalidParameter("Robot %s does not exist.", in.Robot)
+		}
+		if rb.FleetKey != "" {
+			if err := tx.Delete(bucketFleetRobots, rb.FleetKey+"/"+rb.Key); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(bucketRobots, rb.Key); err != nil {
+			return err
+		}
+		if err := putTags(tx, rb.ARN, nil); err != nil {
+			return err
+		}
+		return unindex(tx, "arn/"+rb.ARN, "robot/"+rb.Name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (s *Service) describeRobot(r *awsapi.Request) (any, error) {
+	var in struct {
+		Robot string `json:"robot"`
+	}
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	type output struct {
+		ARN                string            `json:"arn"`
+		Name               string            `json:"name"`
+		FleetARN           string            `json:"fleetArn,omitempty"`
+		Status             string            `json:"status"`
+		GreengrassGroupID  string            `json:"greengrassGroupId,omitempty"`
+		CreatedAt          epoch             `json:"createdAt,omitzero"`
+		Architecture       string            `json:"architecture,omitempty"`
+		LastDeploymentJob  string            `json:"lastDeploymentJob,omitempty"`
+		LastDeploymentTime epoch             `json:"lastDeploymentTime,omitzero"`
+		Tags               map[string]string `json:"tags,omitempty"`
+	}
+	var out output
+	err := s.store.View(func(tx store.Tx) error {
+		rb, err := s.loadRobot(tx, in.Robot)
+		if err != nil {
+			return err
+		}
+		if rb == nil {
+			return notFound("Robot %s does not exist.", in.Robot)
+		}
+		sum, err := s.robotSummary(tx, rb)
+		if err != nil {
+			return err
+		}
+		tags, err := getTags(tx, rb.ARN)
+		if err != nil {
+			return err
+		}
+		out = output{ARN: sum.ARN, Name: sum.Name, FleetARN: sum.FleetARN, Status: sum.Status,
+			GreengrassGroupID: sum.GreenGrassGroupID, CreatedAt: sum.CreatedAt, Architecture: sum.Architecture,
+			LastDeploymentJob: sum.LastDeploymentJob, LastDeploymentTime: sum.LastDeploymentTime, Tags: tags}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// robotSummary renders a robot with its status: Available outside a fleet, Registered in a fleet none of whose
+// jobs it has been part of, and otherwise the status of its latest execution in a job of its fleet.
+func (s *Service) robotSummary(tx store.Tx, rb *robotRec) (robot, error) {
+	out := robot{ARN: rb.ARN, Name: rb.Name, FleetARN: rb.Fleet, Status: robotAvailable,
+		GreenGrassGroupID: rb.GreengrassID, CreatedAt: epoch(rb.CreatedAt), Architecture: rb.Architecture}
+	if rb.Fleet == "" {
+		return out, nil
+	}
+	out.Status = robotRegistered
+	x, ok := s.engine.LatestForDevice(rb.Name)
+	if !ok {
+		return out, nil
+	}
+	kind, key, found, err := lookup(tx, "job/"+x.Deployment)
+	if err != nil || !found || kind != kindJob {
+		return out, err
+	}
+	j, err := loadJobKey(tx, key)
+	if err != nil || j == nil || j.Fleet != rb.Fleet {
+		return out, err
+	}
+	out.Status = s.robotDeployment(x, rb.ARN, j.ARN).Status
+	out.LastDeploymentJob = j.ARN
+	out.LastDeploymentTime = epoch(j.CreatedAt)
+	return out, nil
+}
+
+func (s *Service) listRobots(r *awsapi.Request) (any, error) {
+	var in listInput
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	limit, err := maxResults(in.MaxResults, 200)
+	if err != nil {
+		return nil, err
+	}
+	match, scope, err := filters(in.Filters, "ListRobots", "status", "fleetName")
+	if err != nil {
+		return nil, err
+	}
+	var all []robot
+	err = s.store.View(func(tx store.Tx) error {
+		fleetNames := map[string]string{}
+		if err := each(tx, bucketFleets, func(f *fleetRec) error {
+			fleetNames[f.ARN] = f.Name
+			return nil
+		}); err != nil {
+			return err
+		}
+		return each(tx, bucketRobots, func(rb *robotRec) error {
+			if !match("fleetName", fleetNames[rb.Fleet]) {
+				return nil
+			}
+			sum, err := s.robotSummary(tx, rb)
+			if err != nil {
+				return err
+			}
+			if match("status", sum.Status) {
+				all = append(all, sum)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	page, next, err := awsapi.Page(all, func(rb robot) string { return stampKey(rb.ARN) }, scope, in.NextToken, limit)
+	if err != nil {
+		return nil, invalidParameter("The nextToken is not valid.")
+	}
+	return struct {
+		Robots    []robot `json:"robots"`
+		NextToken string  `json:"nextToken,omitempty"`
+	}{nonNil(page), next}, nil
+}
+
+type membership struct {
+	Fleet string `json:"fleet"`
+	Robot string `json:"robot"`
+}
+
+func (s *Service) registerRobot(r *awsapi.Request) (any, error) {
+	var in membership
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.store.Update(func(tx store.Tx) error {
+		f, rb, err := s.loadMembership(tx, in)
+		if err != nil {
+			return err
+		}
+		switch rb.Fleet {
+		case f.ARN:
+			return nil
+		case "":
+		default:
+			return invalidParameter("Robot %s is already registered with fleet %s.", rb.Name, rb.Fleet)
+		}
+		n := 0
+		if err := tx.ForEach(bucketFleetRobots, f.Key+"/", func(string, []byte) error { n++; return nil }); err != nil {
+			return err
+		}
+		if n >= s.quotas.RobotsPerFleet {
+			return limitExceeded("Fleet %s has the maximum of %d robots.", f.Name, s.quotas.RobotsPerFleet)
+		}
+		rb.Fleet, rb.FleetKey = f.ARN, f.Key
+		if err := putJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+			return err
+		}
+		return tx.Put(bucketFleetRobots, f.Key+"/"+rb.Key, []byte{})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (s *Service) deregisterRobot(r *awsapi.Request) (any, error) {
+	var in membership
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.store.Update(func(tx store.Tx) error {
+		f, rb, err := s.loadMembership(tx, in)
+		if err != nil {
+			return err
+		}
+		if rb.Fleet != f.ARN {
+			return invalidParameter("Robot %s is not registered with fleet %s.", rb.Name, f.Name)
+		}
+		rb.Fleet, rb.FleetKey = "", ""
+		if err := putJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+			return err
+		}
+		return tx.Delete(bucketFleetRobots, f.Key+"/"+rb.Key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (s *Service) loadMembership(tx store.Tx, in membership) (*fleetRec, *robotRec, error) {
+	f, err := s.loadFleet(tx, in.Fleet)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f == nil {
+		return nil, nil, notFound("Fleet %s does not exist.", in.Fleet)
+	}
+	rb, err := s.loadRobot(tx, in.Robot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rb == nil {
+		return nil, nil, notFound("Robot %s does not exist.", in.Robot)
+	}
+	return f, rb, nil
+}
