@@ -1,0 +1,615 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+)
+
+// Executors are the agent's links to the world, each behind a small interface so a fault can wrap it.
+type Executors struct {
+	Transport  Transport
+	Downloader Downloader
+	Versions   Versions
+	Scripts    ScriptRunner
+	Launcher   Launcher
+	State      StateStore
+}
+
+// Options configure an Agent. Zero fields take the defaults listed; New resolves them all.
+type Options struct {
+	// Thing is the robot's thing name on the device API; it is also ROBOT_NAME for scripts. Required.
+	Thing string
+	// Architecture is the robot's architecture: X86_64, ARM64 or ARMHF. Default: the one this binary runs on.
+	Architecture string
+	// Endpoint is the device API's base URL, for the default HTTP transport. Required when
+	// Executors.Transport is nil.
+	Endpoint string
+	// HTTPClient is the default transport's client. Default: a client of the agent's own, whose idle
+	// connections Close releases.
+	HTTPClient *http.Client
+	// Dir is the device's directory. When set, the default executors are the OS family: files under Dir,
+	// scripts and the application as processes, the device log in Dir/device.log. When empty, the
+	// defaults are the in-memory family.
+	Dir string
+	// Executors replace the defaults field by field: nil fields get the family's default.
+	Executors Executors
+	// Wrap, when set, is given the resolved executors and returns the ones the agent uses: the hook for
+	// faults. It must not return nil fields.
+	Wrap func(Executors) Executors
+	// Log is the device log, where script and application output goes. Default: Dir/device.log, or
+	// discarded in the in-memory family.
+	Log io.Writer
+	// Clock is the agent's time. Default: the real clock.
+	Clock clock.Clock
+	// Seed seeds the jitter of every backoff (with the thing name, so robots of one fleet differ).
+	Seed uint64
+	// OnEvent, when set, is told of every state entered and every retry, reconnect and resume. Calls are
+	// serialized; it must return quickly and must not call back into the agent.
+	OnEvent func(Event)
+	// ScriptTimeout bounds each script of the OS family. Default 5m.
+	ScriptTimeout time.Duration
+	// StopGrace is how long a stopping application gets between the graceful signal and the kill.
+	// Default 10s.
+	StopGrace time.Duration
+	// RequestTimeout bounds each data-plane call; the call is retried after it. Default 30s; negative: none.
+	// Downloads are bounded by the execution only, as a bundle may take long.
+	RequestTimeout time.Duration
+	// RetryBase and RetryMax shape the backoff of retried steps: RetryBase doubling up to RetryMax, with
+	// jitter. Defaults 1s and 1m.
+	RetryBase, RetryMax time.Duration
+	// PollMin and PollMax shape polling when the notify channel is down: PollMin doubling up to PollMax
+	// while nothing is pending, with jitter; while it is up the agent polls every PollMax as a safety net.
+	// Defaults 5s and 5m.
+	PollMin, PollMax time.Duration
+	// MaxBundleBytes bounds a bundle's uncompressed size. Default DefaultMaxBundleBytes.
+	MaxBundleBytes int64
+}
+
+// EventKind says what an Event reports.
+type EventKind string
+
+// Event kinds.
+const (
+	// EventState: an execution entered State (a step, or StateRollingBack, StateFailed, StateRejected,
+	// StateAbandoned); Code and Reason are set for a failure.
+	EventState EventKind = "state"
+	// EventRetry: State failed with a transient Err and runs again after Delay.
+	EventRetry EventKind = "retry"
+	// EventResume: the agent found an execution in flight at start, at step State.
+	EventResume EventKind = "resume"
+	// EventConnected and EventDisconnected: the notify channel came up or went down.
+	EventConnected    EventKind = "connected"
+	EventDisconnected EventKind = "disconnected"
+	// EventError: something outside a step went wrong (a poll, the relaunch at boot, a cleanup); the agent
+	// carries on.
+	EventError EventKind = "error"
+)
+
+// States the agent enters besides the RoboMaker steps (wire.Step*).
+const (
+	// StateRollingBack: a step after the switch failed; the previous version is being restored.
+	StateRollingBack = "RollingBack"
+	// StateFailed: the execution is reported FAILED with a failure code.
+	StateFailed = "Failed"
+	// StateRejected: the device cannot carry out the job document; reported REJECTED.
+	StateRejected = "Rejected"
+	// StateAbandoned: the service ended the execution (canceled, timed out, removed); the agent restores
+	// the previous version unless the new one was committed, and reports nothing.
+	StateAbandoned = "Abandoned"
+)
+
+// Event is something the agent did.
+type Event struct {
+	Time   time.Time
+	Kind   EventKind
+	Thing  string
+	JobID  string
+	State  string
+	Code   string
+	Reason string
+	Err    error
+	Delay  time.Duration
+}
+
+// Agent carries out deployments on one device. See the package documentation for the state machine.
+type Agent struct {
+	thing   string
+	arch    string
+	ex      Executors
+	clock   clock.Clock
+	dataDir string
+
+	requestTimeout   time.Duration
+	pollMin, pollMax time.Duration
+	retry            *backoff
+	poll             *backoff
+	reconnect        *backoff
+
+	eventMu sync.Mutex
+	onEvent func(Event)
+
+	logFile   *os.File
+	idleConns interface{ CloseIdleConnections() }
+
+	running   atomic.Bool
+	connected atomic.Bool
+	closed    atomic.Bool
+
+	mu  sync.Mutex
+	cur *execution
+}
+
+// New returns an agent with every default resolved.
+func New(opts Options) (*Agent, error) {
+	if opts.Thing == "" {
+		return nil, errors.New("new agent: Thing is empty")
+	}
+	a := &Agent{
+		thing:          opts.Thing,
+		arch:           opts.Architecture,
+		clock:          clock.Or(opts.Clock),
+		onEvent:        opts.OnEvent,
+		requestTimeout: opts.RequestTimeout,
+		pollMin:        orDefault(opts.PollMin, 5*time.Second),
+		pollMax:        orDefault(opts.PollMax, 5*time.Minute),
+	}
+	if a.arch == "" {
+		a.arch = architecture(runtime.GOARCH)
+	}
+	if a.requestTimeout == 0 {
+		a.requestTimeout = 30 * time.Second
+	}
+	a.pollMax = max(a.pollMax, a.pollMin)
+	retryBase := orDefault(opts.RetryBase, time.Second)
+	a.retry = newBackoff(retryBase, max(orDefault(opts.RetryMax, time.Minute), retryBase), opts.Seed, opts.Thing, 1)
+	a.poll = newBackoff(a.pollMin, a.pollMax, opts.Seed, opts.Thing, 2)
+	a.reconnect = newBackoff(retryBase, max(orDefault(opts.RetryMax, time.Minute), retryBase), opts.Seed, opts.Thing, 3)
+	scriptTimeout := orDefault(opts.ScriptTimeout, 5*time.Minute)
+	grace := orDefault(opts.StopGrace, 10*time.Second)
+
+	ex := opts.Executors
+	if ex.Transport == nil {
+		if opts.Endpoint == "" {
+			return nil, errors.New("new agent: no Transport and no Endpoint")
+		}
+		ht, err := NewHTTPTransport(opts.Endpoint, opts.Thing, opts.HTTPClient)
+		if err != nil {
+			return nil, fmt.Errorf("new agent: %w", err)
+		}
+		ex.Transport = ht
+		if opts.HTTPClient == nil {
+			a.idleConns = ht
+		}
+	}
+	log := opts.Log
+	if opts.Dir != "" {
+		a.dataDir = filepath.Join(opts.Dir, "data")
+		if err := os.MkdirAll(a.dataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("new agent: create device dir: %w", err)
+		}
+		if log == nil {
+			f, err := os.OpenFile(filepath.Join(opts.Dir, "device.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, fmt.Errorf("new agent: open device log: %w", err)
+			}
+			a.logFile, log = f, f
+		}
+		var err error
+		if ex.Downloader == nil {
+			if ex.Downloader, err = NewFileDownloader(filepath.Join(opts.Dir, "downloads")); err != nil {
+				return nil, a.abort(err)
+			}
+		}
+		if ex.Versions == nil {
+			if ex.Versions, err = NewDirVersions(opts.Dir, opts.MaxBundleBytes); err != nil {
+				return nil, a.abort(err)
+			}
+		}
+		if ex.Scripts == nil {
+			ex.Scripts = NewProcessRunner(log, a.clock, scriptTimeout)
+		}
+		if ex.Launcher == nil {
+			ex.Launcher = NewProcessLauncher(log, a.clock, grace)
+		}
+		if ex.State == nil {
+			ex.State = NewFileState(filepath.Join(opts.Dir, "state.json"))
+		}
+	} else {
+		if ex.Downloader == nil {
+			ex.Downloader = NewMemoryDownloader()
+		}
+		if ex.Versions == nil {
+			ex.Versions = NewMemoryVersions(opts.MaxBundleBytes)
+		}
+		if ex.Scripts == nil {
+			ex.Scripts = NewSimRunner(log)
+		}
+		if ex.Launcher == nil {
+			ex.Launcher = NewSimLauncher()
+		}
+		if ex.State == nil {
+			ex.State = NewMemoryState()
+		}
+	}
+	if opts.Wrap != nil {
+		ex = opts.Wrap(ex)
+		if ex.Transport == nil || ex.Downloader == nil || ex.Versions == nil || ex.Scripts == nil || ex.Launcher == nil || ex.State == nil {
+			return nil, a.abort(errors.New("Wrap returned a nil executor"))
+		}
+	}
+	a.ex = ex
+	return a, nil
+}
+
+// abort releases what New opened before failing.
+func (a *Agent) abort(err error) error {
+	if a.logFile != nil {
+		a.logFile.Close()
+	}
+	return fmt.Errorf("new agent: %w", err)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// architecture maps a GOARCH to RoboMaker's architecture names.
+func architecture(goarch string) string {
+	switch goarch {
+	case "arm64":
+		return "ARM64"
+	case "arm":
+		return "ARMHF"
+	default:
+		return "X86_64"
+	}
+}
+
+// Executors returns the executors the agent uses, after Wrap.
+func (a *Agent) Executors() Executors { return a.ex }
+
+// Thing returns the agent's thing name.
+func (a *Agent) Thing() string { return a.thing }
+
+// Close stops the running application and releases the device log and idle connections. Call it after Run
+// has returned; the agent cannot run again.
+func (a *Agent) Close() error {
+	if a.running.Load() {
+		return errors.New("close agent: Run has not returned")
+	}
+	if !a.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := a.ex.Launcher.Stop(context.Background())
+	if a.idleConns != nil {
+		a.idleConns.CloseIdleConnections()
+	}
+	if a.logFile != nil {
+		err = errors.Join(err, a.logFile.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("close agent: %w", err)
+	}
+	return nil
+}
+
+// Run carries out executions, one at a time, until ctx ends; it returns nil then. At start it relaunches
+// the active version's application, then finishes, or fails, the execution left in flight before it asks
+// for new ones. It returns an error only when the device cannot keep its state.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.closed.Load() {
+		return errors.New("run agent: closed")
+	}
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("run agent: already running")
+	}
+	defer a.running.Store(false)
+
+	wake := make(chan struct{}, 1)
+	lctx, stopListen := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		stopListen()
+		wg.Wait()
+	}()
+	wg.Go(func() { a.listen(lctx, wake) })
+
+	st, err := a.ex.State.Load()
+	if err != nil {
+		return fmt.Errorf("run agent: %w", err)
+	}
+	a.boot(ctx, st)
+	idle := 0
+	check := true
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if check {
+			ran, err := a.checkOnce(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			var se *stateError
+			if errors.As(err, &se) {
+				return fmt.Errorf("run agent: %w", err)
+			}
+			if err != nil {
+				a.emit(Event{Kind: EventError, Err: err})
+			}
+			if ran {
+				idle = 0
+				continue // something else may be pending
+			}
+			idle++
+		}
+		// Connected, the notify channel wakes the agent and the poll is only a safety net.
+		d := a.poll.delay(64)
+		if !a.connected.Load() {
+			d = a.poll.delay(idle)
+		}
+		t := a.clock.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+			t.Stop()
+			idle, check = 0, true
+		case <-t.C():
+			check = true
+		}
+	}
+}
+
+// checkOnce carries on with the execution the device state has in flight, if any; otherwise it asks for
+// pending executions and runs the next one. It reports whether an execution ended. An execution that
+// could not be closed (its outcome could not be reported) stays in flight, and the next check resumes it.
+func (a *Agent) checkOnce(ctx context.Context) (bool, error) {
+	st, err := a.ex.State.Load()
+	if err != nil {
+		return false, &stateError{err}
+	}
+	if st.InFlight != nil {
+		if err := a.resume(ctx, st); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	p, err := call(a, ctx, a.ex.Transport.Pending)
+	if err != nil {
+		return false, fmt.Errorf("poll: %w", err)
+	}
+	if len(p.QueuedJobs)+len(p.InProgressJobs) == 0 {
+		return false, nil
+	}
+	je, err := call(a, ctx, func(ctx context.Context) (*wire.JobExecution, error) {
+		return a.ex.Transport.StartNext(ctx, wire.StartNextPendingJobExecutionRequest{})
+	})
+	if err != nil {
+		return false, fmt.Errorf("start next: %w", err)
+	}
+	if je == nil { // nothing left to start: canceled or removed since the poll
+		return false, nil
+	}
+	if je.JobDocument == "" { // not every answer carries the document; the execution's description does
+		d, err := call(a, ctx, func(ctx context.Context) (*wire.JobExecution, error) { return a.ex.Transport.Describe(ctx, je.JobID) })
+		if err != nil {
+			return false, fmt.Errorf("describe %s: %w", je.JobID, err)
+		}
+		je.JobDocument = d.JobDocument
+	}
+	st.InFlight = &InFlight{JobID: je.JobID, ExecutionNumber: je.ExecutionNumber, Document: je.JobDocument, Step: wire.StepValidating}
+	x := a.newExecution(ctx, st)
+	if err := x.drive(validatingState{}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// stateError is a failure to keep the device state: the agent cannot go on safely.
+type stateError struct{ err error }
+
+func (e *stateError) Error() string { return e.err.Error() }
+func (e *stateError) Unwrap() error { return e.err }
+
+// listen keeps the notify channel open, reconnecting with backoff, and wakes the main loop.
+func (a *Agent) listen(ctx context.Context, wake chan<- struct{}) {
+	fails := 0
+	for {
+		ch, err := a.ex.Transport.Subscribe(ctx)
+		if errors.Is(err, ErrNoNotify) {
+			return
+		}
+		if err == nil {
+			fails = 0
+			a.connected.Store(true)
+			a.emit(Event{Kind: EventConnected})
+			for n := range ch {
+				switch n.Kind {
+				case wire.NotifyHello, wire.NotifyPending:
+					signal(wake)
+				case wire.NotifyCanceled:
+					a.cancelExecution(n.JobID)
+				}
+			}
+			a.connected.Store(false)
+			if ctx.Err() != nil {
+				return
+			}
+			a.emit(Event{Kind: EventDisconnected})
+			signal(wake) // poll at once: something may have been released while the link was down
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fails++
+		d := a.reconnect.delay(fails)
+		if err != nil {
+			a.emit(Event{Kind: EventRetry, State: "notify", Err: err, Delay: d})
+		}
+		if !clock.Sleep(a.clock, d, ctx.Done()) {
+			return
+		}
+	}
+}
+
+func signal(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// cancelExecution ends the running execution when the service canceled it.
+func (a *Agent) cancelExecution(jobID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur != nil && a.cur.job == jobID {
+		a.cur.cancel(errCanceledByService)
+	}
+}
+
+// boot relaunches the active version's application, as the device's init would after a restart.
+func (a *Agent) boot(ctx context.Context, st DeviceState) {
+	active, err := a.ex.Versions.Active()
+	if err != nil {
+		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
+		return
+	}
+	if active == "" || a.ex.Launcher.Running() == active {
+		return
+	}
+	inst := st.installed(active)
+	if inst == nil {
+		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: active version %s is not in the device state", active)})
+		return
+	}
+	if err := a.launch(ctx, *inst); err != nil {
+		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
+	}
+}
+
+// installed returns what the state knows of version id: the committed, the previous or the in-flight one.
+func (s DeviceState) installed(id string) *Installed {
+	for _, i := range []*Installed{s.Current, s.Previous} {
+		if i != nil && i.JobID == id {
+			return i
+		}
+	}
+	if s.InFlight != nil && s.InFlight.JobID == id {
+		if doc, err := parseDocument(s.InFlight.Document); err == nil {
+			i := installedFrom(id, doc)
+			return &i
+		}
+	}
+	return nil
+}
+
+// launch starts the application of an installed version.
+func (a *Agent) launch(ctx context.Context, inst Installed) error {
+	v, err := a.ex.Versions.Open(inst.JobID)
+	if err != nil {
+		return err
+	}
+	return a.ex.Launcher.Start(ctx, App{Version: v, Package: inst.Launch.PackageName, LaunchFile: inst.Launch.LaunchFile, Env: a.env(inst)})
+}
+
+// env is the environment of scripts and the application: the launch config's variables, then the agent's
+// own, which win (a deployment cannot change the robot's name), and PATH.
+//
+//	ROBOT_NAME, ROBOT_ARCHITECTURE       the thing name and architecture
+//	APPLICATION_NAME, APPLICATION_VERSION the robot application and version deployed
+//	DEPLOYMENT_JOB, DEPLOYMENT_JOB_ID    the deployment job ARN and the execution's job id
+//	ROBOT_DATA_DIR                       a directory kept across versions (OS family only)
+func (a *Agent) env(inst Installed) []string {
+	vars := map[string]string{}
+	for k, v := range inst.Launch.EnvironmentVariables {
+		vars[k] = v
+	}
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	vars["PATH"] = path
+	vars["ROBOT_NAME"] = a.thing
+	vars["ROBOT_ARCHITECTURE"] = a.arch
+	vars["APPLICATION_NAME"] = inst.Name
+	vars["APPLICATION_VERSION"] = inst.Version
+	vars["DEPLOYMENT_JOB"] = inst.Job
+	vars["DEPLOYMENT_JOB_ID"] = inst.JobID
+	if a.dataDir != "" {
+		vars["ROBOT_DATA_DIR"] = a.dataDir
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// emit delivers an event to OnEvent.
+func (a *Agent) emit(e Event) {
+	if a.onEvent == nil {
+		return
+	}
+	e.Time = a.clock.Now()
+	e.Thing = a.thing
+	a.eventMu.Lock()
+	defer a.eventMu.Unlock()
+	a.onEvent(e)
+}
+
+// call runs one data-plane call under the request timeout; a call that times out is a transient error.
+func call[T any](a *Agent, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	rctx, cancel := withTimeout(ctx, a.clock, a.requestTimeout)
+	defer cancel()
+	v, err := f(rctx)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errRequestTimeout) {
+		err = Transient(fmt.Errorf("%w after %v: %w", errRequestTimeout, a.requestTimeout, err))
+	}
+	return v, err
+}
+
+// sanitizeDetail makes s a valid statusDetails value: 1 to 1024 characters, no control or format
+// characters. It counts bytes, so the value fits whichever way a service counts.
+func sanitizeDetail(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.C, r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "unknown"
+	}
+	if len(s) > 1024 {
+		cut := 1021
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return s
+}

@@ -1,0 +1,289 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+)
+
+// maxAnswer bounds the size of a data-plane answer the agent reads; a job document is far smaller.
+const maxAnswer = 4 << 20
+
+// HTTPTransport speaks the IoT Jobs data plane, the artifact store and the websocket notify channel over
+// HTTP at the device API's endpoint, for one thing.
+type HTTPTransport struct {
+	base   string // endpoint without a trailing slash
+	thing  string // path-escaped thing name
+	client *http.Client
+	dialer *websocket.Dialer
+}
+
+var _ Transport = (*HTTPTransport)(nil)
+
+// NewHTTPTransport returns a transport for thing at endpoint (e.g. "http://127.0.0.1:4566"). A nil client
+// means a client of its own, whose idle connections CloseIdleConnections releases.
+func NewHTTPTransport(endpoint, thing string, client *http.Client) (*HTTPTransport, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("parse endpoint: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %q: want http(s)://host[:port]", endpoint)
+	}
+	if thing == "" {
+		return nil, errors.New("thing name is empty")
+	}
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	return &HTTPTransport{
+		base:   strings.TrimRight(endpoint, "/"),
+		thing:  url.PathEscape(thing),
+		client: client,
+		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: websocket.DefaultDialer.HandshakeTimeout},
+	}, nil
+}
+
+// CloseIdleConnections closes the client's idle keep-alive connections.
+func (t *HTTPTransport) CloseIdleConnections() { t.client.CloseIdleConnections() }
+
+// Pending implements Transport.
+func (t *HTTPTransport) Pending(ctx context.Context) (wire.GetPendingJobExecutionsResponse, error) {
+	var out wire.GetPendingJobExecutionsResponse
+	err := t.do(ctx, http.MethodGet, fmt.Sprintf(wire.PathPending, t.thing), nil, &out)
+	return out, err
+}
+
+// StartNext implements Transport.
+func (t *HTTPTransport) StartNext(ctx context.Context, req wire.StartNextPendingJobExecutionRequest) (*wire.JobExecution, error) {
+	var out wire.StartNextPendingJobExecutionResponse
+	if err := t.do(ctx, http.MethodPut, fmt.Sprintf(wire.PathNext, t.thing), req, &out); err != nil {
+		return nil, err
+	}
+	return out.Execution, nil
+}
+
+// Describe implements Transport.
+func (t *HTTPTransport) Describe(ctx context.Context, jobID string) (*wire.JobExecution, error) {
+	var out wire.DescribeJobExecutionResponse
+	p := fmt.Sprintf(wire.PathExecution, t.thing, url.PathEscape(jobID)) + "?includeJobDocument=true"
+	if err := t.do(ctx, http.MethodGet, p, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Execution == nil {
+		return nil, &APIError{Status: http.StatusNotFound, Code: wire.ErrResourceNotFound, Message: "no execution in the answer"}
+	}
+	return out.Execution, nil
+}
+
+// Update implements Transport.
+func (t *HTTPTransport) Update(ctx context.Context, jobID string, req wire.UpdateJobExecutionRequest) (wire.UpdateJobExecutionResponse, error) {
+	var out wire.UpdateJobExecutionResponse
+	err := t.do(ctx, http.MethodPost, fmt.Sprintf(wire.PathExecution, t.thing, url.PathEscape(jobID)), req, &out)
+	return out, err
+}
+
+// Fetch implements Fetcher. Bucket and each segment of key are path-escaped; the slashes of the key stay.
+func (t *HTTPTransport) Fetch(ctx context.Context, bucket, key string, offset int64) (*Object, error) {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/artifacts/"+url.PathEscape(bucket)+"/"+strings.Join(segs, "/"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s/%s: %w", bucket, key, err)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return nil, linkErr(ctx, fmt.Errorf("fetch %s/%s: %w", bucket, key, err))
+	}
+	obj := &Object{Body: &linkBody{ctx: ctx, rc: resp.Body}, Size: -1, ETag: resp.Header.Get("ETag")}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		obj.Size = resp.ContentLength
+	case http.StatusPartialContent:
+		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok {
+			resp.Body.Close()
+			return nil, fmt.Errorf("fetch %s/%s: bad Content-Range %q", bucket, key, resp.Header.Get("Content-Range"))
+		}
+		obj.Offset, obj.Size = start, size
+	default:
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return obj, nil
+}
+
+// Subscribe implements Transport: it dials the websocket notify channel and reads wire.Notify messages until
+// the connection ends or ctx does.
+func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+	u := "ws" + strings.TrimPrefix(t.base, "http") + fmt.Sprintf(wire.PathNotify, t.thing)
+	conn, resp, err := t.dialer.DialContext(ctx, u, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			defer resp.Body.Close()
+			return nil, decodeError(resp)
+		}
+		return nil, linkErr(ctx, fmt.Errorf("dial notify: %w", err))
+	}
+	out := make(chan wire.Notify)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	go func() {
+		defer close(out)
+		defer stop()
+		defer conn.Close()
+		conn.SetReadLimit(64 << 10)
+		for {
+			var n wire.Notify
+			if err := conn.ReadJSON(&n); err != nil {
+				return
+			}
+			select {
+			case out <- n:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// do sends one data-plane request with a JSON body (nil for none) and decodes a JSON answer into out.
+func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return linkErr(ctx, fmt.Errorf("%s %s: %w", method, path, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return linkErr(ctx, fmt.Errorf("%s %s: read answer: %w", method, path, err))
+	}
+	if len(b) == 0 || out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError turns an answer outside 2xx into an *APIError the way the AWS SDKs do: the code from the
+// X-Amzn-ErrorType header (cut at ':'), else from the body's __type or code (cut up to '#' and from ':'); the
+// message from the body's message or Message.
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Type     string `json:"__type"`
+		Code     string `json:"code"`
+		Message  string `json:"message"`
+		MessageU string `json:"Message"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(b, &body)
+	code := resp.Header.Get("X-Amzn-ErrorType")
+	if code == "" {
+		code = body.Type
+		if code == "" {
+			code = body.Code
+		}
+		if i := strings.LastIndexByte(code, '#'); i >= 0 {
+			code = code[i+1:]
+		}
+	}
+	if i := strings.IndexByte(code, ':'); i >= 0 {
+		code = code[:i]
+	}
+	msg := body.Message
+	if msg == "" {
+		msg = body.MessageU
+	}
+	if code == "" {
+		code = http.StatusText(resp.StatusCode)
+	}
+	return &APIError{Status: resp.StatusCode, Code: code, Message: msg}
+}
+
+// parseContentRange parses "bytes start-end/size"; size is -1 for "*".
+func parseContentRange(v string) (start, size int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, total, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, false
+	}
+	first, _, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, false
+	}
+	if total == "*" {
+		return start, -1, true
+	}
+	size, err = strconv.ParseInt(total, 10, 64)
+	if err != nil || size < start {
+		return 0, 0, false
+	}
+	return start, size, true
+}
+
+// linkErr marks a link-level error transient unless it comes from ctx having ended.
+func linkErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return Transient(err)
+}
+
+// linkBody marks read errors of a response body (a connection cut mid-body) transient.
+type linkBody struct {
+	ctx context.Context
+	rc  io.ReadCloser
+}
+
+func (b *linkBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = linkErr(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *linkBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
+)
+
+// Script is a script the agent runs: a download condition, a pre-launch or a post-launch file.
+type Script struct {
+	// Name is how the deployment names it (the launch config's file name, or the condition object's key).
+	Name string
+	// Path is the file to execute; empty in the in-memory family.
+	Path string
+	// Dir is the working directory; empty in the in-memory family.
+	Dir string
+	// Env is the whole environment, "KEY=value".
+	Env []string
+	// Read returns the script's text.
+	Read func() ([]byte, error)
+}
+
+// ScriptRunner runs a script to completion. It returns nil when the script exits 0, *ExitError for another
+// status, an error wrapping ErrScriptTimeout when it ran too long and was killed, ErrNotSimulable from the
+// in-memory runner for a script it cannot interpret, and ctx's error when ctx ended first (the script is
+// killed then too).
+type ScriptRunner interface {
+	Run(ctx context.Context, s Script) error
+}
+
+// ProcessRunner runs scripts as OS processes, each in its own process group so a timeout or a stop kills
+// everything the script started. Output goes to the device log, framed by a line naming the script and one
+// giving its exit status.
+type ProcessRunner struct {
+	log     io.Writer
+	clock   clock.Clock
+	timeout time.Duration
+	logMu   *sync.Mutex
+}
+
+var _ ScriptRunner = (*ProcessRunner)(nil)
+
+// NewProcessRunner returns a runner writing output to log (nil: discarded), killing scripts that run longer
+// than timeout of c's time (≤ 0: no limit; nil c: the real clock).
+func NewProcessRunner(log io.Writer, c clock.Clock, timeout time.Duration) *ProcessRunner {
+	if log == nil {
+		log = io.Discard
+	}
+	return &ProcessRunner{log: log, clock: clock.Or(c), timeout: timeout, logMu: &sync.Mutex{}}
+}
+
+// Run implements ScriptRunner.
+func (r *ProcessRunner) Run(ctx context.Context, s Script) error {
+	if s.Path == "" {
+		return fmt.Errorf("run %s: no file on the device", s.Name)
+	}
+	cmd := exec.Command(s.Path)
+	cmd.Dir, cmd.Env = s.Dir, s.Env
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	cmd.WaitDelay = time.Second
+	setProcessGroup(cmd)
+	r.logf("--- %s: start\n", s.Name)
+	if err := cmd.Start(); err != nil {
+		r.logf("--- %s: %v\n", s.Name, err)
+		return fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var timeout <-chan time.Time
+	if r.timeout > 0 {
+		t := r.clock.NewTimer(r.timeout)
+		defer t.Stop()
+		timeout = t.C()
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-timeout:
+		killGroup(cmd)
+		<-done
+		r.logf("--- %s: killed after %v\n", s.Name, r.timeout)
+		return fmt.Errorf("run %s: after %v: %w", s.Name, r.timeout, ErrScriptTimeout)
+	case <-ctx.Done():
+		killGroup(cmd)
+		<-done
+		r.logf("--- %s: killed, the agent is stopping\n", s.Name)
+		return ctx.Err()
+	}
+	// A script that exited may leave children behind in its group; they are not part of the result.
+	killGroup(cmd)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		r.logf("--- %s: exit 0\n", s.Name)
+		return nil
+	case errors.As(err, &ee):
+		r.logf("--- %s: %v\n", s.Name, ee)
+		return &ExitError{Code: ee.ExitCode()}
+	default:
+		r.logf("--- %s: %v\n", s.Name, err)
+		return fmt.Errorf("run %s: %w", s.Name, err)
+	}
+}
+
+func (r *ProcessRunner) logf(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.log, format, args...)
+}
+
+// SimRunner is the in-memory family's script runner. It does not start processes: it reads the script and,
+// when it is a trivial #!/bin/sh script — echo lines, ':' or 'true', comments and blank lines, ending in
+// `exit N` — returns the outcome N; echo lines are copied to the log unexpanded. Anything else returns
+// ErrNotSimulable: the trade-off for running thousands of robots in one process is that only scripts whose
+// outcome is written in their text can run. Bundles with real scripts need the OS family.
+type SimRunner struct {
+	log io.Writer
+	mu  sync.Mutex
+}
+
+var _ ScriptRunner = (*SimRunner)(nil)
+
+// NewSimRunner returns a runner writing echoed lines to log (nil: discarded).
+func NewSimRunner(log io.Writer) *SimRunner {
+	if log == nil {
+		log = io.Discard
+	}
+	return &SimRunner{log: log}
+}
+
+// Run implements ScriptRunner.
+func (r *SimRunner) Run(ctx context.Context, s Script) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.Read == nil {
+		return fmt.Errorf("run %s: no contents", s.Name)
+	}
+	text, err := s.Read()
+	if err != nil {
+		return fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	code, echoes, err := ParseTrivialScript(text)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", s.Name, err)
+	}
+	r.mu.Lock()
+	for _, e := range echoes {
+		fmt.Fprintln(r.log, e)
+	}
+	r.mu.Unlock()
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+// ParseTrivialScript reads the outcome of a trivial #!/bin/sh script: its exit status and the arguments of
+// its echo lines. It returns an error wrapping ErrNotSimulable for any other script.
+func ParseTrivialScript(text []byte) (code int, echoes []string, err error) {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	first := true
+	exited := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if first {
+			first = false
+			if line != "#!/bin/sh" {
+				return 0, nil, fmt.Errorf("first line %q: %w", line, ErrNotSimulable)
+			}
+			continue
+		}
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+			continue
+		case exited:
+			return 0, nil, fmt.Errorf("%q after exit: %w", line, ErrNotSimulable)
+		case line == ":" || line == "true":
+		case line == "echo" || strings.HasPrefix(line, "echo "):
+			echoes = append(echoes, strings.TrimSpace(strings.TrimPrefix(line, "echo")))
+		case strings.HasPrefix(line, "exit "):
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "exit ")))
+			if err != nil || n < 0 || n > 255 {
+				return 0, nil, fmt.Errorf("%q: %w", line, ErrNotSimulable)
+			}
+			code, exited = n, true
+		default:
+			return 0, nil, fmt.Errorf("%q: %w", line, ErrNotSimulable)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, nil, fmt.Errorf("read script: %w", err)
+	}
+	if first {
+		return 0, nil, fmt.Errorf("empty script: %w", ErrNotSimulable)
+	}
+	if !exited {
+		return 0, nil, fmt.Errorf("no final `exit N`: %w", ErrNotSimulable)
+	}
+	return code, echoes, nil
+}
