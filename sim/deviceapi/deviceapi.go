@@ -66,13 +66,19 @@ func New(opts Options) (*API, error) {
 	mux.HandleFunc("PUT /things/{thing}/jobs/{job}", a.startNext)
 	mux.HandleFunc("POST /things/{thing}/jobs/{job}", a.update)
 	mux.HandleFunc("GET /things/{thing}/notify", a.notify)
-	mux.HandleFunc("/artifacts/", a.artifact)
 	a.mux = mux
 	return a, nil
 }
 
-// ServeHTTP serves the routes in the package comment.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the routes in the package comment. Artifact downloads bypass the mux: its path cleaning
+// would redirect keys holding "//", "." or "..", which S3 keys may contain.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/artifacts/") {
+		a.artifact(w, r)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 // Close stops notifications and closes every notify connection.
 func (a *API) Close() error {

@@ -237,6 +237,17 @@ func TestArtifactsMounted(t *testing.T) {
 	if got := b.String(); got != "object at /bundles/hello.tar.gz" || resp.Header.Get("ETag") != `"abc"` {
 		t.Fatalf("artifact body %q etag %q", got, resp.Header.Get("ETag"))
 	}
+	// Keys are not paths: "//" and ".." reach the store as they are.
+	resp2, err := http.Get(e.srv.URL + "/artifacts/bundles/a//b/../c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	b.ReadFrom(resp2.Body)
+	resp2.Body.Close()
+	if got := b.String(); got != "object at /bundles/a//b/../c" {
+		t.Fatalf("key with dots and slashes reached the store as %q", got)
+	}
 	if status, _ := e.call("PUT", "/artifacts/bundles/x", "data", nil); status != 404 {
 		t.Fatalf("PUT through the device API: %d, want 404", status)
 	}
