@@ -867,11 +867,7 @@ func (e *Engine) saveDeployment(r *rollout) {
 }
 
 func (e *Engine) saveExecution(x *Execution) {
-	b, err := json.Marshal(x)
-	if err != nil {
-		panic(fmt.Sprintf("engine: encode execution: %v", err))
-	}
-	e.queueWrite(bucketExecutions, x.Deployment+"/"+x.Device, b)
+	e.queueWrite(bucketExecutions, x.Deployment+"/"+x.Device, appendExecution(make([]byte, 0, 256), x))
 }
 
 func (e *Engine) queueWrite(bucket, key string, v []byte) {

@@ -1,8 +1,8 @@
 package store
 
 import (
-	"hash/maphash"
-	"maps"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,71 +11,102 @@ import (
 // NewMemory returns an empty Store held in memory, for unit tests and benchmarks. It behaves as the on-disk
 // store does (the same limits, errors and iteration order) but keeps nothing when the process ends.
 //
-// Each bucket is a persistent treap ordered by key. An Update copies the nodes on the paths it changes and
-// publishes the new trees as one snapshot when fn returns nil, so a failed Update leaves nothing behind, ForEach
-// walks keys in order without sorting, and a View reads its snapshot without holding a lock while fn runs.
+// Each bucket is a map with a lazily sorted key index. An Update buffers its writes in an overlay that its own
+// reads see; when fn returns nil the overlay is applied under the write lock, so a failed Update leaves nothing
+// behind and a View (which holds the read lock while fn runs) never sees half a commit. Updating a key that
+// exists costs a map assignment; only new or deleted keys invalidate the sorted index, which ForEach rebuilds
+// when it needs it. As with bbolt, a View must not start an Update on the same goroutine.
 func NewMemory() Store {
-	m := &memory{seed: maphash.MakeSeed()}
-	m.snap.Store(&memSnapshot{buckets: map[string]*memBucket{}})
-	return m
+	return &memory{buckets: map[string]*memBucket{}}
 }
 
 type memory struct {
-	mu     sync.Mutex // serialises Update and Batch
-	gen    uint64     // the running Update's generation; guarded by mu
-	snap   atomic.Pointer[memSnapshot]
-	closed atomic.Bool
-	seed   maphash.Seed // treap priorities: a hash of the key keeps the tree balanced whatever the insert order
+	wmu     sync.Mutex   // serialises Update and Batch
+	mu      sync.RWMutex // guards buckets: Views read under RLock, commits apply under Lock
+	buckets map[string]*memBucket
+	closed  atomic.Bool
 }
 
 var _ Store = (*memory)(nil)
 
-// memSnapshot is one committed state. It is never changed once published.
-type memSnapshot struct{ buckets map[string]*memBucket }
-
 type memBucket struct {
-	root *treapNode
-	seq  uint64
+	m   map[string][]byte
+	seq uint64
+
+	sortMu sync.Mutex // guards keys and stale among readers
+	keys   []string   // sorted keys of m, valid when !stale
+	stale  bool
 }
 
-// treapNode is a node of a bucket's treap: a binary search tree on key and a heap on prio. Nodes reachable from
-// a published snapshot are never changed; an Update copies a node before changing it unless the node was made
-// by that same Update (gen), which saves copying a path again for every Put of one transaction.
-type treapNode struct {
-	key         string
-	value       []byte
-	prio        uint64
-	gen         uint64
-	left, right *treapNode
+// sorted returns the bucket's keys in order. The caller holds m.mu (read or write).
+func (b *memBucket) sorted() []string {
+	b.sortMu.Lock()
+	defer b.sortMu.Unlock()
+	if b.stale {
+		// A new slice, never the old array: a transaction may still be walking the previous index.
+		keys := make([]string, 0, len(b.m))
+		for k := range b.m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.keys, b.stale = keys, false
+	}
+	return b.keys
 }
 
 func (m *memory) View(fn func(Tx) error) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	tx := &memTx{m: m, base: m.snap.Load()}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	tx := &memTx{m: m}
 	defer tx.finish()
 	return fn(tx)
 }
 
 func (m *memory) Update(fn func(Tx) error) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	m.gen++
-	tx := &memTx{m: m, base: m.snap.Load(), gen: m.gen, writable: true}
+	tx := &memTx{m: m, writable: true}
 	defer tx.finish()
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if len(tx.dirty) == 0 {
+	if len(tx.writes) == 0 && len(tx.seqs) == 0 {
 		return nil
 	}
-	buckets := maps.Clone(tx.base.buckets)
-	maps.Copy(buckets, tx.dirty)
-	m.snap.Store(&memSnapshot{buckets: buckets})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, w := range tx.writes {
+		b := m.buckets[name]
+		if b == nil {
+			b = &memBucket{m: make(map[string][]byte, len(w))}
+			m.buckets[name] = b
+		}
+		for k, v := range w {
+			_, had := b.m[k]
+			if v == nil {
+				delete(b.m, k)
+			} else {
+				b.m[k] = *v
+			}
+			if had != (v != nil) {
+				b.stale = true
+			}
+		}
+	}
+	for name, seq := range tx.seqs {
+		b := m.buckets[name]
+		if b == nil {
+			b = &memBucket{m: map[string][]byte{}}
+			m.buckets[name] = b
+		}
+		b.seq = seq
+	}
 	return nil
 }
 
@@ -83,17 +114,16 @@ func (m *memory) Update(fn func(Tx) error) error {
 func (m *memory) Batch(fn func(Tx) error) error { return m.Update(fn) }
 
 func (m *memory) Close() error {
-	m.mu.Lock() // let a running Update finish first
-	defer m.mu.Unlock()
+	m.wmu.Lock() // let a running Update finish first
+	defer m.wmu.Unlock()
 	m.closed.Store(true)
 	return nil
 }
 
 type memTx struct {
 	m        *memory
-	base     *memSnapshot
-	dirty    map[string]*memBucket // private copies of the buckets this Update changed
-	gen      uint64
+	writes   map[string]map[string]*[]byte // this Update's writes by bucket; a nil value is a delete
+	seqs     map[string]uint64
 	writable bool
 	done     bool
 }
@@ -110,26 +140,31 @@ func (t *memTx) check(write bool) error {
 	return nil
 }
 
-func (t *memTx) bucket(name string) *memBucket {
-	if b := t.dirty[name]; b != nil {
-		return b
+// lookup returns the value of key as this transaction sees it.
+func (t *memTx) lookup(bucket, key string) ([]byte, bool) {
+	if w, ok := t.writes[bucket][key]; ok {
+		if w == nil {
+			return nil, false
+		}
+		return *w, true
 	}
-	return t.base.buckets[name]
+	if b := t.m.buckets[bucket]; b != nil {
+		v, ok := b.m[key]
+		return v, ok
+	}
+	return nil, false
 }
 
-func (t *memTx) writeBucket(name string) *memBucket {
-	if b := t.dirty[name]; b != nil {
-		return b
+func (t *memTx) write(bucket, key string, v *[]byte) {
+	if t.writes == nil {
+		t.writes = map[string]map[string]*[]byte{}
 	}
-	b := &memBucket{}
-	if old := t.base.buckets[name]; old != nil {
-		*b = *old
+	w := t.writes[bucket]
+	if w == nil {
+		w = map[string]*[]byte{}
+		t.writes[bucket] = w
 	}
-	if t.dirty == nil {
-		t.dirty = map[string]*memBucket{}
-	}
-	t.dirty[name] = b
-	return b
+	w[key] = v
 }
 
 func (t *memTx) Get(bucket, key string) ([]byte, error) {
@@ -139,15 +174,11 @@ func (t *memTx) Get(bucket, key string) ([]byte, error) {
 	if err := checkName(bucket, key); err != nil {
 		return nil, err
 	}
-	b := t.bucket(bucket)
-	if b == nil {
+	v, ok := t.lookup(bucket, key)
+	if !ok {
 		return nil, ErrNotFound
 	}
-	n := seek(b.root, key, true)
-	if n == nil || n.key != key {
-		return nil, ErrNotFound
-	}
-	return cloneBytes(n.value), nil
+	return cloneBytes(v), nil
 }
 
 func (t *memTx) Put(bucket, key string, value []byte) error {
@@ -160,8 +191,8 @@ func (t *memTx) Put(bucket, key string, value []byte) error {
 	if err := checkValue(value); err != nil {
 		return err
 	}
-	b := t.writeBucket(bucket)
-	b.root = t.insert(b.root, key, cloneBytes(value), maphash.String(t.m.seed, key))
+	v := cloneBytes(value)
+	t.write(bucket, key, &v)
 	return nil
 }
 
@@ -172,13 +203,9 @@ func (t *memTx) Delete(bucket, key string) error {
 	if err := checkName(bucket, key); err != nil {
 		return err
 	}
-	if b := t.bucket(bucket); b == nil {
-		return nil
-	} else if n := seek(b.root, key, true); n == nil || n.key != key {
-		return nil
+	if _, ok := t.lookup(bucket, key); ok {
+		t.write(bucket, key, nil)
 	}
-	b := t.writeBucket(bucket)
-	b.root = t.remove(b.root, key)
 	return nil
 }
 
@@ -189,48 +216,58 @@ func (t *memTx) ForEach(bucket, prefix string, fn func(key string, value []byte)
 	if err := checkBucket(bucket); err != nil {
 		return err
 	}
-	b := t.bucket(bucket)
-	if b == nil {
-		return nil
+	var committed []string
+	if b := t.m.buckets[bucket]; b != nil {
+		committed = b.sorted()
 	}
-	if t.writable {
-		// fn may change the bucket: find each next key afresh in the current tree, as the on-disk store does.
-		from, inclusive := prefix, true
-		for {
-			n := seek(t.bucket(bucket).root, from, inclusive)
-			if n == nil || !strings.HasPrefix(n.key, prefix) {
-				return nil
-			}
-			if err := fn(n.key, n.value[:len(n.value):len(n.value)]); err != nil {
+	if !t.writable {
+		i := sort.SearchStrings(committed, prefix)
+		b := t.m.buckets[bucket]
+		for ; i < len(committed) && strings.HasPrefix(committed[i], prefix); i++ {
+			v := b.m[committed[i]]
+			if err := fn(committed[i], v[:len(v):len(v)]); err != nil {
 				return err
 			}
-			from, inclusive = n.key, false
 		}
+		return nil
 	}
-	// A snapshot never changes: walk it in order with a stack of the nodes whose left side is done.
-	stack := make([]*treapNode, 0, 64)
-	for n := b.root; n != nil; {
-		if n.key >= prefix {
-			stack = append(stack, n)
-			n = n.left
-		} else {
-			n = n.right
-		}
-	}
-	for len(stack) > 0 {
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if !strings.HasPrefix(n.key, prefix) {
+	// fn may change the bucket: find each next key afresh as the bucket is now, as the on-disk store does.
+	from, inclusive := prefix, true
+	for {
+		k, ok := t.next(bucket, committed, from, inclusive)
+		if !ok || !strings.HasPrefix(k, prefix) {
 			return nil
 		}
-		if err := fn(n.key, n.value[:len(n.value):len(n.value)]); err != nil {
+		v, _ := t.lookup(bucket, k)
+		if err := fn(k, v[:len(v):len(v)]); err != nil {
 			return err
 		}
-		for c := n.right; c != nil; c = c.left {
-			stack = append(stack, c)
+		from, inclusive = k, false
+	}
+}
+
+// next returns the least key at or after from (strictly after unless inclusive) that this transaction sees.
+func (t *memTx) next(bucket string, committed []string, from string, inclusive bool) (string, bool) {
+	after := func(k string) bool { return k > from || (inclusive && k == from) }
+	best, found := "", false
+	i := sort.SearchStrings(committed, from)
+	for ; i < len(committed); i++ {
+		k := committed[i]
+		if !after(k) {
+			continue
+		}
+		if w, ok := t.writes[bucket][k]; ok && w == nil {
+			continue // deleted by this transaction
+		}
+		best, found = k, true
+		break
+	}
+	for k, w := range t.writes[bucket] {
+		if w != nil && after(k) && (!found || k < best) {
+			best, found = k, true
 		}
 	}
-	return nil
+	return best, found
 }
 
 func (t *memTx) NextSequence(bucket string) (uint64, error) {
@@ -240,89 +277,16 @@ func (t *memTx) NextSequence(bucket string) (uint64, error) {
 	if err := checkBucket(bucket); err != nil {
 		return 0, err
 	}
-	b := t.writeBucket(bucket)
-	b.seq++
-	return b.seq, nil
-}
-
-// own returns n itself if this transaction made it, else a copy this transaction may change.
-func (t *memTx) own(n *treapNode) *treapNode {
-	if n.gen == t.gen {
-		return n
-	}
-	c := *n
-	c.gen = t.gen
-	return &c
-}
-
-func (t *memTx) insert(n *treapNode, key string, value []byte, prio uint64) *treapNode {
-	if n == nil {
-		return &treapNode{key: key, value: value, prio: prio, gen: t.gen}
-	}
-	c := t.own(n)
-	switch {
-	case key < n.key:
-		c.left = t.insert(n.left, key, value, prio)
-		if c.left.prio > c.prio { // rotate right; c.left is owned, being fresh from insert
-			l := c.left
-			c.left, l.right = l.right, c
-			return l
-		}
-	case key > n.key:
-		c.right = t.insert(n.right, key, value, prio)
-		if c.right.prio > c.prio { // rotate left
-			r := c.right
-			c.right, r.left = r.left, c
-			return r
-		}
-	default:
-		c.value = value
-	}
-	return c
-}
-
-// remove deletes key, which must be in the tree under n.
-func (t *memTx) remove(n *treapNode, key string) *treapNode {
-	switch {
-	case key < n.key:
-		c := t.own(n)
-		c.left = t.remove(n.left, key)
-		return c
-	case key > n.key:
-		c := t.own(n)
-		c.right = t.remove(n.right, key)
-		return c
-	}
-	return t.merge(n.left, n.right)
-}
-
-// merge joins two treaps where every key of a is less than every key of b.
-func (t *memTx) merge(a, b *treapNode) *treapNode {
-	switch {
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	case a.prio > b.prio:
-		c := t.own(a)
-		c.right = t.merge(a.right, b)
-		return c
-	}
-	c := t.own(b)
-	c.left = t.merge(a, b.left)
-	return c
-}
-
-// seek returns the node with the least key at or after key (strictly after when inclusive is false), or nil.
-func seek(n *treapNode, key string, inclusive bool) *treapNode {
-	var best *treapNode
-	for n != nil {
-		if n.key > key || (inclusive && n.key == key) {
-			best = n
-			n = n.left
-		} else {
-			n = n.right
+	seq, ok := t.seqs[bucket]
+	if !ok {
+		if b := t.m.buckets[bucket]; b != nil {
+			seq = b.seq
 		}
 	}
-	return best
+	seq++
+	if t.seqs == nil {
+		t.seqs = map[string]uint64{}
+	}
+	t.seqs[bucket] = seq
+	return seq, nil
 }
