@@ -53,7 +53,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand()}
+	cs := []*command{serveCommand(), modelCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c

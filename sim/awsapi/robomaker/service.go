@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,6 +132,11 @@ func New(opts Options) (*Service, error) {
 	}
 	return s, nil
 }
+
+// ModelJSON returns the botocore service model the dialect implements, as the AWS CLI takes it:
+// `aws configure add-model --service-name robomaker --service-model file://robomaker.json` gives RoboMaker, which
+// has left the CLI, back to it.
+func ModelJSON() []byte { return slices.Clone(modelJSON) }
 
 // LoadModel returns the RoboMaker model as the dialect validates with it: the embedded botocore model, with
 // FilterValues allowing the three values the List operations document.
