@@ -1,0 +1,276 @@
+// Command fleetlab-agent is the fleetlab device agent as a program: it carries out the deployments a fleetlab
+// service gives one robot, on a real Linux board or as one process of the process fleet backend. It talks to the
+// service's device API over HTTP (the IoT Jobs data plane, artifact downloads, the notify websocket) and keeps
+// everything it needs across restarts in its device directory.
+//
+// Usage:
+//
+//	fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+//
+// Run 'fleetlab-agent --help' for the flags and their environment variables.
+//
+// Exit codes: 0 stopped cleanly (SIGINT or SIGTERM); 1 forced to stop by a second signal; 2 bad usage; 3 the
+// device failed: its directory cannot be used or its state cannot be kept.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK     = 0
+	exitForced = 1
+	exitUsage  = 2
+	exitDevice = 3
+)
+
+func main() {
+	// Events on a stdout whose reader is gone (the fleet that started the agent died) fail with EPIPE instead of
+	// killing the agent before it has stopped its application.
+	signal.Ignore(syscall.SIGPIPE)
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, sig))
+}
+
+const usageText = `fleetlab-agent carries out the deployments a fleetlab service gives this robot.
+
+Usage:
+  fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+
+It connects to the service's device API at --endpoint as the robot --thing, waits for deployment jobs (the
+service notifies it; it also polls now and then), and carries each one out: download the bundle and check its
+ETag, unpack it, run the download condition and the pre-launch file, stop the old application and launch the
+new one, run the post-launch file, report every step. Everything it needs across restarts lives in --dir:
+
+  DIR/state.json     the installed versions and the job in flight
+  DIR/versions/      unpacked versions;  DIR/current  the active one
+  DIR/data/          the application's data (ROBOT_DATA_DIR), kept across versions
+  DIR/device.log     output of the scripts and the application
+
+Stop it with SIGINT (Ctrl-C) or SIGTERM: it stops the application; the next start launches it again and
+finishes any job that was cut short. A second signal makes it exit at once.
+
+Flags (each can also be set by the environment variable shown; a flag wins):
+`
+
+const examplesText = `
+Examples:
+  # A robot of the 'lab' fleet, against 'fleetlab serve' on this machine:
+  fleetlab-agent --endpoint http://127.0.0.1:4710 --thing robot-01 --dir /var/lib/fleetlab-agent
+
+  # The same from the environment, writing its events as JSON lines:
+  FLEETLAB_ENDPOINT=http://10.0.0.5:4710 FLEETLAB_THING=arm-07 FLEETLAB_DIR=$HOME/agent \
+    fleetlab-agent --events events.jsonl
+
+The robot must exist in the service: create it and register it with a fleet (RoboMaker CreateRobot and
+RegisterRobot, with the same name and architecture), then create a deployment job for the fleet.
+
+Exit codes: 0 stopped cleanly; 1 forced by a second signal; 2 bad usage; 3 the device directory cannot be
+used or the state cannot be kept.
+`
+
+// config is what the flags and the environment say.
+type config struct {
+	endpoint, thing, dir, arch, events string
+	seed                               uint64
+	opts                               agent.Options
+}
+
+// usageError is a mistake in how the agent was called; it carries a hint of what to do.
+type usageError struct{ msg, hint string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// parseArgs reads the flags, falling back to the environment, and checks them together.
+// --help prints the usage to stdout; a bad flag is a usageError.
+func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("fleetlab-agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported once, with a hint, by run
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.endpoint, "endpoint", env("FLEETLAB_ENDPOINT", ""), "the service's device API base URL, e.g. http://127.0.0.1:4710 [FLEETLAB_ENDPOINT]")
+	fs.StringVar(&c.thing, "thing", env("FLEETLAB_THING", ""), "this robot's name: its RoboMaker robot name and thing name [FLEETLAB_THING]")
+	fs.StringVar(&c.dir, "dir", env("FLEETLAB_DIR", ""), "the device directory, created if missing [FLEETLAB_DIR]")
+	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", defaultArch()), "this robot's architecture: X86_64, ARM64 or ARMHF [FLEETLAB_ARCH]")
+	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
+	fs.Uint64Var(&c.seed, "seed", 0, "seed of the retry and poll jitter, mixed with the thing name [FLEETLAB_SEED]")
+	fs.DurationVar(&c.opts.PollMin, "poll-min", 0, "first poll interval while the notify channel is down (default 5s)")
+	fs.DurationVar(&c.opts.PollMax, "poll-max", 0, "longest poll interval; also the safety poll while connected (default 5m)")
+	fs.DurationVar(&c.opts.RetryBase, "retry-base", 0, "first delay before a failed step is retried (default 1s)")
+	fs.DurationVar(&c.opts.RetryMax, "retry-max", 0, "longest delay between retries (default 1m)")
+	fs.DurationVar(&c.opts.RequestTimeout, "request-timeout", 0, "bound of each device API call (default 30s)")
+	fs.DurationVar(&c.opts.ScriptTimeout, "script-timeout", 0, "bound of each script (default 5m)")
+	fs.DurationVar(&c.opts.StopGrace, "stop-grace", 0, "time a stopping application gets before it is killed (default 10s)")
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usageText)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			fmt.Fprint(stdout, examplesText)
+			return c, err
+		}
+		return c, &usageError{msg: err.Error(), hint: "run 'fleetlab-agent --help' for the flags"}
+	}
+	if fs.NArg() > 0 {
+		return c, &usageError{msg: fmt.Sprintf("unexpected arguments: %q", fs.Args()),
+			hint: "every setting is a flag; run 'fleetlab-agent --help'"}
+	}
+	if v := getenv("FLEETLAB_SEED"); v != "" && !flagSet(fs, "seed") {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return c, &usageError{msg: fmt.Sprintf("FLEETLAB_SEED %q is not a number", v)}
+		}
+		c.seed = n
+	}
+	switch {
+	case c.endpoint == "":
+		return c, &usageError{msg: "no endpoint", hint: "give --endpoint (or FLEETLAB_ENDPOINT): the URL 'fleetlab serve' prints for the device API"}
+	case c.thing == "":
+		return c, &usageError{msg: "no thing name", hint: "give --thing (or FLEETLAB_THING): the robot's name in the service"}
+	case c.dir == "":
+		return c, &usageError{msg: "no device directory", hint: "give --dir (or FLEETLAB_DIR): a directory the agent owns, e.g. /var/lib/fleetlab-agent"}
+	}
+	if u, err := url.Parse(c.endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, &usageError{msg: fmt.Sprintf("endpoint %q is not an http(s) URL", c.endpoint), hint: "e.g. --endpoint http://127.0.0.1:4710"}
+	}
+	if !validThing.MatchString(c.thing) {
+		return c, &usageError{msg: fmt.Sprintf("thing name %q: want 1 to 128 of [a-zA-Z0-9_-]", c.thing),
+			hint: "it is also the RoboMaker robot name, which allows letters, digits, '_' and '-'"}
+	}
+	switch c.arch {
+	case "X86_64", "ARM64", "ARMHF":
+	default:
+		return c, &usageError{msg: fmt.Sprintf("architecture %q: want X86_64, ARM64 or ARMHF", c.arch),
+			hint: "this binary's own is " + defaultArch()}
+	}
+	return c, nil
+}
+
+// validThing is a name that serves as both a thing name ([a-zA-Z0-9:_-]{1,128}) and a RoboMaker robot name
+// ([a-zA-Z0-9_-]{1,255}). The binary checks it itself: package fleet would link the service's SDK into the agent.
+var validThing = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// defaultArch is the RoboMaker architecture of the machine this binary was built for.
+func defaultArch() string {
+	switch runtime.GOARCH {
+	case "arm64":
+		return "ARM64"
+	case "arm":
+		return "ARMHF"
+	}
+	return "X86_64"
+}
+
+// run is the agent program: it returns the exit code. The first value on stop stops the agent cleanly; a second
+// one exits at once.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	c, err := parseArgs(args, getenv, stdout)
+	var ue *usageError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "fleetlab-agent: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintf(stderr, "hint: %s\n", ue.hint)
+		}
+		return exitUsage
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "fleetlab-agent: device directory: %v\n", err)
+		return exitDevice
+	}
+	opts := c.opts
+	opts.Thing, opts.Architecture, opts.Endpoint, opts.Dir, opts.Seed = c.thing, c.arch, c.endpoint, c.dir, c.seed
+	var events *eventlog.Writer
+	switch c.events {
+	case "":
+	case "-":
+		events = eventlog.NewWriter(stdout)
+	default:
+		f, err := os.OpenFile(c.events, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: events file: %v\n", err)
+			return exitDevice
+		}
+		defer f.Close()
+		events = eventlog.NewWriter(f)
+	}
+	if events != nil {
+		opts.OnEvent = events.Write
+	}
+	a, err := agent.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+		return exitDevice
+	}
+	fmt.Fprintf(stderr, "fleetlab-agent: robot %s (%s), device API %s, device directory %s\n", c.thing, c.arch, c.endpoint, c.dir)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case s := <-stop:
+		fmt.Fprintf(stderr, "fleetlab-agent: %v: stopping (again to force)\n", s)
+		cancel()
+		select {
+		case runErr = <-done:
+		case <-stop:
+			fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+			return exitForced
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Close() }() // stops the application, within the stop grace
+	var closeErr error
+	select {
+	case closeErr = <-stopped:
+	case <-stop:
+		fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+		return exitForced
+	}
+	if events != nil && events.Err() != nil {
+		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", events.Err())
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", runErr)
+		return exitDevice
+	}
+	if closeErr != nil {
+		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", closeErr)
+		return exitDevice
+	}
+	fmt.Fprintln(stderr, "fleetlab-agent: stopped")
+	return exitOK
+}

@@ -1,0 +1,106 @@
+// Package fleet hosts device agents for the harness: in-process (package inproc: goroutines, thousands per
+// process), as OS processes (package process: one fleetlab-agent per device), and later in containers and on
+// boards. Every backend gives the same Fleet and Device interfaces; what a backend can do to its devices beyond
+// that — crash one, freeze one, shape its link — are optional abilities, interfaces found by type assertion, so a
+// fault that needs an ability the backend lacks is refused when it is armed instead of silently doing nothing.
+//
+//	ability        inproc                                 process
+//	Crasher        executors fail at once, app killed     SIGKILL to the agent's session
+//	Freezer        every executor call waits              SIGSTOP/SIGCONT to the agent's session
+//	ExecutorHook   a swappable layer under agent Wrap     —  (the agent runs in another process)
+//	Linker         link proxy (HTTP) or the adapter       link proxy
+//	ClockSkewer    the agent's clock reads ahead          —
+//
+// Robots of every backend register with the service's RoboMaker dialect through RegisterRoboMaker.
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"github.com/fleetlab/fleetlab/sim/agent"
+)
+
+// Device is one hosted robot.
+type Device interface {
+	// Name is the robot's name, which is also its thing name on the device API.
+	Name() string
+	// Architecture is X86_64, ARM64 or ARMHF.
+	Architecture() string
+}
+
+// Fleet is the devices one backend hosts.
+type Fleet interface {
+	// Devices returns the devices in a stable order (by name).
+	Devices() []Device
+	// Device returns the named device.
+	Device(name string) (Device, bool)
+	// Close stops every agent and releases everything the backend started: goroutines, processes, listeners,
+	// directories it created. It is safe to call more than once.
+	Close() error
+}
+
+// Crasher is a device that can be killed abruptly — no cleanup, as a power cut or SIGKILL — and started again
+// on the same on-device storage.
+type Crasher interface {
+	Device
+	// Crash cuts the device's power: the agent and everything it started stop at once; storage is kept. Crashing
+	// a device that is not running is an error.
+	Crash() error
+	// Restart boots a crashed device on its storage: the agent relaunches the committed application and
+	// resumes the execution it was in. Restarting a running device is an error.
+	Restart(ctx context.Context) error
+	// Running reports whether the agent is running (false between Crash and Restart).
+	Running() bool
+}
+
+// Freezer is a device that can stop answering anything at all (a hung board, a paused process or container)
+// and later carry on exactly where it was.
+type Freezer interface {
+	Device
+	// Freeze stops the device where it is; freezing a frozen or crashed device is an error.
+	Freeze() error
+	// Thaw lets a frozen device carry on; thawing a device that is not frozen is an error. A crash also ends
+	// a freeze.
+	Thaw() error
+}
+
+// ExecutorHook is a device whose agent executors a fault can wrap while it runs. The wrap applies to every call
+// made after SetExecutorWrap returns; nil removes it.
+type ExecutorHook interface {
+	Device
+	SetExecutorWrap(wrap func(agent.Executors) agent.Executors)
+}
+
+// Linker is a device whose link to the service can be shaped: cut, slowed, made lossy, throttled.
+type Linker interface {
+	Device
+	SetLink(l Link)
+}
+
+// Link is the state of a device's link to the service. The zero value is a healthy link. Durations and rates are
+// measured on the device's clock. Package link implements it, for every backend alike.
+type Link struct {
+	// Partition: no request reaches the service and no answer comes back (connections fail at once, and open
+	// ones — the notify channel, a download — are cut when the partition starts).
+	Partition bool
+	// Latency is added to every request, before it is sent.
+	Latency time.Duration
+	// DropRate is the fraction of requests lost (0..1): the request fails as a reset connection would.
+	DropRate float64
+	// BytesPerSecond throttles response bodies (downloads); zero is unthrottled.
+	BytesPerSecond int64
+	// Seed decides which requests are dropped, so runs repeat: every SetLink starts the drop decisions afresh
+	// from it.
+	Seed uint64
+}
+
+// ClockSkewer is a device whose clock can be set off the service's.
+type ClockSkewer interface {
+	Device
+	SetClockSkew(d time.Duration)
+}
+
+// EventFunc receives every agent event of every device of a fleet, tagged with the device's name. Calls for one
+// device are serialized; it must return quickly.
+type EventFunc func(device string, e agent.Event)

@@ -1,0 +1,324 @@
+// Package fleettest helps test fleet backends against the real service: a World is a running service with a
+// RoboMaker client from the official SDK, the bundles and applications to deploy, and the checks the tests share —
+// a job's outcome, a robot directory's version, goroutines left behind.
+package fleettest
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/robomaker"
+	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
+
+	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/service"
+)
+
+// Bucket is the artifact bucket a World creates for bundles.
+const Bucket = "bundles"
+
+// World is a running deployment service and an SDK client for it. Everything it starts is stopped by the test's
+// cleanup.
+type World struct {
+	T   testing.TB
+	Svc *service.Service
+	RM  *robomaker.Client
+
+	transport *http.Transport
+}
+
+// Start starts the service with opts (Dir defaults to a test directory) on loopback ports, creates the bundle
+// bucket and a RoboMaker client that does not retry, and registers their cleanup.
+func Start(t testing.TB, opts service.Options) *World {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	svc, err := service.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	w := &World{T: t, Svc: svc}
+	w.transport = &http.Transport{MaxIdleConnsPerHost: 16}
+	t.Cleanup(func() {
+		svc.Close()
+		w.transport.CloseIdleConnections()
+	})
+	w.RM = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1,
+		HTTPClient: &http.Client{Transport: w.transport}})
+	if err := svc.Artifacts.CreateBucket(Bucket); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Put stores body as the object key of the bundle bucket.
+func (w *World) Put(key string, body []byte) {
+	w.T.Helper()
+	if _, err := w.Svc.Artifacts.Put(Bucket, key, bytes.NewReader(body)); err != nil {
+		w.T.Fatal(err)
+	}
+}
+
+// App stores bundle as <name>.tar.gz for each architecture given (X86_64 when none), creates the robot application
+// name from it and its version 1, and returns the application's ARN and version.
+func (w *World) App(name string, bundle []byte, archs ...string) (arn, version string) {
+	w.T.Helper()
+	if len(archs) == 0 {
+		archs = []string{"X86_64"}
+	}
+	key := name + ".tar.gz"
+	w.Put(key, bundle)
+	var sources []types.SourceConfig
+	for _, a := range archs {
+		sources = append(sources, types.SourceConfig{S3Bucket: aws.String(Bucket), S3Key: aws.String(key),
+			Architecture: types.Architecture(a)})
+	}
+	ctx := context.Background()
+	app, err := w.RM.CreateRobotApplication(ctx, &robomaker.CreateRobotApplicationInput{Name: aws.String(name),
+		RobotSoftwareSuite: &types.RobotSoftwareSuite{Name: types.RobotSoftwareSuiteTypeGeneral}, Sources: sources})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	v, err := w.RM.CreateRobotApplicationVersion(ctx, &robomaker.CreateRobotApplicationVersionInput{Application: app.Arn})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return aws.ToString(app.Arn), aws.ToString(v.Version)
+}
+
+// Launch is the launch config every fixture bundle is laid out for.
+func Launch() *types.DeploymentLaunchConfig {
+	return &types.DeploymentLaunchConfig{PackageName: aws.String(bundles.Package),
+		LaunchFile: aws.String(bundles.LaunchFile), PreLaunchFile: aws.String(bundles.PreLaunchFile),
+		PostLaunchFile: aws.String(bundles.PostLaunchFile)}
+}
+
+// Deploy creates a deployment job of the application version to the fleet, with cfg (nil: RoboMaker's defaults)
+// and the fixtures' launch config, and returns the job's ARN.
+func (w *World) Deploy(fleetARN, appARN, version string, cfg *types.DeploymentConfig) string {
+	w.T.Helper()
+	out, err := w.RM.CreateDeploymentJob(context.Background(), &robomaker.CreateDeploymentJobInput{
+		Fleet: aws.String(fleetARN), DeploymentConfig: cfg,
+		DeploymentApplicationConfigs: []types.DeploymentApplicationConfig{{Application: aws.String(appARN),
+			ApplicationVersion: aws.String(version), LaunchConfig: Launch()}}})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return aws.ToString(out.Arn)
+}
+
+// Describe is DescribeDeploymentJob.
+func (w *World) Describe(job string) *robomaker.DescribeDeploymentJobOutput {
+	w.T.Helper()
+	out, err := w.RM.DescribeDeploymentJob(context.Background(), &robomaker.DescribeDeploymentJobInput{Job: aws.String(job)})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return out
+}
+
+// WaitJob waits until the job reaches a final status and describes it, failing the test after timeout of real
+// time.
+func (w *World) WaitJob(job string, timeout time.Duration) *robomaker.DescribeDeploymentJobOutput {
+	w.T.Helper()
+	// The engine is asked while waiting: describing a job of thousands of robots every few milliseconds would
+	// load the service more than the rollout does.
+	id := JobID(job)
+	if !Eventually(timeout, func() bool {
+		d, err := w.Svc.Engine.Deployment(id)
+		return err == nil && d.Status.Terminal()
+	}) {
+		out := w.Describe(job)
+		w.T.Fatalf("job still %s after %v: robots %v", out.Status, timeout, Summary(out))
+	}
+	return w.Describe(job)
+}
+
+// JobID is the id of a job from its ARN: the job id the robots see.
+func JobID(jobARN string) string { return jobARN[strings.LastIndexByte(jobARN, '/')+1:] }
+
+// Summary maps each robot of a described job to its status, with "/failureCode" when it has one.
+func Summary(out *robomaker.DescribeDeploymentJobOutput) map[string]string {
+	m := map[string]string{}
+	if out == nil {
+		return m
+	}
+	for _, r := range out.RobotDeploymentSummary {
+		parts := strings.Split(aws.ToString(r.Arn), "/")
+		name := parts[len(parts)-2]
+		s := string(r.Status)
+		if r.FailureCode != "" {
+			s += "/" + string(r.FailureCode)
+		}
+		m[name] = s
+	}
+	return m
+}
+
+// Eventually checks cond every few milliseconds of real time until it holds or timeout passes, and reports
+// whether it held: the way tests wait, with a deadline and never a bare sleep.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	c := clock.Real{}
+	deadline := c.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if c.Now().After(deadline) {
+			return false
+		}
+		clock.Sleep(c, 5*time.Millisecond, nil)
+	}
+}
+
+// CheckGoroutines registers a cleanup — to run after every cleanup registered later — that fails the test unless
+// the number of goroutines falls back to what it is now within ten seconds. Call it first in a test.
+func CheckGoroutines(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		if Eventually(10*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+			return
+		}
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("%d goroutines after the test, %d before:\n%s", runtime.NumGoroutine(), before, buf)
+	})
+}
+
+// bundleTime is the modification time of every bundle entry, so a bundle's bytes depend on its files only.
+var bundleTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Bundle builds a tar.gz bundle of files (slash paths to contents); files ending in .sh are executable.
+func Bundle(files map[string]string) []byte {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	dirs := map[string]bool{}
+	for _, n := range names {
+		for d := path.Dir(n); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: bundleTime})
+		}
+		mode := int64(0o644)
+		if path.Ext(n) == ".sh" {
+			mode = 0o755
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: int64(len(files[n])),
+			ModTime: bundleTime})
+		tw.Write([]byte(files[n]))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// HeartbeatApp is a launch file for the fixtures' launch config that runs until signalled and writes, five times a
+// second, "app=<application> job=<job id> pid=<pid> beat=<n>" to $ROBOT_DATA_DIR/heartbeat, so a test can tell
+// which version a robot runs and that it runs.
+const HeartbeatApp = `#!/bin/sh
+out="${ROBOT_DATA_DIR:-.}/heartbeat"
+trap 'exit 0' TERM INT
+n=0
+while :; do
+	n=$((n + 1))
+	echo "app=$APPLICATION_NAME job=$DEPLOYMENT_JOB_ID pid=$$ beat=$n" >"$out.tmp" && mv "$out.tmp" "$out"
+	sleep 0.2
+done
+`
+
+// Heartbeat is a parsed heartbeat line.
+type Heartbeat struct {
+	App, Job string
+	Pid      int
+	Beat     int
+}
+
+// ReadHeartbeat reads the heartbeat of the robot whose device directory is dir.
+func ReadHeartbeat(dir string) (Heartbeat, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "data", "heartbeat"))
+	if err != nil {
+		return Heartbeat{}, err
+	}
+	var h Heartbeat
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "app=%s job=%s pid=%d beat=%d", &h.App, &h.Job, &h.Pid, &h.Beat); err != nil {
+		return Heartbeat{}, fmt.Errorf("heartbeat %q: %w", b, err)
+	}
+	return h, nil
+}
+
+// Current returns the version the robot in dir has active: the job id its current link points at. It fails
+// unless the link points at a version directory holding the launch file — a robot must never be left with a
+// version half there.
+func Current(dir string) (string, error) {
+	target, err := os.Readlink(filepath.Join(dir, "current"))
+	if err != nil {
+		return "", err
+	}
+	id, ok := strings.CutPrefix(filepath.ToSlash(target), "versions/")
+	if !ok {
+		return "", fmt.Errorf("current points at %q", target)
+	}
+	launch := filepath.Join(dir, "current", bundles.Package, bundles.LaunchFile)
+	if fi, err := os.Stat(launch); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("current points at %s, which has no launch file: %v", id, err)
+	}
+	return id, nil
+}
+
+// WaitRunning waits until the robot in dir runs job: its current link points at job, and its heartbeat names job
+// and moves on — with a process other than notPid, when not zero.
+func WaitRunning(t testing.TB, dir, job string, notPid int, timeout time.Duration) Heartbeat {
+	t.Helper()
+	var first, last Heartbeat
+	var why string
+	ok := Eventually(timeout, func() bool {
+		cur, err := Current(dir)
+		if err != nil || cur != job {
+			why = fmt.Sprintf("current %q (%v)", cur, err)
+			return false
+		}
+		h, err := ReadHeartbeat(dir)
+		if err != nil || h.Job != job || h.Pid == notPid {
+			why = fmt.Sprintf("heartbeat %+v (%v)", h, err)
+			return false
+		}
+		if first.Pid != h.Pid {
+			first = h
+			why = "heartbeat seen once"
+			return false
+		}
+		last = h
+		why = "heartbeat does not move"
+		return h.Beat > first.Beat
+	})
+	if !ok {
+		t.Fatalf("%s does not run %s after %v: %s", dir, job, timeout, why)
+	}
+	return last
+}
