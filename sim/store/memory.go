@@ -38,6 +38,28 @@ type memBucket struct {
 	stale  bool
 }
 
+// indexLimit is how many new keys a commit merges into a valid sorted index; more, and the index is rebuilt when
+// next needed. Merging keeps a bucket that grows one key per Update (robots registering one by one) from being
+// sorted again for every ForEach.
+const indexLimit = 64
+
+// index adds new keys to the sorted index, or marks it stale. The caller holds m.mu for writing.
+func (b *memBucket) index(added []string) {
+	if len(added) == 0 || b.stale {
+		return
+	}
+	if len(added) > indexLimit {
+		b.stale = true
+		return
+	}
+	// In place: no View is walking the index while the commit holds m.mu, and the Update that walked it has
+	// returned.
+	for _, k := range added {
+		i, _ := slices.BinarySearch(b.keys, k)
+		b.keys = slices.Insert(b.keys, i, k)
+	}
+}
+
 // sorted returns the bucket's keys in order. The caller holds m.mu (read or write).
 func (b *memBucket) sorted() []string {
 	b.sortMu.Lock()
@@ -84,9 +106,10 @@ func (m *memory) Update(fn func(Tx) error) error {
 	for name, w := range tx.writes {
 		b := m.buckets[name]
 		if b == nil {
-			b = &memBucket{m: make(map[string][]byte, len(w))}
+			b = &memBucket{m: make(map[string][]byte, len(w)), stale: true}
 			m.buckets[name] = b
 		}
+		var added []string
 		for k, v := range w {
 			_, had := b.m[k]
 			if v == nil {
@@ -94,15 +117,19 @@ func (m *memory) Update(fn func(Tx) error) error {
 			} else {
 				b.m[k] = *v
 			}
-			if had != (v != nil) {
+			switch {
+			case had && v == nil:
 				b.stale = true
+			case !had && v != nil:
+				added = append(added, k)
 			}
 		}
+		b.index(added)
 	}
 	for name, seq := range tx.seqs {
 		b := m.buckets[name]
 		if b == nil {
-			b = &memBucket{m: map[string][]byte{}}
+			b = &memBucket{m: map[string][]byte{}, stale: true}
 			m.buckets[name] = b
 		}
 		b.seq = seq
