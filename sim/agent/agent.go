@@ -338,7 +338,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("run agent: %w", err)
 	}
 	a.boot(ctx, st)
-	idle := 0
+	idle, failed := 0, 0
 	check := true
 	for {
 		if ctx.Err() != nil {
@@ -355,6 +355,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			if err != nil {
 				a.emit(Event{Kind: EventError, Err: err})
+				failed++
+			} else {
+				failed = 0
 			}
 			if ran {
 				idle = 0
@@ -362,9 +365,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			idle++
 		}
-		// Connected, the notify channel wakes the agent and the poll is only a safety net.
+		// Connected, the notify channel wakes the agent and the poll is only a safety net. A check that failed
+		// (a lost request) is retried on the short backoff whatever the channel says: the notify that woke
+		// the agent has been spent, and waiting for the safety net would idle the robot for PollMax.
 		d := a.poll.delay(64)
-		if !a.connected.Load() {
+		switch {
+		case failed > 0:
+			d = a.poll.delay(failed - 1)
+		case !a.connected.Load():
 			d = a.poll.delay(idle)
 		}
 		t := a.clock.NewTimer(d)

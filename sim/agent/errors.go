@@ -56,12 +56,22 @@ func IsTransient(err error) bool {
 	if errors.As(err, &ae) {
 		return ae.Status >= 500 || ae.Status == 429 || ae.Code == wire.ErrThrottling || ae.Code == wire.ErrServiceUnavailable
 	}
+	// A bare errno is not a network error, though syscall.Errno has net.Error's methods: a full disk (ENOSPC)
+	// or a refused permission (EACCES) is final, not worth retrying forever.
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT,
+			syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN:
+			return true
+		}
+		return false
+	}
 	var ne net.Error
 	if errors.As(err, &ne) {
 		return true
 	}
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // endedByService reports whether err says the service no longer holds the execution open: it was canceled,

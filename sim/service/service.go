@@ -50,6 +50,9 @@ type Options struct {
 	RoboMakerQuotas robomaker.Quotas
 	// Wrap, when set, wraps the API handler and the artifact handler (the cloud fault layer uses it).
 	Wrap func(listener string, h http.Handler) http.Handler
+	// ArtifactIntercept, when set, is the artifact store's fault hook (artifacts.Options.Intercept): it is asked
+	// about every request for an object, from the S3 API and from device downloads alike.
+	ArtifactIntercept func(op artifacts.Op, bucket, key string) *artifacts.Fault
 }
 
 // Listener names passed to Options.Wrap.
@@ -98,7 +101,8 @@ func New(opts Options) (*Service, error) {
 			s.Store.Close()
 		}
 	}()
-	if s.Artifacts, err = artifacts.Open(filepath.Join(opts.Dir, "artifacts"), artifacts.Options{Clock: s.clock}); err != nil {
+	if s.Artifacts, err = artifacts.Open(filepath.Join(opts.Dir, "artifacts"), artifacts.Options{Clock: s.clock,
+		Intercept: opts.ArtifactIntercept}); err != nil {
 		return nil, fmt.Errorf("service: artifacts: %w", err)
 	}
 	if s.Engine, err = engine.New(engine.Options{Clock: s.clock, Store: s.Store, Events: opts.Events}); err != nil {

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+)
+
+func demoCommand() *command {
+	c := &command{name: "demo", summary: "run the showcase: a fleet of robots, a clean rollout, then one that goes wrong",
+		usage: "[--robots N] [--time-scale N] [--seed N] [--sim] [--keep]"}
+	c.run = func(args []string, stdout, stderr io.Writer) error {
+		fs := newFlags(c, stderr)
+		robots := fs.Int("robots", 24, "robots in the fleet, 17 to 200")
+		scale := fs.Float64("time-scale", 100, "policy time runs this many times faster (100: the 5-minute robot timeout takes 3 s)")
+		seed := fs.Uint64("seed", 1, "seed of every random choice, so a run repeats")
+		sim := fs.Bool("sim", false, "simulate scripts and the robot application in memory instead of running them as processes")
+		keep := fs.Bool("keep", false, "leave the service running afterwards, to look around with the AWS CLI (Ctrl-C stops it)")
+		if err := parse(c, fs, args); err != nil {
+			return err
+		}
+		if *robots < 17 || *robots > 200 {
+			return &usageError{msg: fmt.Sprintf("--robots %d is outside 17..200", *robots),
+				hint: "the failing rollout needs its three faulty robots in the first quarter of the fleet, and a " +
+					"whole-percent threshold that two failures reach and one does not"}
+		}
+		if *scale < 1 {
+			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale)}
+		}
+		d := &demo{out: stdout, robots: *robots, scale: *scale, seed: *seed, sim: *sim, keep: *keep,
+			tty: isTerminal(stdout)}
+		return d.run()
+	}
+	return c
+}
+
+// demo is the showcase: one environment, two rollouts, a live view and a summary of each.
+type demo struct {
+	out         io.Writer
+	robots      int
+	scale       float64
+	seed        uint64
+	sim, keep   bool
+	tty         bool
+	problems    []string
+	environment error
+}
+
+func (d *demo) run() error {
+	rec := harness.NewRecorder("demo", io.Discard)
+	rec.SetRerun(fmt.Sprintf("fleetlab demo --seed %d", d.seed))
+	started := time.Now()
+	err := rec.Run(d.scenario)
+	var infra *harness.InfraError
+	switch {
+	case errors.As(err, &infra):
+		return &envError{err}
+	case err != nil:
+		return &failedError{msg: err.Error()}
+	case len(d.problems) > 0:
+		return &failedError{msg: "the rollouts did not end as expected:\n  " + strings.Join(d.problems, "\n  ")}
+	}
+	fmt.Fprintf(d.out, "\nDemo finished in %.1f s.\n", time.Since(started).Seconds())
+	return nil
+}
+
+func (d *demo) scenario(t harness.T) {
+	env := harness.New(t, harness.WithRobots(d.robots), harness.WithTimeScale(d.scale), harness.WithSeed(d.seed),
+		harness.WithBackend(harness.InProc{OS: !d.sim}))
+	names := env.Robots()
+	family := "real scripts and application processes"
+	if d.sim {
+		family = "scripts and application simulated in memory"
+	}
+	fmt.Fprintf(d.out, `fleetlab demo — %d robots, one RoboMaker fleet, policy time %gx faster than the clock
+  deployment service   %s  (AWS APIs and the device API)
+  artifact store (S3)  %s
+  robots               %s … %s, in this process (%s)
+
+`, len(names), d.scale, env.Endpoint(), env.S3Endpoint(), names[0], names[len(names)-1], family)
+
+	app := env.CreateApplication("hello")
+
+	// Rollout 1: clean, a quarter of the fleet at a time.
+	fmt.Fprintf(d.out, "Rollout 1: %s version %s to every robot, 25%% at a time.\n", app.Name, app.Version)
+	job1, err := env.StartJob(app, harness.Deployment{Concurrency: 25})
+	if err != nil {
+		t.Fatalf("create deployment job: %v", err)
+	}
+	j1 := d.watch(env, job1)
+	d.summary(j1)
+	d.expect(j1.Status == "Succeeded", "rollout 1 ended %s, want Succeeded", j1.Status)
+	for _, r := range j1.Robots {
+		d.expect(r.Status == "InSync", "rollout 1: %s is %s, want InSync", r.Name, r.Status)
+	}
+
+	// Rollout 2: one robot of the first batch stops answering while it downloads; two others' pre-launch
+	// scripts exit 3. The threshold is the whole percentage that two failed robots reach and one does not, so
+	// the job stops at the second failure.
+	silent, failing := names[2], []string{names[1], names[4]}
+	threshold := int32(200 / len(names))
+	fmt.Fprintf(d.out, "\nRollout 2: the same version again, 25%% at a time, failure threshold %d%%, robot timeout 5 min.\n",
+		threshold)
+	fmt.Fprintf(d.out, "  fault  %s stops responding once it starts downloading\n", silent)
+	fmt.Fprintf(d.out, "  fault  the pre-launch script of %s and %s exits 3\n", failing[0], failing[1])
+	noResponse := env.Inject(faults.Spec{Fault: "no-response",
+		Target: faults.Selector{Devices: []string{silent}, Step: wire.StepDownloadingExtracting}})
+	scriptExit := env.Inject(faults.Spec{Fault: "script-exit", Params: json.RawMessage(`{"script":"pre-launch","code":3}`),
+		Target: faults.Selector{Devices: failing}})
+	job2, err := env.StartJob(app, harness.Deployment{Concurrency: 25, FailureThreshold: threshold,
+		Timeout: 5 * time.Minute})
+	if err != nil {
+		t.Fatalf("create deployment job: %v", err)
+	}
+	j2 := d.watch(env, job2)
+	env.Recover(noResponse)
+	env.Recover(scriptExit)
+	d.summary(j2)
+	d.expect(j2.Status == "Failed" && j2.FailureCode == "FailureThresholdBreached",
+		"rollout 2 ended %s %s, want Failed FailureThresholdBreached", j2.Status, j2.FailureCode)
+	for _, r := range j2.Robots {
+		switch {
+		case r.Name == silent:
+			d.expect(r.Status == "NoResponse", "rollout 2: %s is %s, want NoResponse", r.Name, r.Status)
+		case r.Name == failing[0] || r.Name == failing[1]:
+			d.expect(r.Status == "Failed" && r.FailureCode == "PreLaunchFileFailure",
+				"rollout 2: %s is %s %s, want Failed PreLaunchFileFailure", r.Name, r.Status, r.FailureCode)
+		default:
+			d.expect(r.Status == "InSync" || r.FailureCode == "RobotDeploymentAborted",
+				"rollout 2: %s is %s %s, want InSync or aborted", r.Name, r.Status, r.FailureCode)
+		}
+	}
+
+	d.lookAround(env, job1, job2)
+}
+
+// expect records a way the demo's story did not hold.
+func (d *demo) expect(ok bool, format string, args ...any) {
+	if !ok {
+		d.problems = append(d.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// watch shows the job's progress until it has settled and returns it as it ended.
+func (d *demo) watch(env *harness.Env, job string) harness.Job {
+	began := time.Now()
+	last := ""
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		settled := env.Settled(job)
+		j, err := env.Describe(job)
+		if err == nil {
+			line := progressLine(j, time.Since(began))
+			switch {
+			case d.tty:
+				fmt.Fprintf(d.out, "\r\033[K%s", line)
+			case line[:strings.LastIndex(line, "  ")] != last:
+				fmt.Fprintln(d.out, line)
+			}
+			last = line[:strings.LastIndex(line, "  ")]
+		}
+		if settled && err == nil {
+			if d.tty {
+				fmt.Fprintln(d.out)
+			}
+			return j
+		}
+		select {
+		case <-tick.C:
+		case <-env.Context().Done():
+			env.T().Fatalf("the environment stopped while job %s was running", harness.JobID(job))
+		}
+		if time.Since(began) > time.Minute {
+			env.T().Fatalf("job %s did not settle within a minute: %s", harness.JobID(job), j)
+		}
+	}
+}
+
+// progressLine is one line of the live view: a bar of robots done and the counts by robot status.
+func progressLine(j harness.Job, elapsed time.Duration) string {
+	counts := j.Counts()
+	done := 0
+	for status, n := range counts {
+		if status == "InSync" || status == "Failed" || status == "NoResponse" {
+			done += n
+		}
+	}
+	const width = 24
+	filled := 0
+	if len(j.Robots) > 0 {
+		filled = done * width / len(j.Robots)
+	}
+	var parts []string
+	for _, s := range []string{"InSync", "Deploying", "PendingNewDeployment", "Failed", "NoResponse"} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	return fmt.Sprintf("  [%s%s] %-11s %s  %4.1fs", strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+		j.Status, strings.Join(parts, ", "), elapsed.Seconds())
+}
+
+// summary prints the job's outcome and a table of its robots.
+func (d *demo) summary(j harness.Job) {
+	fmt.Fprintf(d.out, "  job %s: %s", j.ID, j.Status)
+	if j.FailureCode != "" {
+		fmt.Fprintf(d.out, " (%s)", j.FailureCode)
+	}
+	fmt.Fprintln(d.out)
+	robots := append([]harness.Robot(nil), j.Robots...)
+	sort.Slice(robots, func(a, b int) bool { return robots[a].Name < robots[b].Name })
+	row := func(r harness.Robot) string {
+		failure := r.FailureCode
+		if r.FailureReason != "" && r.FailureCode != "RobotDeploymentAborted" {
+			failure += ": " + r.FailureReason
+		}
+		return fmt.Sprintf("%-12s %-28s %s", r.Status, r.Step, failure)
+	}
+	fmt.Fprintf(d.out, "\n  %-25s %-12s %-28s %s\n", "ROBOT", "STATUS", "STEP REACHED", "FAILURE")
+	// Runs of robots that ended alike share a line.
+	for i := 0; i < len(robots); {
+		j := i + 1
+		for j < len(robots) && row(robots[j]) == row(robots[i]) {
+			j++
+		}
+		name := robots[i].Name
+		if j-i > 2 {
+			name = fmt.Sprintf("%s … %s", robots[i].Name, robots[j-1].Name)
+		} else {
+			j = i + 1
+		}
+		fmt.Fprintf(d.out, "  %-25s %s\n", name, strings.TrimRight(row(robots[i]), " "))
+		i = j
+	}
+}
+
+// lookAround says how to inspect the service, and with --keep waits for Ctrl-C before it is stopped.
+func (d *demo) lookAround(env *harness.Env, jobs ...string) {
+	cmds := fmt.Sprintf(`  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
+  fleetlab model robomaker > robomaker.json     # RoboMaker has left the AWS CLI: add its model back once
+  aws configure add-model --service-name robomaker --service-model file://robomaker.json
+  aws --endpoint-url %s robomaker list-deployment-jobs
+  aws --endpoint-url %s robomaker describe-deployment-job --job %s
+  aws --endpoint-url %s s3 ls s3://%s --recursive
+`, env.Endpoint(), env.Endpoint(), jobs[len(jobs)-1], env.S3Endpoint(), harness.BundleBucket)
+	if !d.keep {
+		fmt.Fprintf(d.out, "\nTo look around with the AWS CLI, run 'fleetlab demo --keep'; the service then stays up and\nanswers commands such as:\n%s", cmds)
+		return
+	}
+	fmt.Fprintf(d.out, "\nThe service keeps running. Look around with the AWS CLI:\n%sPress Ctrl-C to stop.\n", cmds)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	signal.Stop(stop)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,44 @@
+// Package harness runs fleet deployment scenarios: it starts the deployment service and a fleet of robots,
+// registers the robots in a RoboMaker fleet, injects faults, and asserts on the outcome with gomega matchers — all
+// behind one call, so a scenario author never sees HTTP, SDK setup or cleanup.
+//
+//	env := harness.New(t, harness.WithRobots(4))
+//	job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 50})
+//	env.Inject(faults.Spec{Fault: "no-response", Target: faults.Selector{Devices: []string{"robot-0002"}}})
+//	env.Eventually(env.Job(job)).Should(harness.HaveStatus("Failed"))
+//
+// # The environment
+//
+// New starts, on loopback ports, the service (on-disk store in a test directory, so it can be restarted on its
+// data) with its clock running TimeScale times faster than the wall clock — at the default 600, RoboMaker's
+// one-minute minimum robot timeout takes a tenth of a second, and nothing sleeps for policy time. It starts the
+// fleet on the chosen backend (in-process goroutine robots by default), registers the robots, and hands out the
+// RoboMaker SDK v2 client (retries off, so what a test sees is what the service said), the S3 client, the device
+// handles and the event stream. Everything stops at the test's cleanup: faults are closed, the fleet and the
+// service stopped, nothing outlives the test.
+//
+// # Events
+//
+// One ordered stream of sim/event.Event holds what the engine did (deployment and execution transitions), what
+// each agent did (the Agent* kinds of this package: steps entered, retries, reconnects) and what faults did, in
+// arrival order. Seq numbers each source separately — the engine, each device's agent, the faults, the harness —
+// and survives a service restart, so a per-device sequence reads the same in every run with the same seed.
+//
+// # Seeds
+//
+// A run's seed decides every random choice: which robots a percentage fault picks, which requests a lossy link
+// drops, the agents' retry jitter. It comes from WithSeed, else from the -fleetlab.seed test flag, else it is
+// DefaultSeed. A failing test prints its seed and the command that reruns it.
+//
+// # Failures
+//
+// A failure of the environment — a port, the fleet, the service refusing the harness's own setup — is reported
+// as an infrastructure failure; an outcome that is not the one expected, as a product failure. `fleetlab run`
+// exits 3 for the first and 1 for the second.
+//
+// # Scenarios
+//
+// A Spec declares a scenario as data — the fleet, the job, the fault plan and the expected outcome of the job
+// and of every robot — and, for scenarios that need it, code. Specs are kept in a Registry; data-only ones can be
+// read from JSON (fixtures/scenarios) and run outside go test by Execute, which `fleetlab run` uses.
+package harness

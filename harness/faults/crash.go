@@ -1,0 +1,134 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/event"
+	"github.com/fleetlab/fleetlab/sim/fleet"
+)
+
+// Crash kills its targets abruptly — a power cut, a SIGKILL: no cleanup, on-device storage kept — and starts
+// them again after Down (at once when zero) unless Stay is set. The agent restarts, finds the execution it had
+// in flight in its saved state and resumes it at the step it reached. With a step it strikes each target when
+// it enters the step, once per execution; without one, at Inject. Recover restarts any target still down.
+//
+// Needs fleet.Crasher.
+type Crash struct {
+	// Down is how long a crashed device stays down, in the run's clock.
+	Down Duration `json:"down,omitempty"`
+	// Stay keeps crashed devices down until Recover.
+	Stay bool `json:"stay,omitempty"`
+}
+
+// Check implements Fault.
+func (c *Crash) Check(Selector) error {
+	if c.Down < 0 {
+		return fmt.Errorf("down %v is negative", c.Down.D())
+	}
+	if c.Stay && c.Down != 0 {
+		return errors.New("give down or stay, not both")
+	}
+	return nil
+}
+
+// Arm implements Fault.
+func (c *Crash) Arm(a Arming) (Armed, error) {
+	k := &crash{p: *c, a: a, crashers: map[string]fleet.Crasher{}, stop: make(chan struct{})}
+	for _, dev := range a.Targets {
+		cr, err := device[fleet.Crasher](a, dev, "fleet.Crasher")
+		if err != nil {
+			return nil, err
+		}
+		k.crashers[dev] = cr
+	}
+	t, err := newTrigger(a, k.strike)
+	if err != nil {
+		return nil, err
+	}
+	k.t = t
+	return k, nil
+}
+
+type crash struct {
+	p        Crash
+	a        Arming
+	t        *trigger
+	crashers map[string]fleet.Crasher
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex // serializes crash and restart of one device with Recover
+}
+
+// strike kills dev. Called in the agent's own report, the kill runs beside it (killing the agent waits for it to
+// stop) and the report returns only when the agent's context ends.
+func (k *crash) strike(ctx context.Context, dev string, sync bool) error {
+	k.wg.Add(1)
+	crashed := make(chan error, 1)
+	go func() {
+		defer k.wg.Done()
+		k.mu.Lock()
+		err := k.crashers[dev].Crash()
+		k.mu.Unlock()
+		crashed <- err
+		if err != nil || k.p.Stay {
+			return
+		}
+		if !clock.Sleep(k.a.World.Clock(), k.p.Down.D(), k.stop) {
+			return
+		}
+		k.restart(dev)
+	}()
+	if !sync {
+		return <-crashed
+	}
+	select {
+	case err := <-crashed:
+		if err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// restart starts dev again if it is down.
+func (k *crash) restart(dev string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cr := k.crashers[dev]
+	if cr.Running() {
+		return nil
+	}
+	if err := cr.Restart(context.Background()); err != nil {
+		k.a.emit(event.Log, dev, "", "restart: "+err.Error())
+		return fmt.Errorf("restart %s: %w", dev, err)
+	}
+	k.a.emit(event.FaultRecovered, dev, "", "restarted")
+	return nil
+}
+
+// Inject implements Armed.
+func (k *crash) Inject(ctx context.Context) error { return k.t.inject(ctx) }
+
+// Recover implements Armed: every target that is down is started again.
+func (k *crash) Recover(context.Context) error {
+	k.t.pause()
+	var errs []error
+	for _, dev := range k.a.Targets {
+		errs = append(errs, k.restart(dev))
+	}
+	return errors.Join(errs...)
+}
+
+// Disarm implements Armed.
+func (k *crash) Disarm() {
+	k.t.disarm()
+	close(k.stop)
+	k.wg.Wait()
+}

@@ -1,0 +1,120 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/event"
+)
+
+// The scripts a ScriptExit can fail.
+const (
+	ScriptDownloadCondition = "download-condition"
+	ScriptPreLaunch         = "pre-launch"
+	ScriptPostLaunch        = "post-launch"
+)
+
+// scriptSteps maps each script to the step that runs it.
+var scriptSteps = map[string]string{
+	ScriptDownloadCondition: wire.StepExecutingDownloadCondition,
+	ScriptPreLaunch:         wire.StepExecutingPreLaunch,
+	ScriptPostLaunch:        wire.StepExecutingPostLaunch,
+}
+
+// ScriptExit makes a script of its targets exit with Code: in its place a script of the same name that does
+// just that runs for real on the device. It fails the download condition
+// (DownloadConditionFailed), the pre-launch file (PreLaunchFileFailure) or the post-launch file
+// (PostLaunchFileFailure). The script must be part of the deployment: a job without a download condition runs
+// none, and the fault then has nothing to fail. Recover lets the scripts run again.
+//
+// Needs fleet.ExecutorHook (it wraps the agent's ScriptRunner).
+type ScriptExit struct {
+	// Script is download-condition, pre-launch or post-launch.
+	Script string `json:"script"`
+	// Code is the exit status, 1-255 (default 1).
+	Code int `json:"code,omitempty"`
+}
+
+// Check implements Fault.
+func (s *ScriptExit) Check(sel Selector) error {
+	step, ok := scriptSteps[s.Script]
+	if !ok {
+		return fmt.Errorf("script %q: want %s, %s or %s", s.Script, ScriptDownloadCondition, ScriptPreLaunch, ScriptPostLaunch)
+	}
+	if s.Code == 0 {
+		s.Code = 1
+	}
+	if s.Code < 1 || s.Code > 255 {
+		return fmt.Errorf("code %d outside 1-255", s.Code)
+	}
+	if sel.Step != "" && sel.Step != step {
+		return fmt.Errorf("the %s script runs in %s, not %s; leave the target's step out", s.Script, step, sel.Step)
+	}
+	return nil
+}
+
+// Arm implements Fault.
+func (s *ScriptExit) Arm(a Arming) (Armed, error) {
+	x := &scriptExit{p: *s, a: a, step: scriptSteps[s.Script], tracker: newStepTracker()}
+	remove, err := wrapAll(a, func(dev string, ex agent.Executors) agent.Executors {
+		ex.Transport = &trackingTransport{Transport: ex.Transport, dev: dev, tracker: x.tracker}
+		ex.Scripts = &exitRunner{ScriptRunner: ex.Scripts, dev: dev, x: x}
+		return ex
+	})
+	if err != nil {
+		return nil, err
+	}
+	x.remove = remove
+	return x, nil
+}
+
+type scriptExit struct {
+	p       ScriptExit
+	a       Arming
+	step    string
+	tracker *stepTracker
+	active  atomic.Bool
+	remove  func()
+}
+
+// exitRunner fails the script of the fault's step while the fault is injected.
+type exitRunner struct {
+	agent.ScriptRunner
+	dev string
+	x   *scriptExit
+}
+
+// Run implements agent.ScriptRunner.
+func (r *exitRunner) Run(ctx context.Context, s agent.Script) error {
+	if !r.x.active.Load() || r.x.tracker.get(r.dev) != r.x.step {
+		return r.ScriptRunner.Run(ctx, s)
+	}
+	r.x.a.emit(event.FaultInjected, r.dev, r.x.step, fmt.Sprintf("%s exits %d", s.Name, r.x.p.Code))
+	// The script really runs and really exits with the code: a script of the same name whose text is `exit N`
+	// goes to the device's own runner (a process in the OS family, the simulated runner in memory).
+	text := []byte(fmt.Sprintf("#!/bin/sh\n# %s, failed by the script-exit fault\nexit %d\n", s.Name, r.x.p.Code))
+	s.Read = func() ([]byte, error) { return text, nil }
+	if s.Path != "" {
+		f, err := os.CreateTemp("", "fleetlab-script-exit-*.sh")
+		if err != nil {
+			return fmt.Errorf("script-exit: %w", err)
+		}
+		defer os.Remove(f.Name())
+		_, werr := f.Write(text)
+		cerr := f.Close()
+		if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o700)); err != nil {
+			return fmt.Errorf("script-exit: %w", err)
+		}
+		s.Path = f.Name()
+	}
+	return r.ScriptRunner.Run(ctx, s)
+}
+
+func (x *scriptExit) Inject(context.Context) error  { x.active.Store(true); return nil }
+func (x *scriptExit) Recover(context.Context) error { x.active.Store(false); return nil }
+func (x *scriptExit) Disarm()                       { x.remove() }

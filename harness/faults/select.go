@@ -1,0 +1,101 @@
+package faults
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+)
+
+// Selector picks the devices a fault strikes and, for faults that strike at a step, the step. At most one of
+// Devices, Count and Percent is set; none of them selects every robot.
+type Selector struct {
+	// Devices names the targets.
+	Devices []string `json:"devices,omitempty"`
+	// Count picks this many robots with the run's seed.
+	Count int `json:"count,omitempty"`
+	// Percent picks ceil(N·Percent/100) robots with the run's seed.
+	Percent float64 `json:"percent,omitempty"`
+	// Step is the RoboMaker step at which the fault strikes each target (wire.Step*), for the faults that
+	// take one.
+	Step string `json:"step,omitempty"`
+}
+
+// IsZero reports whether the selector selects every robot, with no step.
+func (s Selector) IsZero() bool {
+	return len(s.Devices) == 0 && s.Count == 0 && s.Percent == 0 && s.Step == ""
+}
+
+// selectsDevices reports whether the selector names devices in any way.
+func (s Selector) selectsDevices() bool { return len(s.Devices) > 0 || s.Count != 0 || s.Percent != 0 }
+
+// check validates the selector on its own.
+func (s Selector) check() error {
+	set := 0
+	for _, b := range []bool{len(s.Devices) > 0, s.Count != 0, s.Percent != 0} {
+		if b {
+			set++
+		}
+	}
+	if set > 1 {
+		return fmt.Errorf("target: give one of devices, count and percent, not %d", set)
+	}
+	if s.Count < 0 {
+		return fmt.Errorf("target: count %d is negative", s.Count)
+	}
+	if s.Percent < 0 || s.Percent > 100 || math.IsNaN(s.Percent) {
+		return fmt.Errorf("target: percent %v outside [0, 100]", s.Percent)
+	}
+	if s.Step != "" && !slices.Contains(Steps, s.Step) {
+		return fmt.Errorf("target: step %q is not a RoboMaker step (%v)", s.Step, Steps)
+	}
+	seen := map[string]bool{}
+	for _, d := range s.Devices {
+		if seen[d] {
+			return fmt.Errorf("target: device %s named twice", d)
+		}
+		seen[d] = true
+	}
+	return nil
+}
+
+// Steps are the RoboMaker steps a selector may name, in order.
+var Steps = []string{wire.StepValidating, wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
+	wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch, wire.StepFinished}
+
+// Select returns the targets among robots, sorted. Named devices must all be robots. Count and Percent pick
+// with a generator seeded by seed and salt (the fault's name, so two faults of one run pick independently):
+// the same seed, salt and robots always pick the same devices.
+func (s Selector) Select(robots []string, seed uint64, salt string) ([]string, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	all := slices.Sorted(slices.Values(robots))
+	switch {
+	case len(s.Devices) > 0:
+		for _, d := range s.Devices {
+			if _, ok := slices.BinarySearch(all, d); !ok {
+				return nil, fmt.Errorf("target: device %s is not in the fleet (%v)", d, all)
+			}
+		}
+		return slices.Sorted(slices.Values(s.Devices)), nil
+	case s.Count == 0 && s.Percent == 0:
+		return all, nil
+	}
+	n := s.Count
+	if s.Percent > 0 {
+		n = int(math.Ceil(float64(len(all)) * s.Percent / 100))
+	}
+	if n > len(all) {
+		return nil, fmt.Errorf("target: count %d is more than the %d robots of the fleet", n, len(all))
+	}
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	r := rand.New(rand.NewPCG(seed, h.Sum64()))
+	picked := slices.Clone(all)
+	r.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
+	return slices.Sorted(slices.Values(picked[:n])), nil
+}

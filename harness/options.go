@@ -1,0 +1,237 @@
+package harness
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/event"
+	"github.com/fleetlab/fleetlab/sim/fleet"
+)
+
+// Defaults of an environment.
+const (
+	// DefaultSeed is the seed of a run that names none, so CI runs repeat.
+	DefaultSeed uint64 = 20260101
+	// DefaultTimeScale runs policy time 600 times faster than the wall clock: RoboMaker's one-minute minimum
+	// robot timeout takes 0.1 s, its five-hour default 30 s.
+	DefaultTimeScale = 600
+	// DefaultRobots is the fleet size when no option names one.
+	DefaultRobots = 3
+	// DefaultWait bounds, in wall-clock time, how long WaitJob and Eventually wait.
+	DefaultWait = 60 * time.Second
+	// FleetName is the RoboMaker fleet the environment registers its robots with.
+	FleetName = "fleetlab"
+)
+
+// seedFlag is the -fleetlab.seed test flag: a number, "time" for a seed from the clock, or empty for
+// DefaultSeed. It is read once per environment; nothing writes it but the flag package.
+var seedFlag = flag.String("fleetlab.seed", "", "seed of fleetlab harness runs: a number, or \"time\" (default: the fixed DefaultSeed)")
+
+// Option configures an environment.
+type Option interface {
+	apply(*config) error
+}
+
+// optionFunc adapts a function to an Option.
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// config is an environment's configuration, resolved by New.
+type config struct {
+	backend  Backend
+	count    int
+	names    []string
+	arch     string
+	archs    map[string]string
+	late     []string
+	seed     uint64
+	seedSet  bool
+	scale    float64
+	memory   bool
+	sinks    []event.Sink
+	scenario string
+	wait     time.Duration
+	registry *faults.Registry
+}
+
+// WithBackend hosts the robots on b (default: InProc{}, goroutines over HTTP).
+func WithBackend(b Backend) Option {
+	return optionFunc(func(c *config) error {
+		if b == nil {
+			return fmt.Errorf("WithBackend: nil backend")
+		}
+		c.backend = b
+		return nil
+	})
+}
+
+// WithRobots makes a fleet of n robots named robot-0001, robot-0002, … (default DefaultRobots).
+func WithRobots(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n <= 0 {
+			return fmt.Errorf("WithRobots(%d): want at least one robot", n)
+		}
+		c.count, c.names = n, nil
+		return nil
+	})
+}
+
+// WithRobotNames names the robots of the fleet.
+func WithRobotNames(names ...string) Option {
+	return optionFunc(func(c *config) error {
+		if len(names) == 0 {
+			return fmt.Errorf("WithRobotNames: no names")
+		}
+		c.names, c.count = slices.Clone(names), 0
+		return nil
+	})
+}
+
+// WithArchitecture sets every robot's architecture: X86_64 (the default), ARM64 or ARMHF.
+func WithArchitecture(arch string) Option {
+	return optionFunc(func(c *config) error {
+		if err := fleet.CheckArchitecture(arch); err != nil {
+			return err
+		}
+		c.arch = arch
+		return nil
+	})
+}
+
+// WithRobotArchitecture sets one robot's architecture.
+func WithRobotArchitecture(robot, arch string) Option {
+	return optionFunc(func(c *config) error {
+		if err := fleet.CheckArchitecture(arch); err != nil {
+			return err
+		}
+		if c.archs == nil {
+			c.archs = map[string]string{}
+		}
+		c.archs[robot] = arch
+		return nil
+	})
+}
+
+// WithLateRobots adds robots that the fleet hosts from the start but that join the RoboMaker fleet only when
+// Env.RegisterLate is called: robots registered after a job, for SyncDeploymentJob.
+func WithLateRobots(names ...string) Option {
+	return optionFunc(func(c *config) error {
+		c.late = append(c.late, names...)
+		return nil
+	})
+}
+
+// WithSeed sets the run's seed, over the -fleetlab.seed flag.
+func WithSeed(seed uint64) Option {
+	return optionFunc(func(c *config) error {
+		c.seed, c.seedSet = seed, true
+		return nil
+	})
+}
+
+// WithTimeScale runs policy time scale times faster than the wall clock (default DefaultTimeScale; 1 is real
+// time).
+func WithTimeScale(scale float64) Option {
+	return optionFunc(func(c *config) error {
+		if scale < 1 {
+			return fmt.Errorf("WithTimeScale(%v): want at least 1", scale)
+		}
+		c.scale = scale
+		return nil
+	})
+}
+
+// WithMemoryStore keeps the service's store in memory instead of on disk: faster, but the service cannot be
+// restarted on its data (the service-restart fault refuses to arm).
+func WithMemoryStore() Option {
+	return optionFunc(func(c *config) error {
+		c.memory = true
+		return nil
+	})
+}
+
+// WithSink sends every event of the run's stream to s as well, in order (a report, a live view).
+func WithSink(s event.Sink) Option {
+	return optionFunc(func(c *config) error {
+		c.sinks = append(c.sinks, s)
+		return nil
+	})
+}
+
+// WithScenario stamps every event of the run with the scenario's name.
+func WithScenario(name string) Option {
+	return optionFunc(func(c *config) error {
+		c.scenario = name
+		return nil
+	})
+}
+
+// WithWait bounds, in wall-clock time, how long WaitJob and Eventually wait (default DefaultWait).
+func WithWait(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithWait(%v): want a positive duration", d)
+		}
+		c.wait = d
+		return nil
+	})
+}
+
+// WithFaultRegistry makes r the registry Inject and Arm look fault names up in (default faults.Catalog()).
+func WithFaultRegistry(r *faults.Registry) Option {
+	return optionFunc(func(c *config) error {
+		c.registry = r
+		return nil
+	})
+}
+
+// resolve applies opts over the defaults.
+func resolve(opts []Option) (config, error) {
+	c := config{arch: fleet.ArchX86_64, scale: DefaultTimeScale, wait: DefaultWait}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.apply(&c); err != nil {
+			return c, err
+		}
+	}
+	if c.backend == nil {
+		c.backend = InProc{}
+	}
+	if c.registry == nil {
+		c.registry = faults.Catalog()
+	}
+	if c.count == 0 && len(c.names) == 0 {
+		c.count = DefaultRobots
+	}
+	if !c.seedSet {
+		seed, err := flagSeed(*seedFlag)
+		if err != nil {
+			return c, err
+		}
+		c.seed = seed
+	}
+	return c, nil
+}
+
+// flagSeed reads the -fleetlab.seed flag's value.
+func flagSeed(v string) (uint64, error) {
+	switch v {
+	case "":
+		return DefaultSeed, nil
+	case "time":
+		return uint64(clock.Real{}.Now().UnixNano()), nil
+	}
+	seed, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("-fleetlab.seed=%q: want a number or \"time\"", v)
+	}
+	return seed, nil
+}

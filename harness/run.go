@@ -1,0 +1,212 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/sim/event"
+)
+
+// Result is how a scenario ended: the job as it settled, a row per robot with what was expected of it, and
+// every way the outcome differed from the expectation (product failures).
+type Result struct {
+	Spec Spec
+	Seed uint64
+	Job  Job
+	// Targets are the robots the plan's device and link faults targeted.
+	Targets []string
+	Rows    []Row
+	// Failures are the differences from the expectation; none when the scenario passed.
+	Failures []string
+	// MaxInFlight is the most robots that were deploying at once.
+	MaxInFlight int
+	// Events are the run's events, up to the job's settling.
+	Events []event.Event
+}
+
+// Row is one robot's line of the result table.
+type Row struct {
+	Robot Robot
+	// Want is the expectation that applied, and From where it came (the robot's name, "targets", "others").
+	Want RobotExpect
+	From string
+	// Diff says how the robot differed; empty when it met the expectation.
+	Diff string
+}
+
+// OK reports whether the outcome met the expectation.
+func (r *Result) OK() bool { return r != nil && len(r.Failures) == 0 && r.Job.ID != "" }
+
+// WriteTable writes the per-robot result table and the job's line.
+func (r *Result) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROBOT\tSTATUS\tFAILURE CODE\tSTEP\tEXPECTED\t")
+	for _, row := range r.Rows {
+		mark := "ok"
+		if row.Diff != "" {
+			mark = "FAIL: " + row.Diff
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s (%s)\t%s\n", row.Robot.Name, row.Robot.Status, dash(row.Robot.FailureCode),
+			dash(row.Robot.Step), row.Want, row.From, mark)
+	}
+	tw.Flush()
+	want := r.Spec.Expect.Status
+	if r.Spec.Expect.FailureCode != "" {
+		want += "/" + r.Spec.Expect.FailureCode
+	}
+	got := r.Job.Status
+	if r.Job.FailureCode != "" {
+		got += "/" + r.Job.FailureCode
+	}
+	fmt.Fprintf(w, "job %s: %s (expected %s), seed %d\n", r.Job.ID, got, want, r.Seed)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  FAIL %s\n", f)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// RunSpec runs a scenario in t: it starts the environment, injects the plan's faults, starts the job (or runs
+// the spec's code), waits until the job settles and checks the outcome, reporting each difference as a product
+// failure with the job's timeline.
+func RunSpec(t T, spec Spec) *Result {
+	t.Helper()
+	if err := spec.Validate(); err != nil {
+		t.Fatalf("scenario %s: %v", spec.Name, err)
+	}
+	env := New(t, spec.options()...)
+	res := &Result{Spec: spec, Seed: env.Seed()}
+	env.events.Emit(event.Event{Kind: event.ScenarioStarted, Time: env.clock.Now(), Reason: spec.Description})
+	targeted := map[string]bool{}
+	for _, f := range spec.Faults {
+		h := env.Inject(f)
+		if h.Layer() != faults.LayerCloud {
+			for _, d := range h.Targets() {
+				targeted[d] = true
+			}
+		}
+	}
+	res.Targets = slices.Sorted(maps.Keys(targeted))
+	var job string
+	if spec.Run != nil {
+		job = spec.Run(env, spec)
+	} else {
+		bundle := spec.Job.Bundle
+		if bundle == "" {
+			bundle = bundles.Hello
+		}
+		var err error
+		job, err = env.StartJob(env.CreateApplication(bundle, spec.Job.Architectures...), spec.Job.Deployment())
+		if err != nil {
+			t.Fatalf("scenario %s: CreateDeploymentJob: %v", spec.Name, err)
+		}
+	}
+	res.Job = env.WaitJob(job)
+	res.Events = env.events.Events()
+	res.MaxInFlight = maxInFlight(res.Events, res.Job.ID)
+	res.check(targeted)
+	for _, f := range res.Failures {
+		t.Errorf("scenario %s: product failure: %s", spec.Name, f)
+	}
+	outcome := "passed"
+	if len(res.Failures) > 0 {
+		outcome = "failed"
+		t.Logf("scenario %s: %s\ntimeline:\n%s", spec.Name, res.Job, Timeline(res.Job.Timeline))
+	}
+	env.events.Emit(event.Event{Kind: event.ScenarioEnded, Time: env.clock.Now(), Deployment: res.Job.ID, Reason: outcome})
+	return res
+}
+
+// check compares the settled job with the expectation.
+func (r *Result) check(targeted map[string]bool) {
+	x := r.Spec.Expect
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
+	// A failed job's code is checked when the expectation names one; any other job must have none.
+	codeChecked := x.FailureCode != "" || x.Status != JobFailed
+	if r.Job.Status != x.Status || (codeChecked && r.Job.FailureCode != x.FailureCode) {
+		want := x.Status
+		if x.FailureCode != "" {
+			want += "/" + x.FailureCode
+		}
+		fail("job %s is %s/%s, want %s", r.Job.ID, r.Job.Status, dash(r.Job.FailureCode), want)
+	}
+	seen := map[string]bool{}
+	for _, robot := range r.Job.Robots {
+		seen[robot.Name] = true
+		row := Row{Robot: robot}
+		switch want, named := x.Robots[robot.Name]; {
+		case named:
+			row.Want, row.From = want, robot.Name
+		case targeted[robot.Name] && x.Targets != nil:
+			row.Want, row.From = *x.Targets, "targets"
+		case x.Others != nil:
+			row.Want, row.From = *x.Others, "others"
+		default:
+			row.Diff = "no expectation applies to this robot"
+		}
+		if row.From != "" {
+			row.Diff = strings.Join(row.Want.check(robot), "; ")
+		}
+		if row.Diff != "" {
+			fail("robot %s: %s", robot, row.Diff)
+		}
+		r.Rows = append(r.Rows, row)
+	}
+	for name := range x.Robots {
+		if !seen[name] {
+			fail("robot %s is expected but not in the job", name)
+		}
+	}
+	if x.Counts != nil {
+		if got, want := countsString(r.Job.Counts()), countsString(x.Counts); got != want {
+			fail("robots by status %s, want %s", got, want)
+		}
+	}
+	if x.MaxInFlight > 0 && r.MaxInFlight > x.MaxInFlight {
+		fail("%d robots deployed at once, want at most %d", r.MaxInFlight, x.MaxInFlight)
+	}
+}
+
+// maxInFlight counts, from the engine's events, the most executions of a deployment that were released and
+// not ended at once.
+func maxInFlight(events []event.Event, id string) int {
+	released := map[string]bool{}
+	n, most := 0, 0
+	for _, e := range events {
+		if e.Deployment != id || Source(e) != SourceEngine {
+			continue
+		}
+		switch {
+		case e.Kind == event.ExecutionReleased && !released[e.Device]:
+			released[e.Device] = true
+			n++
+		case e.Kind == event.ExecutionState && isTerminalExec(e.To) && released[e.Device]:
+			released[e.Device] = false
+			n--
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// Execute runs spec outside go test, logging to log; rerun is the command a failure prints to run it again.
+// It returns the result (nil when the environment failed before the job settled) and nil when the outcome met
+// the expectation, an *InfraError when the environment failed, or an error listing the product failures.
+func Execute(spec Spec, log io.Writer, rerun string) (*Result, error) {
+	rec := NewRecorder(spec.Name, log)
+	rec.SetRerun(rerun)
+	var res *Result
+	err := rec.Run(func(t T) { res = RunSpec(t, spec) })
+	return res, err
+}

@@ -1,0 +1,340 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/sim/fleet"
+)
+
+// Spec declares a scenario: its fleet, the deployment job, the fault plan and the outcome it expects, as data;
+// and, for a scenario that needs more than "inject the faults, start the job, wait", code.
+//
+// A data-only spec runs as: start the environment, arm and inject every fault of the plan, start the job,
+// wait until it settles, check the expectation. A spec with Run starts the environment the same way (its
+// faults armed and injected too) and then hands it to Run, which drives the scenario and returns the job whose
+// outcome Expect describes.
+type Spec struct {
+	// Name identifies the scenario; it is the subtest's name.
+	Name string `json:"name"`
+	// Description says what the scenario shows.
+	Description string `json:"description,omitempty"`
+	// Fleet is the robots.
+	Fleet FleetSpec `json:"fleet,omitzero"`
+	// Seed, when set, is the run's seed (otherwise the -fleetlab.seed flag's, or DefaultSeed).
+	Seed uint64 `json:"seed,omitempty"`
+	// TimeScale, when set, replaces DefaultTimeScale.
+	TimeScale float64 `json:"timeScale,omitempty"`
+	// Job is the deployment job a data-only scenario starts.
+	Job JobSpec `json:"job,omitzero"`
+	// Faults are armed and injected, in order, before the job starts.
+	Faults []faults.Spec `json:"faults,omitempty"`
+	// Expect is the outcome: the job's final state and every robot's.
+	Expect Expect `json:"expect"`
+
+	// Options are more environment options (code only).
+	Options []Option `json:"-"`
+	// Run drives a scenario that is not data only; it returns the ARN of the job Expect describes. Nil runs the
+	// data-only flow.
+	Run func(env *Env, spec Spec) string `json:"-"`
+}
+
+// FleetSpec is a scenario's fleet.
+type FleetSpec struct {
+	// Robots is the fleet's size (robots named robot-0001, …); Names names them instead.
+	Robots int      `json:"robots,omitempty"`
+	Names  []string `json:"names,omitempty"`
+	// Architecture is every robot's (default X86_64); Architectures overrides it per robot.
+	Architecture  string            `json:"architecture,omitempty"`
+	Architectures map[string]string `json:"architectures,omitempty"`
+	// Late are robots hosted from the start but registered only when the scenario calls Env.RegisterLate.
+	Late []string `json:"late,omitempty"`
+}
+
+// JobSpec is a scenario's deployment job.
+type JobSpec struct {
+	// Bundle is the fixtures/bundles bundle deployed (default "hello").
+	Bundle string `json:"bundle,omitempty"`
+	// Architectures are the application's sources (default X86_64 only).
+	Architectures []string `json:"architectures,omitempty"`
+	// Concurrency is concurrentDeploymentPercentage; FailureThreshold failureThresholdPercentage.
+	Concurrency      int32 `json:"concurrency,omitempty"`
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+	// Timeout is robotDeploymentTimeoutInSeconds (policy time).
+	Timeout faults.Duration `json:"timeout,omitempty"`
+	// DownloadCondition names a fixtures/bundles script.
+	DownloadCondition string `json:"downloadCondition,omitempty"`
+}
+
+// Deployment returns the job's configuration.
+func (j JobSpec) Deployment() Deployment {
+	return Deployment{Concurrency: j.Concurrency, FailureThreshold: j.FailureThreshold, Timeout: j.Timeout.D(),
+		DownloadCondition: j.DownloadCondition}
+}
+
+// Expect is a scenario's expected outcome. Every robot of the job must meet one robot expectation: its own in
+// Robots, else Targets when a fault of the plan targets it, else Others; a robot with none fails the scenario.
+type Expect struct {
+	// Status and FailureCode are the job's.
+	Status      string `json:"status"`
+	FailureCode string `json:"failureCode,omitempty"`
+	// Robots are expectations by robot name.
+	Robots map[string]RobotExpect `json:"robots,omitempty"`
+	// Targets is the expectation of the robots a device or link fault of the plan targets.
+	Targets *RobotExpect `json:"targets,omitempty"`
+	// Others is the expectation of every other robot.
+	Others *RobotExpect `json:"others,omitempty"`
+	// Counts, when set, are the job's robots by status, exactly.
+	Counts map[string]int `json:"counts,omitempty"`
+	// MaxInFlight, when set, bounds how many robots were deploying at once (released and not ended).
+	MaxInFlight int `json:"maxInFlight,omitempty"`
+}
+
+// RobotExpect is one robot's expected outcome; empty fields are not checked, except that a Status other than
+// Failed or NoResponse implies no failure code.
+type RobotExpect struct {
+	Status      string `json:"status"`
+	FailureCode string `json:"failureCode,omitempty"`
+	// Step is the last step the robot reached.
+	Step string `json:"step,omitempty"`
+}
+
+func (r RobotExpect) String() string {
+	s := r.Status
+	if r.FailureCode != "" {
+		s += "/" + r.FailureCode
+	}
+	if r.Step != "" {
+		s += "@" + r.Step
+	}
+	return s
+}
+
+// check compares a robot with the expectation; it returns what differs.
+func (r RobotExpect) check(got Robot) []string {
+	var diffs []string
+	if got.Status != r.Status {
+		diffs = append(diffs, fmt.Sprintf("status %s, want %s", got.Status, r.Status))
+	}
+	wantCode := r.FailureCode
+	if wantCode != "" || (r.Status != RobotFailed && r.Status != RobotNoResponse) {
+		if got.FailureCode != wantCode {
+			diffs = append(diffs, fmt.Sprintf("failure code %q, want %q", got.FailureCode, wantCode))
+		}
+	}
+	if r.Step != "" && got.Step != r.Step {
+		diffs = append(diffs, fmt.Sprintf("step %s, want %s", got.Step, r.Step))
+	}
+	return diffs
+}
+
+// options returns the environment options the spec asks for.
+func (s Spec) options() []Option {
+	var opts []Option
+	f := s.Fleet
+	switch {
+	case len(f.Names) > 0:
+		opts = append(opts, WithRobotNames(f.Names...))
+	case f.Robots > 0:
+		opts = append(opts, WithRobots(f.Robots))
+	}
+	if f.Architecture != "" {
+		opts = append(opts, WithArchitecture(f.Architecture))
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Architectures)) {
+		opts = append(opts, WithRobotArchitecture(name, f.Architectures[name]))
+	}
+	if len(f.Late) > 0 {
+		opts = append(opts, WithLateRobots(f.Late...))
+	}
+	if s.Seed != 0 {
+		opts = append(opts, WithSeed(s.Seed))
+	}
+	if s.TimeScale != 0 {
+		opts = append(opts, WithTimeScale(s.TimeScale))
+	}
+	opts = append(opts, WithScenario(s.Name))
+	return append(opts, s.Options...)
+}
+
+// Validate checks the spec as a whole, reporting every problem at once.
+func (s Spec) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.Name == "" || strings.ContainsAny(s.Name, " /\t\n") {
+		bad("name %q: want a non-empty name without spaces or slashes", s.Name)
+	}
+	if s.Fleet.Robots < 0 {
+		bad("fleet: robots %d is negative", s.Fleet.Robots)
+	}
+	if s.Fleet.Robots > 0 && len(s.Fleet.Names) > 0 {
+		bad("fleet: give robots or names, not both")
+	}
+	for _, n := range append(slices.Clone(s.Fleet.Names), s.Fleet.Late...) {
+		if err := fleet.CheckName(n); err != nil {
+			bad("fleet: %v", err)
+		}
+	}
+	if s.Fleet.Architecture != "" {
+		if err := fleet.CheckArchitecture(s.Fleet.Architecture); err != nil {
+			bad("fleet: %v", err)
+		}
+	}
+	for n, a := range s.Fleet.Architectures {
+		if err := fleet.CheckArchitecture(a); err != nil {
+			bad("fleet: robot %s: %v", n, err)
+		}
+	}
+	if s.TimeScale != 0 && s.TimeScale < 1 {
+		bad("timeScale %v: want at least 1", s.TimeScale)
+	}
+	if b := s.Job.Bundle; b != "" && !slices.Contains(bundles.Names(), b) {
+		bad("job: bundle %q is not a fixture bundle (%s)", b, strings.Join(bundles.Names(), ", "))
+	}
+	if c := s.Job.DownloadCondition; c != "" && !slices.Contains(bundles.Scripts(), c) {
+		bad("job: download condition %q is not a fixture script (%s)", c, strings.Join(bundles.Scripts(), ", "))
+	}
+	for _, a := range s.Job.Architectures {
+		if err := fleet.CheckArchitecture(a); err != nil {
+			bad("job: %v", err)
+		}
+	}
+	if c := s.Job.Concurrency; c < 0 || c > 100 {
+		bad("job: concurrency %d outside 1-100", c)
+	}
+	if c := s.Job.FailureThreshold; c < 0 || c > 100 {
+		bad("job: failureThreshold %d outside 1-100", c)
+	}
+	if t := s.Job.Timeout.D(); t != 0 && t < 60e9 {
+		bad("job: timeout %v is below RoboMaker's minimum of one minute", t)
+	}
+	reg := faults.Catalog()
+	for i, f := range s.Faults {
+		if _, err := reg.New(f); err != nil {
+			bad("faults[%d]: %v", i, err)
+		}
+	}
+	switch s.Expect.Status {
+	case JobSucceeded, JobFailed, JobCanceled:
+	default:
+		bad("expect: status %q: want %s, %s or %s", s.Expect.Status, JobSucceeded, JobFailed, JobCanceled)
+	}
+	robotExpects := map[string]RobotExpect{}
+	for n, r := range s.Expect.Robots {
+		robotExpects["robots."+n] = r
+	}
+	if s.Expect.Targets != nil {
+		robotExpects["targets"] = *s.Expect.Targets
+	}
+	if s.Expect.Others != nil {
+		robotExpects["others"] = *s.Expect.Others
+	}
+	if len(robotExpects) == 0 {
+		bad("expect: no robot expectation: every robot's final state must be expected (robots, targets or others)")
+	}
+	for where, r := range robotExpects {
+		switch r.Status {
+		case RobotInSync, RobotFailed, RobotNoResponse, RobotDeploying, RobotPending:
+		default:
+			bad("expect: %s: status %q is not a RoboMaker robot status", where, r.Status)
+		}
+		if r.Step != "" && !slices.Contains(faults.Steps, r.Step) {
+			bad("expect: %s: step %q is not a RoboMaker step", where, r.Step)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReadSpec decodes a data-only spec from JSON, strictly (an unknown member is an error), and validates it.
+func ReadSpec(r io.Reader) (Spec, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Spec{}, fmt.Errorf("read spec: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("decode spec: %w", err)
+	}
+	if dec.More() {
+		return Spec{}, errors.New("decode spec: more than one JSON value")
+	}
+	if err := s.Validate(); err != nil {
+		return Spec{}, fmt.Errorf("spec %s: %w", s.Name, err)
+	}
+	return s, nil
+}
+
+// ReadSpecs reads every *.json file of dir in fsys, in name order.
+func ReadSpecs(fsys fs.FS, dir string) ([]Spec, error) {
+	matches, err := fs.Glob(fsys, path.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(matches)
+	var out []Spec
+	for _, m := range matches {
+		f, err := fsys.Open(m)
+		if err != nil {
+			return nil, err
+		}
+		s, err := ReadSpec(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Registry holds scenario specs by name. Build it with NewRegistry and Add; a duplicate name is an error.
+type Registry struct {
+	specs map[string]Spec
+	order []string
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{specs: map[string]Spec{}} }
+
+// Add validates s and adds it; a name already added is an error.
+func (r *Registry) Add(specs ...Spec) error {
+	for _, s := range specs {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("add scenario %s: %w", s.Name, err)
+		}
+		if _, dup := r.specs[s.Name]; dup {
+			return fmt.Errorf("add scenario %s: already registered", s.Name)
+		}
+		r.specs[s.Name] = s
+		r.order = append(r.order, s.Name)
+	}
+	return nil
+}
+
+// Get returns the named spec.
+func (r *Registry) Get(name string) (Spec, bool) {
+	s, ok := r.specs[name]
+	return s, ok
+}
+
+// All returns every spec in the order added.
+func (r *Registry) All() []Spec {
+	out := make([]Spec, len(r.order))
+	for i, n := range r.order {
+		out[i] = r.specs[n]
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package scenarios_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fleetlab/fleetlab/harness"
+)
+
+// registry holds every scenario: the data-only ones from fixtures/scenarios and the ones declared in code.
+func registry(t *testing.T) *harness.Registry {
+	t.Helper()
+	r := harness.NewRegistry()
+	specs, err := harness.ReadSpecs(os.DirFS("../fixtures/scenarios"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) == 0 {
+		t.Fatal("no scenario files in fixtures/scenarios")
+	}
+	if err := r.Add(specs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add(codeScenarios()...); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestScenarios(t *testing.T) {
+	for _, spec := range registry(t).All() {
+		t.Run(spec.Name, func(t *testing.T) {
+			res := harness.RunSpec(t, spec)
+			if res.OK() {
+				return
+			}
+			var b strings.Builder
+			res.WriteTable(&b)
+			t.Log("\n" + b.String())
+		})
+	}
+}
