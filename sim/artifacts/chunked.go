@@ -124,10 +124,11 @@ func (c *chunkedReader) readTrailer() error {
 			return fmt.Errorf("%w: trailers too long", errMalformedChunk)
 		}
 		name, value, ok := bytes.Cut(line, []byte{':'})
+		name = bytes.TrimSpace(name)
 		if !ok || len(name) == 0 {
 			return fmt.Errorf("%w: bad trailer line %.32q", errMalformedChunk, line)
 		}
-		c.trailer.Add(string(bytes.TrimSpace(name)), string(bytes.TrimSpace(value)))
+		c.trailer.Add(string(name), string(bytes.TrimSpace(value)))
 	}
 }
 
