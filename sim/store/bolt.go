@@ -71,7 +71,7 @@ func (s *boltStore) Batch(fn func(Tx) error) error {
 func (s *boltStore) Close() error { return s.db.Close() }
 
 func runBolt(btx *bolt.Tx, writable bool, fn func(Tx) error) error {
-	tx := &boltTx{tx: btx, writable: writable}
+	tx := &boltTx{tx: btx, txState: txState{writable: writable}}
 	defer func() { tx.done = true }()
 	return fn(tx)
 }
@@ -85,28 +85,14 @@ func boltErr(err error) error {
 }
 
 type boltTx struct {
-	tx       *bolt.Tx
-	writable bool
-	done     bool
-}
-
-func (t *boltTx) check(write bool) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case write && !t.writable:
-		return ErrReadOnly
-	}
-	return nil
+	txState
+	tx *bolt.Tx
 }
 
 // Get copies the value out: bbolt's slice points into the memory-mapped file and is unusable after the
 // transaction, a mistake that would only show on disk and never with the memory store.
 func (t *boltTx) Get(bucket, key string) ([]byte, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	if err := checkName(bucket, key); err != nil {
+	if err := t.checkKey(false, bucket, key); err != nil {
 		return nil, err
 	}
 	b := t.tx.Bucket([]byte(bucket))
@@ -121,13 +107,7 @@ func (t *boltTx) Get(bucket, key string) ([]byte, error) {
 }
 
 func (t *boltTx) Put(bucket, key string, value []byte) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	if err := checkName(bucket, key); err != nil {
-		return err
-	}
-	if err := checkValue(value); err != nil {
+	if err := t.checkPut(bucket, key, value); err != nil {
 		return err
 	}
 	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
@@ -139,10 +119,7 @@ func (t *boltTx) Put(bucket, key string, value []byte) error {
 }
 
 func (t *boltTx) Delete(bucket, key string) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	if err := checkName(bucket, key); err != nil {
+	if err := t.checkKey(true, bucket, key); err != nil {
 		return err
 	}
 	b := t.tx.Bucket([]byte(bucket))
@@ -153,10 +130,7 @@ func (t *boltTx) Delete(bucket, key string) error {
 }
 
 func (t *boltTx) ForEach(bucket, prefix string, fn func(key string, value []byte) error) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	if err := checkBucket(bucket); err != nil {
+	if err := t.checkBucket(false, bucket); err != nil {
 		return err
 	}
 	b := t.tx.Bucket([]byte(bucket))
@@ -189,10 +163,7 @@ func (t *boltTx) ForEach(bucket, prefix string, fn func(key string, value []byte
 }
 
 func (t *boltTx) NextSequence(bucket string) (uint64, error) {
-	if err := t.check(true); err != nil {
-		return 0, err
-	}
-	if err := checkBucket(bucket); err != nil {
+	if err := t.checkBucket(true, bucket); err != nil {
 		return 0, err
 	}
 	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))

@@ -27,21 +27,43 @@ const (
 	MaxValueSize = 1<<31 - 2
 )
 
-func checkName(bucket, key string) error {
-	if bucket == "" || key == "" || len(bucket) > MaxKeySize || len(key) > MaxKeySize {
+// txState is what the transactions of both stores keep alike: whether one may write, and whether the function it
+// was passed to has returned. Every Tx method of both opens with one of its checks, so both refuse a bad call with
+// the same error, tested in the same order: the transaction, then the names, then the value.
+type txState struct {
+	writable bool
+	done     bool
+}
+
+// checkBucket checks a call on a bucket (ForEach, NextSequence) that writes when write is set.
+func (t *txState) checkBucket(write bool, bucket string) error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case write && !t.writable:
+		return ErrReadOnly
+	case bucket == "" || len(bucket) > MaxKeySize:
 		return ErrInvalidKey
 	}
 	return nil
 }
 
-func checkBucket(bucket string) error {
-	if bucket == "" || len(bucket) > MaxKeySize {
+// checkKey checks a call on one key (Get, Delete) that writes when write is set.
+func (t *txState) checkKey(write bool, bucket, key string) error {
+	if err := t.checkBucket(write, bucket); err != nil {
+		return err
+	}
+	if key == "" || len(key) > MaxKeySize {
 		return ErrInvalidKey
 	}
 	return nil
 }
 
-func checkValue(value []byte) error {
+// checkPut checks a Put.
+func (t *txState) checkPut(bucket, key string, value []byte) error {
+	if err := t.checkKey(true, bucket, key); err != nil {
+		return err
+	}
 	if int64(len(value)) > MaxValueSize {
 		return ErrValueTooLarge
 	}

@@ -93,7 +93,7 @@ func (m *memory) Update(fn func(Tx) error) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	tx := &memTx{m: m, writable: true}
+	tx := &memTx{m: m, txState: txState{writable: true}}
 	defer tx.finish()
 	if err := fn(tx); err != nil {
 		return err
@@ -148,24 +148,13 @@ func (m *memory) Close() error {
 }
 
 type memTx struct {
-	m        *memory
-	writes   map[string]map[string]*[]byte // this Update's writes by bucket; a nil value is a delete
-	seqs     map[string]uint64
-	writable bool
-	done     bool
+	m      *memory
+	writes map[string]map[string]*[]byte // this Update's writes by bucket; a nil value is a delete
+	seqs   map[string]uint64
+	txState
 }
 
 func (t *memTx) finish() { t.done = true }
-
-func (t *memTx) check(write bool) error {
-	switch {
-	case t.done:
-		return ErrTxDone
-	case write && !t.writable:
-		return ErrReadOnly
-	}
-	return nil
-}
 
 // lookup returns the value of key as this transaction sees it.
 func (t *memTx) lookup(bucket, key string) ([]byte, bool) {
@@ -195,10 +184,7 @@ func (t *memTx) write(bucket, key string, v *[]byte) {
 }
 
 func (t *memTx) Get(bucket, key string) ([]byte, error) {
-	if err := t.check(false); err != nil {
-		return nil, err
-	}
-	if err := checkName(bucket, key); err != nil {
+	if err := t.checkKey(false, bucket, key); err != nil {
 		return nil, err
 	}
 	v, ok := t.lookup(bucket, key)
@@ -209,13 +195,7 @@ func (t *memTx) Get(bucket, key string) ([]byte, error) {
 }
 
 func (t *memTx) Put(bucket, key string, value []byte) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	if err := checkName(bucket, key); err != nil {
-		return err
-	}
-	if err := checkValue(value); err != nil {
+	if err := t.checkPut(bucket, key, value); err != nil {
 		return err
 	}
 	v := cloneBytes(value)
@@ -224,10 +204,7 @@ func (t *memTx) Put(bucket, key string, value []byte) error {
 }
 
 func (t *memTx) Delete(bucket, key string) error {
-	if err := t.check(true); err != nil {
-		return err
-	}
-	if err := checkName(bucket, key); err != nil {
+	if err := t.checkKey(true, bucket, key); err != nil {
 		return err
 	}
 	if _, ok := t.lookup(bucket, key); ok {
@@ -237,10 +214,7 @@ func (t *memTx) Delete(bucket, key string) error {
 }
 
 func (t *memTx) ForEach(bucket, prefix string, fn func(key string, value []byte) error) error {
-	if err := t.check(false); err != nil {
-		return err
-	}
-	if err := checkBucket(bucket); err != nil {
+	if err := t.checkBucket(false, bucket); err != nil {
 		return err
 	}
 	var committed []string
@@ -298,10 +272,7 @@ func (t *memTx) next(bucket string, committed []string, from string, inclusive b
 }
 
 func (t *memTx) NextSequence(bucket string) (uint64, error) {
-	if err := t.check(true); err != nil {
-		return 0, err
-	}
-	if err := checkBucket(bucket); err != nil {
+	if err := t.checkBucket(true, bucket); err != nil {
 		return 0, err
 	}
 	seq, ok := t.seqs[bucket]

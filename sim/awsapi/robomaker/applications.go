@@ -56,27 +56,13 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 			}
 			return err
 		}
-		key, _, err := nextKey(tx)
+		key, arn, err := s.newResource(tx, now, "robot-application", in.Name)
 		if err != nil {
 			return err
 		}
-		ms, err := stamp(tx, now)
-		if err != nil {
-			return err
-		}
-		arn := s.arn(fmt.Sprintf("robot-application/%s/%d", in.Name, ms))
 		app = appRec{Key: key, Name: in.Name, ARN: arn, Suite: in.RobotSoftwareSuite, Environment: in.Environment,
 			Sources: sources, RevisionID: revisionID(arn, latest), UpdatedAt: now}
-		if err := putJSON(tx, bucketApps, key, &app); err != nil {
-			return err
-		}
-		if err := index(tx, "arn/"+arn, kindApp, key); err != nil {
-			return err
-		}
-		if err := index(tx, "app/"+in.Name, kindApp, key); err != nil {
-			return err
-		}
-		return putTags(tx, arn, in.Tags)
+		return insert(tx, bucketApps, kindApp, key, arn, &app, in.Tags, "app/"+in.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -239,29 +225,21 @@ func (s *Service) listRobotApplications(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit, err := maxResults(in.MaxResults, 100)
+	q, err := in.query("ListRobotApplications", 100, "name")
 	if err != nil {
 		return nil, err
 	}
-	match, scope, err := filters(in.Filters, "ListRobotApplications", "name")
-	if err != nil {
-		return nil, err
-	}
-	scope += "\x00" + in.VersionQualifier
-	type item struct {
-		key string
-		sum appSummary
-	}
-	var all []item
+	q.scope += "\x00" + in.VersionQualifier
+	var all []keyed[appSummary]
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketApps, func(app *appRec) error {
-			if !match("name", app.Name) {
+			if !q.match("name", app.Name) {
 				return nil
 			}
 			suite := app.Suite
 			sum := appSummary{Name: app.Name, ARN: app.ARN, Version: latest, LastUpdatedAt: epoch(app.UpdatedAt),
 				RobotSoftwareSuite: &suite}
-			all = append(all, item{app.Key + "/" + strings.Repeat("0", 10), sum})
+			all = append(all, keyed[appSummary]{app.Key + "/" + strings.Repeat("0", 10), sum})
 			if in.VersionQualifier != "ALL" {
 				return nil
 			}
@@ -272,7 +250,7 @@ func (s *Service) listRobotApplications(r *awsapi.Request) (any, error) {
 				}
 				vs := sum
 				vs.Version, vs.LastUpdatedAt = v.Version, epoch(v.UpdatedAt)
-				all = append(all, item{k, vs})
+				all = append(all, keyed[appSummary]{k, vs})
 				return nil
 			})
 		})
@@ -280,13 +258,9 @@ func (s *Service) listRobotApplications(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, next, err := awsapi.Page(all, func(it item) string { return it.key }, scope, in.NextToken, limit)
+	sums, next, err := pageOf(q, all)
 	if err != nil {
-		return nil, invalidParameter("The nextToken is not valid.")
-	}
-	sums := make([]appSummary, len(page))
-	for i, it := range page {
-		sums[i] = it.sum
+		return nil, err
 	}
 	return struct {
 		RobotApplicationSummaries []appSummary `json:"robotApplicationSummaries"`
@@ -336,13 +310,7 @@ func (s *Service) deleteRobotApplication(r *awsapi.Request) (any, error) {
 				return err
 			}
 		}
-		if err := tx.Delete(bucketApps, app.Key); err != nil {
-			return err
-		}
-		if err := putTags(tx, app.ARN, nil); err != nil {
-			return err
-		}
-		return unindex(tx, "arn/"+app.ARN, "app/"+app.Name)
+		return remove(tx, bucketApps, app.Key, app.ARN, "app/"+app.Name)
 	})
 	if err != nil {
 		return nil, err

@@ -30,23 +30,12 @@ func (s *Service) createFleet(r *awsapi.Request) (any, error) {
 		if n >= s.quotas.Fleets {
 			return limitExceeded("The account has reached its limit of %d fleets.", s.quotas.Fleets)
 		}
-		key, _, err := nextKey(tx)
+		key, arn, err := s.newResource(tx, now, "deployment-fleet", in.Name)
 		if err != nil {
 			return err
 		}
-		ms, err := stamp(tx, now)
-		if err != nil {
-			return err
-		}
-		f = fleetRec{Key: key, Name: in.Name, ARN: s.arn(fmt.Sprintf("deployment-fleet/%s/%d", in.Name, ms)),
-			CreatedAt: now}
-		if err := putJSON(tx, bucketFleets, key, &f); err != nil {
-			return err
-		}
-		if err := index(tx, "arn/"+f.ARN, kindFleet, key); err != nil {
-			return err
-		}
-		return putTags(tx, f.ARN, in.Tags)
+		f = fleetRec{Key: key, Name: in.Name, ARN: arn, CreatedAt: now}
+		return insert(tx, bucketFleets, kindFleet, key, arn, &f, in.Tags)
 	})
 	if err != nil {
 		return nil, err
@@ -94,13 +83,7 @@ func (s *Service) deleteFleet(r *awsapi.Request) (any, error) {
 				return err
 			}
 		}
-		if err := tx.Delete(bucketFleets, f.Key); err != nil {
-			return err
-		}
-		if err := putTags(tx, f.ARN, nil); err != nil {
-			return err
-		}
-		return unindex(tx, "arn/"+f.ARN)
+		return remove(tx, bucketFleets, f.Key, f.ARN)
 	})
 	if err != nil {
 		return nil, err
@@ -179,40 +162,36 @@ func (s *Service) listFleets(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit, err := maxResults(in.MaxResults, 200)
+	q, err := in.query("ListFleets", 200, "name")
 	if err != nil {
 		return nil, err
 	}
-	match, scope, err := filters(in.Filters, "ListFleets", "name")
-	if err != nil {
-		return nil, err
-	}
-	var all []fleet
+	var all []keyed[fleet]
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketFleets, func(f *fleetRec) error {
-			if !match("name", f.Name) {
+			if !q.match("name", f.Name) {
 				return nil
 			}
 			sum, err := s.fleetSummary(tx, f)
 			if err != nil {
 				return err
 			}
-			all = append(all, sum)
+			// Fleets are in creation order, and so are their ARNs' stamps; page by stamp.
+			all = append(all, keyed[fleet]{stampKey(f.ARN), sum})
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	// Fleets are in creation order, and so are their ARNs' stamps; page by stamp+ARN.
-	page, next, err := awsapi.Page(all, func(f fleet) string { return stampKey(f.ARN) }, scope, in.NextToken, limit)
+	page, next, err := pageOf(q, all)
 	if err != nil {
-		return nil, invalidParameter("The nextToken is not valid.")
+		return nil, err
 	}
 	return struct {
 		FleetDetails []fleet `json:"fleetDetails"`
 		NextToken    string  `json:"nextToken,omitempty"`
-	}{nonNil(page), next}, nil
+	}{page, next}, nil
 }
 
 // stampKey orders resources by the epoch-millisecond stamp that ends their ARN (unique per service), so a page
@@ -220,6 +199,48 @@ func (s *Service) listFleets(r *awsapi.Request) (any, error) {
 func stampKey(arn string) string {
 	ms, _ := strconv.ParseInt(arn[strings.LastIndexByte(arn, '/')+1:], 10, 64)
 	return fmt.Sprintf("%020d", ms)
+}
+
+// listQuery is a List operation's request for a page, checked: how many items, which ones, and from where.
+type listQuery struct {
+	limit int
+	match func(name, value string) bool
+	scope string // the page token's scope: the operation with its filter
+	token string
+}
+
+// query checks the paging and filter members of a List operation op, which returns up to limit items a page and
+// filters by names.
+func (in listInput) query(op string, limit int, names ...string) (listQuery, error) {
+	limit, err := maxResults(in.MaxResults, limit)
+	if err != nil {
+		return listQuery{}, err
+	}
+	match, scope, err := filters(in.Filters, op, names...)
+	if err != nil {
+		return listQuery{}, err
+	}
+	return listQuery{limit: limit, match: match, scope: scope, token: in.NextToken}, nil
+}
+
+// keyed is an item of a listing with the key it is paged by; the keys of a listing ascend.
+type keyed[T any] struct {
+	key  string
+	item T
+}
+
+// pageOf returns the page of all that q asks for (never nil) and the token of the next page, "" after the last. A
+// token q's scope did not issue is InvalidParameterException.
+func pageOf[T any](q listQuery, all []keyed[T]) ([]T, string, error) {
+	page, next, err := awsapi.Page(all, func(it keyed[T]) string { return it.key }, q.scope, q.token, q.limit)
+	if err != nil {
+		return nil, "", invalidParameter("The nextToken is not valid.")
+	}
+	items := make([]T, len(page))
+	for i, it := range page {
+		items[i] = it.item
+	}
+	return items, next, nil
 }
 
 // maxResults checks a List operation's maxResults (1..max, default max).
@@ -250,11 +271,4 @@ func filters(fs []filter, op string, names ...string) (match func(name, value st
 	return func(name, value string) bool {
 		return name != f.Name || slices.Contains(f.Values, value)
 	}, op + "\x00" + f.Name + "\x00" + strings.Join(values, "\x00"), nil
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

@@ -202,21 +202,12 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 			FleetName: nj.fleet.Name, CreatedAt: now, Config: nj.config, Apps: nj.apps, Targets: nj.targets,
 			Payload: nj.payload}
 		j.Payload.Job = j.ARN
-		if err := putJSON(tx, bucketJobs, key, &j); err != nil {
-			return err
-		}
-		if err := index(tx, "arn/"+j.ARN, kindJob, key); err != nil {
-			return err
-		}
-		if err := index(tx, "job/"+id, kindJob, key); err != nil {
+		if err := insert(tx, bucketJobs, kindJob, key, j.ARN, &j, nj.tags, "job/"+id); err != nil {
 			return err
 		}
 		f := *nj.fleet
 		f.LastJob = key
 		if err := putJSON(tx, bucketFleets, f.Key, &f); err != nil {
-			return err
-		}
-		if err := putTags(tx, j.ARN, nj.tags); err != nil {
 			return err
 		}
 		return s.tokens.Record(tx, nj.scope, nj.token, nj.hash, key)
@@ -265,13 +256,7 @@ func (s *Service) dropJob(tx store.Tx, j *jobRec) error {
 			return err
 		}
 	}
-	if err := tx.Delete(bucketJobs, j.Key); err != nil {
-		return err
-	}
-	if err := putTags(tx, j.ARN, nil); err != nil {
-		return err
-	}
-	return unindex(tx, "arn/"+j.ARN, "job/"+j.ID)
+	return remove(tx, bucketJobs, j.Key, j.ARN, "job/"+j.ID)
 }
 
 // fleetByARN reads a fleet record by ARN into f.
@@ -445,28 +430,20 @@ func (s *Service) listDeploymentJobs(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit, err := maxResults(in.MaxResults, 200)
-	if err != nil {
-		return nil, err
-	}
-	match, scope, err := filters(in.Filters, "ListDeploymentJobs", "status", "fleetName")
+	q, err := in.query("ListDeploymentJobs", 200, "status", "fleetName")
 	if err != nil {
 		return nil, err
 	}
 	now := s.clock.Now()
-	type item struct {
-		key string
-		job deploymentJob
-	}
-	var all []item
+	var all []keyed[deploymentJob]
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketJobs, func(j *jobRec) error {
-			if j.expired(now) || !match("fleetName", j.FleetName) {
+			if j.expired(now) || !q.match("fleetName", j.FleetName) {
 				return nil
 			}
 			out := s.describeJob(j)
-			if match("status", out.Status) {
-				all = append(all, item{j.Key, out})
+			if q.match("status", out.Status) {
+				all = append(all, keyed[deploymentJob]{j.Key, out})
 			}
 			return nil
 		})
@@ -474,13 +451,9 @@ func (s *Service) listDeploymentJobs(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, next, err := awsapi.Page(all, func(it item) string { return it.key }, scope, in.NextToken, limit)
+	jobs, next, err := pageOf(q, all)
 	if err != nil {
-		return nil, invalidParameter("The nextToken is not valid.")
-	}
-	jobs := make([]deploymentJob, len(page))
-	for i, it := range page {
-		jobs[i] = it.job
+		return nil, err
 	}
 	return struct {
 		DeploymentJobs []deploymentJob `json:"deploymentJobs"`

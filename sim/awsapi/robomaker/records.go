@@ -228,6 +228,46 @@ func (s *Service) arn(resource string) string {
 		Resource: resource}.String()
 }
 
+// newResource allocates what a new fleet, robot or application is named by: a record key, and the ARN
+// <resource>/<name>/<stamp>.
+func (s *Service) newResource(tx store.Tx, now time.Time, resource, name string) (key, arn string, err error) {
+	key, _, err = nextKey(tx)
+	if err != nil {
+		return "", "", err
+	}
+	ms, err := stamp(tx, now)
+	if err != nil {
+		return "", "", err
+	}
+	return key, s.arn(fmt.Sprintf("%s/%s/%d", resource, name, ms)), nil
+}
+
+// insert writes a new resource of kind: its record rec at key in bucket, the index entry of its ARN and the other
+// index entries given ("robot/<name>", …), and its tags. remove undoes it.
+func insert(tx store.Tx, bucket, kind, key, arn string, rec any, tags map[string]string, entries ...string) error {
+	if err := putJSON(tx, bucket, key, rec); err != nil {
+		return err
+	}
+	for _, e := range append([]string{"arn/" + arn}, entries...) {
+		if err := index(tx, e, kind, key); err != nil {
+			return err
+		}
+	}
+	return putTags(tx, arn, tags)
+}
+
+// remove deletes what insert wrote: the record at key in bucket, the resource's tags, and its index entries, that
+// of its ARN and the others given.
+func remove(tx store.Tx, bucket, key, arn string, entries ...string) error {
+	if err := tx.Delete(bucket, key); err != nil {
+		return err
+	}
+	if err := putTags(tx, arn, nil); err != nil {
+		return err
+	}
+	return unindex(tx, append([]string{"arn/" + arn}, entries...)...)
+}
+
 // findByARN resolves an ARN of this account and region to its kind and record key.
 func (s *Service) findByARN(tx store.Tx, arn string) (kind, key string, found bool, err error) {
 	a, perr := awsapi.ParseARN(arn)
@@ -237,60 +277,47 @@ func (s *Service) findByARN(tx store.Tx, arn string) (kind, key string, found bo
 	return lookup(tx, "arn/"+arn)
 }
 
+// loadByARN finds the record of a resource of kind, kept in bucket, by its ARN: nil when the ARN names no
+// resource of this account and region, or one of another kind.
+func loadByARN[T any](s *Service, tx store.Tx, arn, kind, bucket string) (*T, error) {
+	k, key, ok, err := s.findByARN(tx, arn)
+	if err != nil || !ok || k != kind {
+		return nil, err
+	}
+	return loadKey[T](tx, bucket, key)
+}
+
+// loadKey reads the record at key in bucket; nil when there is none.
+func loadKey[T any](tx store.Tx, bucket, key string) (*T, error) {
+	var rec T
+	if ok, err := getJSON(tx, bucket, key, &rec); err != nil || !ok {
+		return nil, err
+	}
+	return &rec, nil
+}
+
 // loadFleet finds a fleet by ARN.
 func (s *Service) loadFleet(tx store.Tx, arn string) (*fleetRec, error) {
-	kind, key, ok, err := s.findByARN(tx, arn)
-	if err != nil || !ok || kind != kindFleet {
-		return nil, err
-	}
-	var f fleetRec
-	if ok, err := getJSON(tx, bucketFleets, key, &f); err != nil || !ok {
-		return nil, err
-	}
-	return &f, nil
+	return loadByARN[fleetRec](s, tx, arn, kindFleet, bucketFleets)
 }
 
 // loadRobot finds a robot by ARN.
 func (s *Service) loadRobot(tx store.Tx, arn string) (*robotRec, error) {
-	kind, key, ok, err := s.findByARN(tx, arn)
-	if err != nil || !ok || kind != kindRobot {
-		return nil, err
-	}
-	var r robotRec
-	if ok, err := getJSON(tx, bucketRobots, key, &r); err != nil || !ok {
-		return nil, err
-	}
-	return &r, nil
+	return loadByARN[robotRec](s, tx, arn, kindRobot, bucketRobots)
 }
 
 // loadApp finds a robot application by ARN.
 func (s *Service) loadApp(tx store.Tx, arn string) (*appRec, error) {
-	kind, key, ok, err := s.findByARN(tx, arn)
-	if err != nil || !ok || kind != kindApp {
-		return nil, err
-	}
-	var a appRec
-	if ok, err := getJSON(tx, bucketApps, key, &a); err != nil || !ok {
-		return nil, err
-	}
-	return &a, nil
+	return loadByARN[appRec](s, tx, arn, kindApp, bucketApps)
 }
 
 // loadJob finds a deployment job by ARN, expired or not.
 func (s *Service) loadJob(tx store.Tx, arn string) (*jobRec, error) {
-	kind, key, ok, err := s.findByARN(tx, arn)
-	if err != nil || !ok || kind != kindJob {
-		return nil, err
-	}
-	return loadJobKey(tx, key)
+	return loadByARN[jobRec](s, tx, arn, kindJob, bucketJobs)
 }
 
 func loadJobKey(tx store.Tx, key string) (*jobRec, error) {
-	var j jobRec
-	if ok, err := getJSON(tx, bucketJobs, key, &j); err != nil || !ok {
-		return nil, err
-	}
-	return &j, nil
+	return loadKey[jobRec](tx, bucketJobs, key)
 }
 
 func versionKey(appKey string, n int) string { return fmt.Sprintf("%s/%010d", appKey, n) }
@@ -301,11 +328,7 @@ func loadVersion(tx store.Tx, app *appRec, version string) (*versionRec, error) 
 	if err != nil || n < 1 || n > app.LastVersion {
 		return nil, nil
 	}
-	var v versionRec
-	if ok, err := getJSON(tx, bucketVersions, versionKey(app.Key, n), &v); err != nil || !ok {
-		return nil, err
-	}
-	return &v, nil
+	return loadKey[versionRec](tx, bucketVersions, versionKey(app.Key, n))
 }
 
 // tags returns the tags of a resource ARN (an empty map when it has none).

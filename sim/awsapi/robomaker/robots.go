@@ -1,8 +1,6 @@
 package robomaker
 
 import (
-	"fmt"
-
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -30,26 +28,13 @@ func (s *Service) createRobot(r *awsapi.Request) (any, error) {
 			}
 			return err
 		}
-		key, _, err := nextKey(tx)
+		key, arn, err := s.newResource(tx, now, "robot", in.Name)
 		if err != nil {
 			return err
 		}
-		ms, err := stamp(tx, now)
-		if err != nil {
-			return err
-		}
-		rb = robotRec{Key: key, Name: in.Name, ARN: s.arn(fmt.Sprintf("robot/%s/%d", in.Name, ms)),
-			Architecture: in.Architecture, GreengrassID: in.GreengrassGroupID, CreatedAt: now}
-		if err := putJSON(tx, bucketRobots, key, &rb); err != nil {
-			return err
-		}
-		if err := index(tx, "arn/"+rb.ARN, kindRobot, key); err != nil {
-			return err
-		}
-		if err := index(tx, "robot/"+rb.Name, kindRobot, key); err != nil {
-			return err
-		}
-		return putTags(tx, rb.ARN, in.Tags)
+		rb = robotRec{Key: key, Name: in.Name, ARN: arn, Architecture: in.Architecture,
+			GreengrassID: in.GreengrassGroupID, CreatedAt: now}
+		return insert(tx, bucketRobots, kindRobot, key, arn, &rb, in.Tags, "robot/"+rb.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -86,13 +71,7 @@ func (s *Service) deleteRobot(r *awsapi.Request) (any, error) {
 				return err
 			}
 		}
-		if err := tx.Delete(bucketRobots, rb.Key); err != nil {
-			return err
-		}
-		if err := putTags(tx, rb.ARN, nil); err != nil {
-			return err
-		}
-		return unindex(tx, "arn/"+rb.ARN, "robot/"+rb.Name)
+		return remove(tx, bucketRobots, rb.Key, rb.ARN, "robot/"+rb.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -179,15 +158,11 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	limit, err := maxResults(in.MaxResults, 200)
+	q, err := in.query("ListRobots", 200, "status", "fleetName")
 	if err != nil {
 		return nil, err
 	}
-	match, scope, err := filters(in.Filters, "ListRobots", "status", "fleetName")
-	if err != nil {
-		return nil, err
-	}
-	var all []robot
+	var all []keyed[robot]
 	err = s.store.View(func(tx store.Tx) error {
 		fleetNames := map[string]string{}
 		if err := each(tx, bucketFleets, func(f *fleetRec) error {
@@ -197,15 +172,15 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 			return err
 		}
 		return each(tx, bucketRobots, func(rb *robotRec) error {
-			if !match("fleetName", fleetNames[rb.Fleet]) {
+			if !q.match("fleetName", fleetNames[rb.Fleet]) {
 				return nil
 			}
 			sum, err := s.robotSummary(tx, rb)
 			if err != nil {
 				return err
 			}
-			if match("status", sum.Status) {
-				all = append(all, sum)
+			if q.match("status", sum.Status) {
+				all = append(all, keyed[robot]{stampKey(rb.ARN), sum})
 			}
 			return nil
 		})
@@ -213,14 +188,14 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, next, err := awsapi.Page(all, func(rb robot) string { return stampKey(rb.ARN) }, scope, in.NextToken, limit)
+	page, next, err := pageOf(q, all)
 	if err != nil {
-		return nil, invalidParameter("The nextToken is not valid.")
+		return nil, err
 	}
 	return struct {
 		Robots    []robot `json:"robots"`
 		NextToken string  `json:"nextToken,omitempty"`
-	}{nonNil(page), next}, nil
+	}{page, next}, nil
 }
 
 type membership struct {
@@ -229,17 +204,7 @@ type membership struct {
 }
 
 func (s *Service) registerRobot(r *awsapi.Request) (any, error) {
-	var in membership
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
-		f, rb, err := s.loadMembership(tx, in)
-		if err != nil {
-			return err
-		}
+	return s.changeMembership(r, func(tx store.Tx, f *fleetRec, rb *robotRec) error {
 		switch rb.Fleet {
 		case f.ARN:
 			return nil
@@ -260,24 +225,10 @@ func (s *Service) registerRobot(r *awsapi.Request) (any, error) {
 		}
 		return tx.Put(bucketFleetRobots, f.Key+"/"+rb.Key, []byte{})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return in, nil
 }
 
 func (s *Service) deregisterRobot(r *awsapi.Request) (any, error) {
-	var in membership
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
-		f, rb, err := s.loadMembership(tx, in)
-		if err != nil {
-			return err
-		}
+	return s.changeMembership(r, func(tx store.Tx, f *fleetRec, rb *robotRec) error {
 		if rb.Fleet != f.ARN {
 			return invalidParameter("Robot %s is not registered with fleet %s.", rb.Name, f.Name)
 		}
@@ -287,26 +238,36 @@ func (s *Service) deregisterRobot(r *awsapi.Request) (any, error) {
 		}
 		return tx.Delete(bucketFleetRobots, f.Key+"/"+rb.Key)
 	})
+}
+
+// changeMembership answers RegisterRobot and DeregisterRobot: change is given the fleet and the robot the request
+// names, both existing, in one store update, and the answer is the request.
+func (s *Service) changeMembership(r *awsapi.Request, change func(tx store.Tx, f *fleetRec, rb *robotRec) error) (any, error) {
+	var in membership
+	if err := r.Decode(&in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.store.Update(func(tx store.Tx) error {
+		f, err := s.loadFleet(tx, in.Fleet)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return notFound("Fleet %s does not exist.", in.Fleet)
+		}
+		rb, err := s.loadRobot(tx, in.Robot)
+		if err != nil {
+			return err
+		}
+		if rb == nil {
+			return notFound("Robot %s does not exist.", in.Robot)
+		}
+		return change(tx, f, rb)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return in, nil
-}
-
-func (s *Service) loadMembership(tx store.Tx, in membership) (*fleetRec, *robotRec, error) {
-	f, err := s.loadFleet(tx, in.Fleet)
-	if err != nil {
-		return nil, nil, err
-	}
-	if f == nil {
-		return nil, nil, notFound("Fleet %s does not exist.", in.Fleet)
-	}
-	rb, err := s.loadRobot(tx, in.Robot)
-	if err != nil {
-		return nil, nil, err
-	}
-	if rb == nil {
-		return nil, nil, notFound("Robot %s does not exist.", in.Robot)
-	}
-	return f, rb, nil
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
-	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -176,19 +176,10 @@ func Summary(out *robomaker.DescribeDeploymentJobOutput) map[string]string {
 }
 
 // Eventually checks cond every few milliseconds of real time until it holds or timeout passes, and reports
-// whether it held: the way tests wait, with a deadline and never a bare sleep.
+// whether it held: the way tests wait, with a deadline and never a bare sleep. It is agenttest.Eventually, so
+// fleet and agent tests wait alike.
 func Eventually(timeout time.Duration, cond func() bool) bool {
-	c := clock.Real{}
-	deadline := c.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if c.Now().After(deadline) {
-			return false
-		}
-		clock.Sleep(c, 5*time.Millisecond, nil)
-	}
+	return agenttest.Eventually(timeout, cond)
 }
 
 // CheckGoroutines registers a cleanup — to run after every cleanup registered later — that fails the test unless

@@ -89,8 +89,7 @@ type Options struct {
 
 // Fleet is a set of in-process robots.
 type Fleet struct {
-	devices []*Device
-	byName  map[string]*Device
+	fleet.Roster[*Device]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,80 +116,24 @@ func New(opts Options) (*Fleet, error) {
 	default:
 		return nil, fmt.Errorf("inproc: unknown transport %d", opts.Transport)
 	}
-	if opts.Architecture == "" {
-		opts.Architecture = fleet.ArchX86_64
-	}
-	if err := fleet.CheckArchitecture(opts.Architecture); err != nil {
+	archs, err := fleet.Architectures(names, opts.Architecture, opts.Architectures)
+	if err != nil {
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
-	for name, arch := range opts.Architectures {
-		if err := fleet.CheckArchitecture(arch); err != nil {
-			return nil, fmt.Errorf("inproc: robot %s: %w", name, err)
-		}
-	}
 	opts.Clock = clock.Or(opts.Clock)
-	f := &Fleet{byName: make(map[string]*Device, len(names))}
-	for _, name := range names {
-		d, err := newDevice(&opts, name)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("inproc: %w", err)
-		}
-		f.devices = append(f.devices, d)
-		f.byName[name] = d
+	roster, err := fleet.StartRoster(names, func(name string) (*Device, error) {
+		return newDevice(&opts, name, archs[name])
+	}, (*Device).close)
+	if err != nil {
+		return nil, fmt.Errorf("inproc: %w", err)
 	}
-	for name := range opts.Architectures {
-		if f.byName[name] == nil {
-			f.Close()
-			return nil, fmt.Errorf("inproc: Architectures names %s, which is not a robot of the fleet", name)
-		}
-	}
-	return f, nil
+	return &Fleet{Roster: roster}, nil
 }
-
-// Devices implements fleet.Fleet.
-func (f *Fleet) Devices() []fleet.Device {
-	out := make([]fleet.Device, len(f.devices))
-	for i, d := range f.devices {
-		out[i] = d
-	}
-	return out
-}
-
-// Device implements fleet.Fleet.
-func (f *Fleet) Device(name string) (fleet.Device, bool) {
-	d, ok := f.byName[name]
-	return d, ok
-}
-
-// Robot returns the named robot with its full API.
-func (f *Fleet) Robot(name string) (*Device, bool) {
-	d, ok := f.byName[name]
-	return d, ok
-}
-
-// Robots returns every robot, by name.
-func (f *Fleet) Robots() []*Device { return append([]*Device(nil), f.devices...) }
 
 // Close stops every agent — a frozen one is thawed first — stops the applications of the OS family gracefully,
 // and closes the link proxies. Robot directories are kept. It is safe to call more than once.
 func (f *Fleet) Close() error {
-	f.closeOnce.Do(func() {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var errs []error
-		for _, d := range f.devices {
-			wg.Go(func() {
-				if err := d.close(); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		f.closeErr = errors.Join(errs...)
-	})
+	f.closeOnce.Do(func() { f.closeErr = fleet.StopAll(f.Robots(), (*Device).close) })
 	return f.closeErr
 }
 
@@ -239,11 +182,8 @@ type incarnation struct {
 	crashed atomic.Bool
 }
 
-func newDevice(opts *Options, name string) (*Device, error) {
-	d := &Device{name: name, arch: opts.Architecture, opts: opts, clock: &skewClock{base: opts.Clock}}
-	if a, ok := opts.Architectures[name]; ok {
-		d.arch = a
-	}
+func newDevice(opts *Options, name, arch string) (*Device, error) {
+	d := &Device{name: name, arch: arch, opts: opts, clock: &skewClock{base: opts.Clock}}
 	d.shaper = link.NewShaper(d.clock)
 	if opts.Dir != "" {
 		d.dir = filepath.Join(opts.Dir, name)

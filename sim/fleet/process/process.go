@@ -81,9 +81,8 @@ type Options struct {
 
 // Fleet is a set of robots running as fleetlab-agent processes.
 type Fleet struct {
+	fleet.Roster[*Device]
 	opts     Options
-	devices  []*Device
-	byName   map[string]*Device
 	tempDirs []string // removed at Close
 
 	closeOnce sync.Once
@@ -104,25 +103,15 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process fleet: %w", err)
 	}
-	if opts.Architecture == "" {
-		opts.Architecture = fleet.ArchX86_64
-	}
-	if err := fleet.CheckArchitecture(opts.Architecture); err != nil {
+	archs, err := fleet.Architectures(names, opts.Architecture, opts.Architectures)
+	if err != nil {
 		return nil, fmt.Errorf("process fleet: %w", err)
-	}
-	for name, arch := range opts.Architectures {
-		if err := fleet.CheckArchitecture(arch); err != nil {
-			return nil, fmt.Errorf("process fleet: robot %s: %w", name, err)
-		}
-		if !containsName(names, name) {
-			return nil, fmt.Errorf("process fleet: Architectures names %s, which is not a robot of the fleet", name)
-		}
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 30 * time.Second
 	}
 	opts.Clock = clock.Or(opts.Clock)
-	f := &Fleet{byName: make(map[string]*Device, len(names))}
+	f := &Fleet{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -148,69 +137,22 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 		}
 	}
 	f.opts = opts
-	for _, name := range names {
-		d, err := f.newDevice(name)
-		if err != nil {
-			return nil, fmt.Errorf("process fleet: %w", err)
-		}
-		f.devices = append(f.devices, d)
-		f.byName[name] = d
+	f.Roster, err = fleet.StartRoster(names, func(name string) (*Device, error) {
+		return f.newDevice(name, archs[name])
+	}, (*Device).close)
+	if err != nil {
+		return nil, fmt.Errorf("process fleet: %w", err)
 	}
 	ok = true
 	return f, nil
 }
-
-func containsName(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
-
-// Devices implements fleet.Fleet.
-func (f *Fleet) Devices() []fleet.Device {
-	out := make([]fleet.Device, len(f.devices))
-	for i, d := range f.devices {
-		out[i] = d
-	}
-	return out
-}
-
-// Device implements fleet.Fleet.
-func (f *Fleet) Device(name string) (fleet.Device, bool) {
-	d, ok := f.byName[name]
-	return d, ok
-}
-
-// Robot returns the named robot with its full API.
-func (f *Fleet) Robot(name string) (*Device, bool) {
-	d, ok := f.byName[name]
-	return d, ok
-}
-
-// Robots returns every robot, by name.
-func (f *Fleet) Robots() []*Device { return append([]*Device(nil), f.devices...) }
 
 // Close stops every agent cleanly — a frozen one is continued first — killing the session of any that does not
 // stop within StopTimeout, then closes the link proxies and removes the directories New created. It is safe to
 // call more than once.
 func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var errs []error
-		for _, d := range f.devices {
-			wg.Go(func() {
-				if err := d.close(); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
+		errs := []error{fleet.StopAll(f.Robots(), (*Device).close)}
 		for _, dir := range f.tempDirs {
 			if err := os.RemoveAll(dir); err != nil {
 				errs = append(errs, err)
@@ -252,11 +194,8 @@ type agentProc struct {
 	exited chan struct{} // closed once the process has exited and its events are read
 }
 
-func (f *Fleet) newDevice(name string) (*Device, error) {
-	d := &Device{f: f, name: name, arch: f.opts.Architecture, dir: filepath.Join(f.opts.Dir, name)}
-	if a, ok := f.opts.Architectures[name]; ok {
-		d.arch = a
-	}
+func (f *Fleet) newDevice(name, arch string) (*Device, error) {
+	d := &Device{f: f, name: name, arch: arch, dir: filepath.Join(f.opts.Dir, name)}
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("robot %s: %w", name, err)
 	}
@@ -437,47 +376,33 @@ func (d *Device) Restart(ctx context.Context) error {
 
 // Freeze stops every process of the robot's session with SIGSTOP — the agent, its application and scripts — as
 // a hung board; Thaw continues them exactly where they were. Freezing a frozen or crashed robot is an error.
-func (d *Device) Freeze() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	p := d.current()
-	d.mu.Lock()
-	frozen := d.frozen
-	d.mu.Unlock()
-	switch {
-	case p == nil:
-		return fmt.Errorf("freeze %s: not running", d.name)
-	case frozen:
-		return fmt.Errorf("freeze %s: already frozen", d.name)
-	}
-	if err := stopSession(p.pid); err != nil {
-		return fmt.Errorf("freeze %s: %w", d.name, err)
-	}
-	d.mu.Lock()
-	d.frozen = true
-	d.mu.Unlock()
-	return nil
-}
+func (d *Device) Freeze() error { return d.setFrozen("freeze", true, stopSession) }
 
 // Thaw continues a frozen robot.
-func (d *Device) Thaw() error {
+func (d *Device) Thaw() error { return d.setFrozen("thaw", false, continueSession) }
+
+// setFrozen moves a running robot to frozen or back, signalling its session through signal; op names the call in
+// errors. A robot that is not running, or is already where it is asked to go, is an error.
+func (d *Device) setFrozen(op string, frozen bool, signal func(sid int) error) error {
 	d.life.Lock()
 	defer d.life.Unlock()
 	p := d.current()
 	d.mu.Lock()
-	frozen := d.frozen
+	was := d.frozen
 	d.mu.Unlock()
 	switch {
 	case p == nil:
-		return fmt.Errorf("thaw %s: not running", d.name)
-	case !frozen:
-		return fmt.Errorf("thaw %s: not frozen", d.name)
+		return fmt.Errorf("%s %s: not running", op, d.name)
+	case was && frozen:
+		return fmt.Errorf("%s %s: already frozen", op, d.name)
+	case !was && !frozen:
+		return fmt.Errorf("%s %s: not frozen", op, d.name)
 	}
-	if err := continueSession(p.pid); err != nil {
-		return fmt.Errorf("thaw %s: %w", d.name, err)
+	if err := signal(p.pid); err != nil {
+		return fmt.Errorf("%s %s: %w", op, d.name, err)
 	}
 	d.mu.Lock()
-	d.frozen = false
+	d.frozen = frozen
 	d.mu.Unlock()
 	return nil
 }
