@@ -36,7 +36,9 @@ func TestProcessBackend(t *testing.T) {
 
 	env.Inject(faults.Spec{Fault: "crash", Params: []byte(`{"down":"30s"}`),
 		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: wire.StepDownloadingExtracting}})
-	j := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{Timeout: 30 * time.Minute}))
+	// Process agents keep wall-clock time, and a restarted one resumes in real seconds on a loaded machine: the
+	// robot timeout (RoboMaker's default five hours, 30 s of wall time at 600x) leaves room for that.
+	j := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{Timeout: 5 * time.Hour}))
 	env.Expect(j).To(harness.HaveStatus(harness.JobSucceeded))
 	env.Expect(j).To(harness.HaveRobotCounts(map[string]int{harness.RobotInSync: 3}))
 	// The agent's events come from another process, so the kill lands just after the robot entered the step,
