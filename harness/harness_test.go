@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,8 +108,14 @@ func TestMatchersWithEventually(t *testing.T) {
 }
 
 func TestStreamNumbersEachSource(t *testing.T) {
+	// The sink is called from the service's and the agents' goroutines, and goes on after WaitJob returns.
+	var mu sync.Mutex
 	var sunk []event.Event
-	env := harness.New(t, harness.WithRobots(1), harness.WithSink(event.SinkFunc(func(e event.Event) { sunk = append(sunk, e) })))
+	env := harness.New(t, harness.WithRobots(1), harness.WithSink(event.SinkFunc(func(e event.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		sunk = append(sunk, e)
+	})))
 	env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{}))
 	evs := env.Events().Events()
 	next := map[string]uint64{}
@@ -126,6 +133,8 @@ func TestStreamNumbersEachSource(t *testing.T) {
 			t.Errorf("no event from %s", src)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(sunk) < len(evs) {
 		t.Errorf("the sink got %d events, the stream has %d", len(sunk), len(evs))
 	}
