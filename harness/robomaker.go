@@ -16,6 +16,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -390,6 +391,29 @@ func (e *Env) Settled(job string) bool {
 	}
 	for _, x := range xs {
 		if !x.Status.Terminal() {
+			return false
+		}
+	}
+	// The engine's state is visible a moment before its events are delivered: settled means the stream has them
+	// too, so a timeline or outcome read now is complete.
+	ended := map[string]bool{}
+	depEnded := false
+	for _, ev := range e.events.Events() {
+		if ev.Deployment != id {
+			continue
+		}
+		switch {
+		case ev.Kind == event.ExecutionState && isTerminalExec(ev.To):
+			ended[ev.Device] = true
+		case ev.Kind == event.DeploymentState && engine.Status(ev.To).Terminal():
+			depEnded = true
+		}
+	}
+	if !depEnded {
+		return false
+	}
+	for _, x := range xs {
+		if !ended[x.Device] {
 			return false
 		}
 	}
