@@ -1,5 +1,5 @@
 // Package deviceapi is the device-facing side of the deployment service: the IoT Jobs data plane
-// (shared/reference/models/iot-jobs-data.json) over the engine's device methods, a websocket notify channel that
+// (the AWS service model iot-jobs-data, 2017-09-29) over the engine's device methods, a websocket notify channel that
 // tells a thing an execution is pending, and read-only artifact downloads. Devices never see the control-plane
 // APIs.
 //

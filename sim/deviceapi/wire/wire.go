@@ -1,5 +1,5 @@
 // Package wire holds the types that cross between the device agent and the device API: the IoT Jobs data plane
-// bodies (shared/reference/models/iot-jobs-data.json, API version 2017-09-29), the notify channel's messages,
+// bodies (the AWS service model iot-jobs-data, API version 2017-09-29), the notify channel's messages,
 // and the job documents each dialect puts in an execution. The agent imports this package and nothing else of
 // sim/.
 //
