@@ -74,6 +74,8 @@ func runCommand() *command {
 				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", spec.Name, time.Since(started).Seconds())
 			}
 		}
+		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(specs)-len(failed)-len(broken),
+			len(failed)+len(broken))
 		switch {
 		case len(broken) > 0:
 			return &envError{fmt.Errorf("the environment failed for %s (see above); the product was not tested",
@@ -82,7 +84,6 @@ func runCommand() *command {
 			return &failedError{msg: fmt.Sprintf("%d of %d scenarios did not end as expected: %s", len(failed),
 				len(specs), strings.Join(failed, ", "))}
 		}
-		fmt.Fprintf(stdout, "%d scenarios passed\n", len(specs))
 		return nil
 	}
 	return c

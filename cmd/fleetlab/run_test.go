@@ -17,7 +17,7 @@ func TestRunCommand(t *testing.T) {
 		t.Fatalf("exit %d, want 0\n%s\n%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{"ROBOT", "robot-0004  Failed  MissingRobotApplicationArchitecture  Validating",
-		"--- PASS code-missing-architecture", "1 scenarios passed"} {
+		"--- PASS code-missing-architecture", "scenarios: 1 passed, 0 failed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
