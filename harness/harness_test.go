@@ -262,3 +262,23 @@ type brokenBackend struct{ harness.InProc }
 func (brokenBackend) Start(context.Context, harness.FleetSetup) (fleet.Fleet, error) {
 	return nil, errors.New("no robots today")
 }
+
+// TestRecorderRemovesTempDirsLast: a cleanup registered before a directory was made still finds it, and the
+// directory is gone once the run is over.
+func TestRecorderRemovesTempDirsLast(t *testing.T) {
+	var dir string
+	seen := false
+	err := harness.NewRecorder("dirs", nil).Run(func(t harness.T) {
+		t.Cleanup(func() {
+			_, err := os.Stat(dir)
+			seen = err == nil
+		})
+		dir = t.TempDir()
+	})
+	if err != nil || !seen {
+		t.Fatalf("run: %v; the cleanup saw the directory: %v", err, seen)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s still there after the run: %v", dir, err)
+	}
+}

@@ -58,6 +58,7 @@ type Recorder struct {
 	infra    error
 	messages []string
 	cleanups []func()
+	dirs     []string // TempDir's directories, removed after every cleanup
 }
 
 var _ T = (*Recorder)(nil)
@@ -98,6 +99,10 @@ func (r *Recorder) Run(fn func(t T)) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, dir := range r.dirs {
+		os.RemoveAll(dir)
+	}
+	r.dirs = nil
 	switch {
 	case r.infra != nil:
 		return r.infra
@@ -172,12 +177,15 @@ func (r *Recorder) Cleanup(fn func()) {
 	r.cleanups = append(r.cleanups, fn)
 }
 
-// TempDir implements T: a new directory, removed by the cleanups.
+// TempDir implements T: a new directory, removed once every cleanup has run — as testing.T does, so a cleanup
+// registered before the directory was made (stopping the robots that write into it) still finds it there.
 func (r *Recorder) TempDir() string {
 	dir, err := os.MkdirTemp("", "fleetlab-run-")
 	if err != nil {
 		infraFatal(r, "temp dir: %v", err)
 	}
-	r.Cleanup(func() { os.RemoveAll(dir) })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dirs = append(r.dirs, dir)
 	return dir
 }
