@@ -69,18 +69,8 @@ type diskFull struct {
 // full returns the error of a write to a full disk, and records the strike.
 func (x *diskFull) full(dev, path string) error {
 	x.a.emit(event.FaultInjected, dev, wire.StepDownloadingExtracting, "no space left writing "+path)
-	return &os.PathError{Op: "write", Path: path, Err: errNoSpace{}}
+	return &os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}
 }
-
-// errNoSpace is ENOSPC as a device reports it. It is not the syscall.Errno itself: an Errno has the Timeout and
-// Temporary methods of net.Error, which the agent takes for a link error worth retrying, and a full disk stays
-// full.
-type errNoSpace struct{}
-
-func (errNoSpace) Error() string { return syscall.ENOSPC.Error() }
-
-// Is makes errors.Is(err, syscall.ENOSPC) true.
-func (errNoSpace) Is(target error) bool { return target == syscall.ENOSPC }
 
 type fullDownloader struct {
 	agent.Downloader
