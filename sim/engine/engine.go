@@ -9,9 +9,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -137,10 +139,10 @@ func (e *Engine) load() error {
 		if c := a.d.CreatedAt.Compare(b.d.CreatedAt); c != 0 {
 			return c
 		}
-		return compareStrings(a.d.ID, b.d.ID)
+		return strings.Compare(a.d.ID, b.d.ID)
 	})
 	for _, r := range deps {
-		slices.SortFunc(r.execs, func(a, b *Execution) int { return a.Order - b.Order })
+		slices.SortFunc(r.execs, func(a, b *Execution) int { return cmp.Compare(a.Order, b.Order) })
 		// Counters and the last release are derived from the executions, which are written on every change.
 		r.d.Counters = Counters{}
 		r.d.LastRelease = time.Time{}
@@ -176,16 +178,6 @@ func (e *Engine) load() error {
 		e.byDevice[dev] = xs
 	}
 	return nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Subscribe delivers every later event to s, in order, until cancel is called. Sinks are called one at a time
@@ -574,7 +566,7 @@ func (e *Engine) reportLocked(x *Execution, u Update) (Execution, error) {
 	oldStep := x.Details[DetailStep]
 	oldDeadline := x.Deadline(r.d.Timeouts)
 	if u.Details != nil {
-		x.Details = clone(u.Details)
+		x.Details = maps.Clone(u.Details)
 	}
 	if u.StepTimeout > 0 {
 		x.StepDeadline = now.Add(u.StepTimeout)
@@ -719,9 +711,6 @@ func (e *Engine) release(r *rollout, x *Execution, now time.Time) {
 	if x.Order < r.d.Initial {
 		r.paced++
 		r.d.LastRelease = now
-		if r.paced == r.d.Initial {
-			r.d.ReleasedAll = now
-		}
 	}
 	r.advanceCursor()
 	e.saveExecution(x)
@@ -972,17 +961,6 @@ func (c *Counters) add(x *Execution, n int) {
 
 func (x *Execution) clone() Execution {
 	out := *x
-	out.Details = clone(x.Details)
-	return out
-}
-
-func clone(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
+	out.Details = maps.Clone(x.Details)
 	return out
 }

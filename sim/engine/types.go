@@ -150,11 +150,9 @@ type Deployment struct {
 	CreatedAt  time.Time        `json:"createdAt"`
 	StartAt    time.Time        `json:"startAt"`
 	StartedAt  time.Time        `json:"startedAt,omitzero"`
-	// ReleasedAll is when the last execution of the initial target set was released.
-	ReleasedAll time.Time `json:"releasedAll,omitzero"`
-	BakeUntil   time.Time `json:"bakeUntil,omitzero"`
-	EndedAt     time.Time `json:"endedAt,omitzero"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	BakeUntil  time.Time        `json:"bakeUntil,omitzero"`
+	EndedAt    time.Time        `json:"endedAt,omitzero"`
+	UpdatedAt  time.Time        `json:"updatedAt"`
 	// LastRelease is when pacing last released an execution.
 	LastRelease time.Time `json:"lastRelease,omitzero"`
 	// Initial is the number of targets at creation, which pacing is computed over.

@@ -34,20 +34,7 @@ func (s *Service) taggable(tx store.Tx, arn string) error {
 }
 
 func (s *Service) tagResource(r *awsapi.Request) (any, error) {
-	var in tagsInput
-	if err := r.Decode(&in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
-		if err := s.taggable(tx, in.ResourceARN); err != nil {
-			return err
-		}
-		tags, err := getTags(tx, in.ResourceARN)
-		if err != nil {
-			return err
-		}
+	return s.editTags(r, func(in tagsInput, tags map[string]string) error {
 		for k, v := range in.Tags {
 			tags[k] = v
 		}
@@ -55,15 +42,21 @@ func (s *Service) tagResource(r *awsapi.Request) (any, error) {
 			return invalidParameter("A resource can have at most %d tags; this request would give it %d.",
 				maxTags, len(tags))
 		}
-		return putTags(tx, in.ResourceARN, tags)
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
 }
 
 func (s *Service) untagResource(r *awsapi.Request) (any, error) {
+	return s.editTags(r, func(in tagsInput, tags map[string]string) error {
+		for _, k := range in.TagKeys {
+			delete(tags, k)
+		}
+		return nil
+	})
+}
+
+// editTags changes a taggable resource's tags with edit, in one transaction; an error from edit stores nothing.
+func (s *Service) editTags(r *awsapi.Request, edit func(in tagsInput, tags map[string]string) error) (any, error) {
 	var in tagsInput
 	if err := r.Decode(&in); err != nil {
 		return nil, err
@@ -78,8 +71,8 @@ func (s *Service) untagResource(r *awsapi.Request) (any, error) {
 		if err != nil {
 			return err
 		}
-		for _, k := range in.TagKeys {
-			delete(tags, k)
+		if err := edit(in, tags); err != nil {
+			return err
 		}
 		return putTags(tx, in.ResourceARN, tags)
 	})
