@@ -49,14 +49,9 @@ func withTimeout(parent context.Context, c clock.Clock, d time.Duration) (contex
 		return context.WithCancel(parent)
 	}
 	ctx, cancel := context.WithCancelCause(parent)
-	t := c.NewTimer(d)
-	go func() {
-		select {
-		case <-t.C():
-			cancel(errRequestTimeout)
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}()
-	return ctx, func() { cancel(context.Canceled) }
+	stop := clock.AfterFunc(c, d, func() { cancel(errRequestTimeout) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
 }

@@ -40,6 +40,11 @@ type Launcher interface {
 // ProcessLauncher runs the application as a supervised child process in its own process group, with its
 // output in the device log. An application that exits on its own is started again after a backoff on the
 // clock (1s doubling to 1m), as a robot's process supervisor would; Stop ends supervision first.
+//
+// On a virtual-time world's clock, Stop waits for the process in wall-clock time (the grace, at most
+// WorldProcessCap) while the agent holds its turn, so stopping takes no virtual time. An application that
+// exits by itself is a real event, noticed when it happens: its restart backoff then runs on the world's time
+// as an outside caller, and the run no longer depends on its seed alone.
 type ProcessLauncher struct {
 	log   io.Writer
 	clock clock.Clock
@@ -171,7 +176,7 @@ func (l *ProcessLauncher) Stop(ctx context.Context) error {
 	close(s.stop)
 	terminateGroup(s.cmd)
 	s.mu.Unlock()
-	t := l.clock.NewTimer(l.grace)
+	t, _ := processTimer(l.clock, l.grace)
 	defer t.Stop()
 	select {
 	case <-s.done:
