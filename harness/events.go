@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -81,6 +82,7 @@ func agentEvent(device string, a agent.Event) event.Event {
 // counting on across a service restart. It is safe for concurrent use.
 type Stream struct {
 	scenario string
+	clock    clock.Clock // what Await waits on
 
 	mu      sync.Mutex
 	events  []event.Event
@@ -91,8 +93,8 @@ type Stream struct {
 	sinks     []event.Sink
 }
 
-func newStream(scenario string, sinks []event.Sink) *Stream {
-	return &Stream{scenario: scenario, seqs: map[string]uint64{}, changed: make(chan struct{}), sinks: sinks}
+func newStream(scenario string, sinks []event.Sink, c clock.Clock) *Stream {
+	return &Stream{scenario: scenario, clock: c, seqs: map[string]uint64{}, changed: make(chan struct{}), sinks: sinks}
 }
 
 // Emit appends e, numbering it within its source; it implements event.Sink.
@@ -129,21 +131,25 @@ func (s *Stream) Len() int {
 	return len(s.events)
 }
 
-// Await calls cond after every new event until it returns true, or ctx ends.
+// Await calls cond after every new event until it returns true, or ctx ends. On virtual time it waits in the
+// world: cond is called again at the first quiescent point after new events.
 func (s *Stream) Await(ctx context.Context, cond func() bool) error {
 	for {
-		s.mu.Lock()
-		ch := s.changed
-		s.mu.Unlock()
+		ch := s.Changed()
 		if cond() {
 			return nil
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, err := clock.Wait(ctx, s.clock, clock.Forever, clock.Done(ch)); err != nil {
+			return err
 		}
 	}
+}
+
+// Changed returns a channel that is closed when the next event arrives.
+func (s *Stream) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // Filter returns the events for which keep is true.

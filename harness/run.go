@@ -87,7 +87,7 @@ func RunSpec(t T, spec Spec) *Result {
 	}
 	env := New(t, spec.options()...)
 	res := &Result{Spec: spec, Seed: env.Seed()}
-	env.events.Emit(event.Event{Kind: event.ScenarioStarted, Time: env.clock.Now(), Reason: spec.Description})
+	env.emit(event.Event{Kind: event.ScenarioStarted, Reason: spec.Description})
 	targeted := map[string]bool{}
 	for _, f := range spec.Faults {
 		h := env.Inject(f)
@@ -124,7 +124,7 @@ func RunSpec(t T, spec Spec) *Result {
 		outcome = "failed"
 		t.Logf("scenario %s: %s\ntimeline:\n%s", spec.Name, res.Job, Timeline(res.Job.Timeline))
 	}
-	env.events.Emit(event.Event{Kind: event.ScenarioEnded, Time: env.clock.Now(), Deployment: res.Job.ID, Reason: outcome})
+	env.emit(event.Event{Kind: event.ScenarioEnded, Deployment: res.Job.ID, Reason: outcome})
 	return res
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"syscall"
@@ -91,6 +92,7 @@ func (t *InProcess) serve(req *http.Request) (*http.Response, error) {
 // Content-Length a server would parse.
 func serverRequest(req *http.Request) *http.Request {
 	r := req.Clone(req.Context())
+	r.Header = canonical(req.Header)
 	r.URL = &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
 	r.RequestURI = req.URL.RequestURI()
 	if r.Host == "" {
@@ -126,7 +128,18 @@ func (r *recorder) WriteHeader(code int) {
 		return
 	}
 	r.status = code
-	r.sent = r.header.Clone()
+	r.sent = canonical(r.header)
+}
+
+// canonical copies h with every key in canonical form, as a header read off the wire has them: a key set as
+// h["ETag"] is read as "Etag".
+func canonical(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		out[ck] = append(out[ck], vs...)
+	}
+	return out
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
