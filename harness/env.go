@@ -44,10 +44,13 @@ type Env struct {
 	dir    string // the service's data
 	events *Stream
 
-	transport http.RoundTripper // the SDK clients' (and on virtual time the robots'): in process on virtual time
+	transport http.RoundTripper // the SDK clients': in process on virtual time
+	inproc    *link.InProcess   // on virtual time
 	idle      interface{ CloseIdleConnections() }
-	rm        *robomaker.Client
+	rm        *robomaker.Client // the harness's own, used from within the world on virtual time
 	s3        *s3.Client
+	rmOut     *robomaker.Client // what RoboMaker and S3 hand out, for calls from anywhere
+	s3Out     *s3.Client
 
 	svcMu        sync.Mutex
 	svc          *service.Service // nil while stopped
@@ -79,17 +82,18 @@ func New(t T, opts ...Option) *Env {
 	}
 	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), hooks: newHooks(), bucket: map[string]bool{}}
 	if cfg.virtual() {
-		e.world = clock.NewWorld(clock.WorldOptions{Seed: cfg.seed, OnStall: func(report string) {
-			t.Errorf("harness: the simulated world stalled (the environment failed, not the product under test):\n%s", report)
+		e.world = clock.NewWorld(clock.WorldOptions{Seed: cfg.seed, Watchdog: cfg.watchdog, OnStall: func(report string) {
+			infraErrorf(t, "the simulated world stalled: an actor blocked outside it\n%s", report)
 		}})
 		e.clock = e.world
-		e.transport = &link.InProcess{Clock: e.world, Handler: e.handler}
+		e.inproc = &link.InProcess{Clock: e.world, Handler: e.handler}
+		e.transport = e.inproc
 	} else {
 		e.clock = clock.NewScaled(nil, cfg.scale)
 		tr := &http.Transport{MaxIdleConnsPerHost: 16}
 		e.transport, e.idle = tr, tr
 	}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.ctx, e.cancel = clock.WithCancel(e.clock, context.Background())
 	e.events = newStream(cfg.scenario, cfg.sinks, e.clock)
 	t.Cleanup(e.close)
 	e.do(func() { e.start(cfg) })
@@ -111,11 +115,12 @@ func (e *Env) start(cfg config) {
 	e.svcMu.Unlock()
 	e.addr = strings.TrimPrefix(svc.Endpoint(), "http://")
 	e.s3Addr = strings.TrimPrefix(svc.S3Endpoint(), "http://")
-	creds := credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", "")
-	e.rm = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
-		Credentials: creds, RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: e.transport}})
-	e.s3 = s3.New(s3.Options{BaseEndpoint: aws.String(svc.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
-		Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: &http.Client{Transport: e.transport}})
+	e.rmOut, e.s3Out = e.clients(svc, e.transport)
+	e.rm, e.s3 = e.rmOut, e.s3Out
+	if e.world != nil {
+		// The harness calls the service from within the world only: its clients need not ask who calls.
+		e.rm, e.s3 = e.clients(svc, e.inproc.ForActors())
+	}
 
 	names, err := fleet.Names(cfg.names, cfg.count, "robot")
 	if err != nil {
@@ -143,7 +148,7 @@ func (e *Env) start(cfg config) {
 	setup := FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots, Architectures: archs,
 		Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent}
 	if e.world != nil {
-		setup.HTTP = e.transport
+		setup.HTTP = e.inproc.ForActors()
 	}
 	f, err := cfg.backend.Start(ctx, setup)
 	if err != nil {
@@ -164,6 +169,15 @@ func (e *Env) start(cfg config) {
 	}
 	e.log("environment up: %d robots on %s, seed %d, %s, service %s", len(e.robots), cfg.backend.Name(),
 		cfg.seed, e.timeMode(), svc.Endpoint())
+}
+
+// clients returns SDK clients of the service's RoboMaker API and artifact store over rt.
+func (e *Env) clients(svc *service.Service, rt http.RoundTripper) (*robomaker.Client, *s3.Client) {
+	creds := credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", "")
+	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+			Credentials: creds, RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: rt}}),
+		s3.New(s3.Options{BaseEndpoint: aws.String(svc.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
+			Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: &http.Client{Transport: rt}})
 }
 
 // timeMode says how time runs in the environment.
@@ -224,15 +238,11 @@ func (e *Env) serviceOptions() service.Options {
 // close tears everything down, last started first: faults, fleet, service, connections, and on virtual time
 // the world, which must have no actor left.
 func (e *Env) close() {
-	teardown := e.teardown
-	if e.world != nil {
-		teardown = func() {
-			if err := e.world.Do(e.teardown); err != nil {
-				e.t.Errorf("harness: tear down: %v", err)
-			}
-		}
+	if e.world == nil {
+		e.teardown()
+	} else if err := e.doWhenUnstalled(e.teardown); err != nil {
+		e.t.Errorf("harness: tear down: %v", err)
 	}
-	teardown()
 	if e.idle != nil {
 		e.idle.CloseIdleConnections()
 	}
@@ -244,6 +254,23 @@ func (e *Env) close() {
 	}
 	if e.t.Failed() {
 		e.t.Logf("fleetlab: seed %d; %s", e.cfg.seed, rerunHint(e.t, e.cfg.seed))
+	}
+}
+
+// stallGrace is how long, in wall-clock time, the teardown of a stalled world waits for it to recover.
+const stallGrace = 30 * time.Second
+
+// doWhenUnstalled runs f in the world, waiting up to stallGrace for a stalled world to recover first: its stuck
+// actor may yet come back, and then everything can be torn down.
+func (e *Env) doWhenUnstalled(f func()) error {
+	deadline := (clock.Real{}).Now().Add(stallGrace)
+	for {
+		err := e.world.Do(f)
+		var stall *clock.StallError
+		if !errors.As(err, &stall) || (clock.Real{}).Now().After(deadline) {
+			return err
+		}
+		clock.Sleep(clock.Real{}, 10*time.Millisecond, nil)
 	}
 }
 
@@ -313,14 +340,14 @@ func (e *Env) emit(ev event.Event) {
 // callContext returns the context of the harness's own calls to the service: bounded in wall-clock time, which
 // on virtual time is only a safety net (a call is served within the world's turn, in no virtual time).
 func (e *Env) callContext() (context.Context, context.CancelFunc) {
-	return wallBound(e.ctx, e.cfg.wallWait())
+	return e.wallBound(e.ctx, e.cfg.wallWait())
 }
 
 // waitContext returns the context of a wait for the world to reach a condition: bounded by the environment's
 // wait — in virtual time on virtual time, where it must be called from within the world (e.do), with a
 // wall-clock safety net besides.
 func (e *Env) waitContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := wallBound(e.ctx, e.cfg.wallWait())
+	ctx, cancel := e.wallBound(e.ctx, e.cfg.wallWait())
 	if e.world == nil {
 		return ctx, cancel
 	}
@@ -332,8 +359,8 @@ func (e *Env) waitContext() (context.Context, context.CancelFunc) {
 }
 
 // wallBound returns a child of parent that ends after d of wall-clock time.
-func wallBound(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(parent)
+func (e *Env) wallBound(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := clock.WithCancel(e.clock, parent)
 	stop := clock.AfterFunc(clock.Real{}, d, cancel)
 	return ctx, func() {
 		stop()
@@ -363,10 +390,10 @@ func (e *Env) World() *clock.World { return e.world }
 func (e *Env) Events() *Stream { return e.events }
 
 // RoboMaker returns the RoboMaker client (AWS SDK for Go v2, retries off) pointed at the service.
-func (e *Env) RoboMaker() *robomaker.Client { return e.rm }
+func (e *Env) RoboMaker() *robomaker.Client { return e.rmOut }
 
 // S3 returns the S3 client (path style, retries off) pointed at the artifact store.
-func (e *Env) S3() *s3.Client { return e.s3 }
+func (e *Env) S3() *s3.Client { return e.s3Out }
 
 // Endpoint returns the URL of the AWS APIs and the device API; it stays the same across service restarts.
 func (e *Env) Endpoint() string { return "http://" + e.addr }

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -234,4 +235,34 @@ func isTerminalExec(s string) bool {
 		return false
 	}
 	return true
+}
+
+// addrPattern matches a host:port, such as the loopback address of a service, which differs from run to run.
+var addrPattern = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}:\d+\b`)
+
+// Sequence renders every event one per line, in order, with its time from the first event: what a seed must
+// reproduce exactly on virtual time. Deployment ids are replaced by job1, job2, … in order of appearance (in the
+// events' reasons too), and host:port addresses by "ADDR", so two runs compare whether or not the service's ids
+// and ports are the same.
+func Sequence(events []event.Event) []string {
+	ids := map[string]string{}
+	var rename []string
+	for _, e := range events {
+		if e.Deployment != "" && ids[e.Deployment] == "" {
+			ids[e.Deployment] = fmt.Sprintf("job%d", len(ids)+1)
+			rename = append(rename, e.Deployment, ids[e.Deployment])
+		}
+	}
+	r := strings.NewReplacer(rename...)
+	out := make([]string, len(events))
+	if len(events) == 0 {
+		return out
+	}
+	start := events[0].Time
+	for i, e := range events {
+		out[i] = fmt.Sprintf("%v %s %s dev=%s job=%s %s→%s step=%s pct=%v code=%s fault=%s (%s)", e.Time.Sub(start),
+			Source(e), e.Kind, e.Device, ids[e.Deployment], e.From, e.To, e.Step, e.Percent, e.Code, e.Fault,
+			addrPattern.ReplaceAllString(r.Replace(e.Reason), "ADDR"))
+	}
+	return out
 }

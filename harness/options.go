@@ -68,6 +68,7 @@ type config struct {
 	sinks    []event.Sink
 	scenario string
 	wait     time.Duration
+	watchdog time.Duration
 	registry *faults.Registry
 }
 
@@ -192,6 +193,19 @@ func WithWait(d time.Duration) Option {
 			return fmt.Errorf("WithWait(%v): want a positive duration", d)
 		}
 		c.wait = d
+		return nil
+	})
+}
+
+// WithWatchdog sets, on virtual time, how long an actor of the world may hold its turn, in wall-clock time,
+// before the world is reported stalled (default clock.DefaultWatchdog): the test then fails with a report of what
+// every actor waits on and every goroutine's stack.
+func WithWatchdog(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithWatchdog(%v): want a positive duration", d)
+		}
+		c.watchdog = d
 		return nil
 	})
 }

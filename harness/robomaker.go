@@ -16,6 +16,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
@@ -464,7 +465,11 @@ func (e *Env) WaitJob(job string) Job {
 		err = e.events.Await(ctx, func() bool { return e.settled(job) })
 		j, derr = e.describe(job)
 	})
+	var stall *clock.StallError
+	var deadlock *clock.DeadlockError
 	switch {
+	case errors.As(err, &stall) || errors.As(err, &deadlock):
+		infraFatal(e.t, "job %s: %v", JobID(job), err)
 	case err != nil && derr != nil:
 		e.t.Fatalf("job %s did not settle %s (%v), and cannot be described: %v", JobID(job), e.within(), err, derr)
 	case err != nil:
@@ -501,7 +506,12 @@ func (e *Env) WaitFor(cond func(Job) bool, job string) Job {
 			return cond(j)
 		})
 	})
-	if err != nil {
+	var stall *clock.StallError
+	var deadlock *clock.DeadlockError
+	switch {
+	case errors.As(err, &stall) || errors.As(err, &deadlock):
+		infraFatal(e.t, "job %s: %v", JobID(job), err)
+	case err != nil:
 		e.t.Fatalf("job never reached the condition %s (%v): %s\ntimeline:\n%s", e.within(), err, last, Timeline(last.Timeline))
 	}
 	return last

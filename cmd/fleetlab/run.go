@@ -19,7 +19,7 @@ func runCommand() *command {
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
-		scale := fs.Float64("time-scale", 0, "policy time runs this many times faster than the wall clock (default: the scenario's, else 600)")
+		scale := fs.Float64("time-scale", 0, "run on scaled wall time, policy time this many times faster than the wall clock (default: the scenario's timeScale, else virtual time)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
 		files, err := parseInterleaved(c, fs, args)
@@ -32,7 +32,7 @@ func runCommand() *command {
 		}
 		if *scale != 0 && *scale < 1 {
 			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale),
-				hint: "use 1 for real time, or a larger factor such as 600 to compress policy time"}
+				hint: "leave it out for virtual time; use 1 for real time, or a larger factor such as 600 to compress policy time"}
 		}
 		specs, paths, err := readScenarios(files)
 		if err != nil {

@@ -325,7 +325,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.running.Store(false)
 
 	wake := clock.NewSignal(a.clock)
-	lctx, stopListen := context.WithCancel(ctx)
+	lctx, stopListen := clock.WithCancel(a.clock, ctx)
 	listening := clock.NewGroup(a.clock)
 	defer func() {
 		stopListen()

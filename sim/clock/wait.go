@@ -150,6 +150,7 @@ func (w *World) yield() {
 	if a == nil {
 		return
 	}
+	w.unstickLocked(a)
 	w.readyLocked(a)
 	next := w.nextLocked()
 	if next == a {
@@ -183,8 +184,10 @@ func (w *World) wait(ctx context.Context, d time.Duration, evs []Event) (int, er
 		return i, err
 	}
 	var done <-chan struct{}
+	var node *ctxNode
 	if ctx != nil {
 		done = ctx.Done()
+		node = nodeOf(ctx, done)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -194,6 +197,7 @@ func (w *World) wait(ctx context.Context, d time.Duration, evs []Event) (int, er
 		deadline = w.now.Add(max(d, 0))
 	}
 	for {
+		w.unstickLocked(a)
 		if w.stalled != nil {
 			return -1, w.stalled
 		}
@@ -213,9 +217,13 @@ func (w *World) wait(ctx context.Context, d time.Duration, evs []Event) (int, er
 		for _, ev := range evs {
 			ev.addWaiterLocked(a)
 		}
-		if done != nil {
-			a.dones = append(a.dones, done)
+		switch {
+		case node != nil && !node.ended:
+			node.waiting.add(a) // its cancel wakes a
+		case done != nil:
+			a.dones = append(a.dones, done) // found by the scan
 		}
+		a.ctxDone = done
 		if len(a.dones) > 0 {
 			w.scanned = insertByID(w.scanned, a)
 		}
@@ -226,10 +234,13 @@ func (w *World) wait(ctx context.Context, d time.Duration, evs []Event) (int, er
 		for _, ev := range evs {
 			ev.removeWaiterLocked(a)
 		}
+		if node != nil {
+			node.waiting.remove(a)
+		}
 		if len(a.dones) > 0 {
 			w.scanned = removeByID(w.scanned, a)
 		}
-		a.events, a.dones = nil, nil
+		a.events, a.dones, a.ctxDone = nil, nil, nil
 		if a.deadline != nil {
 			w.removeTimerLocked(a.deadline)
 			a.deadline = nil

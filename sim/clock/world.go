@@ -48,8 +48,10 @@ type WorldOptions struct {
 //     once, so nothing is in flight that the scheduler cannot see.
 //   - The next actor is drawn from the ready set, kept in spawn order, by a PRNG seeded with Seed: one seed is
 //     one interleaving, and different seeds explore different ones.
-//   - A canceled context or a closed Done channel wakes its waiters at the next quiescent point (when no actor
-//     is ready), in actor order, before anything else happens: cancellation is as deterministic as the rest.
+//   - Cancellation is as deterministic as the rest: the cancel of a context made with WithCancel wakes its
+//     waiters at once; a closed Done channel, or another context ending, wakes its waiters at the next quiescent
+//     point (when no actor is ready), in actor order. (World code makes its contexts with WithCancel: checking
+//     thousands of idle actors' contexts at every quiescent point would cost more than the simulation.)
 //   - Virtual time stands still while actors are ready. It jumps to the earliest timer (ties in the order the
 //     timers were made) only when nothing can run at the current instant and someone from outside is
 //     waiting on the world (a Do whose function waits): a world nobody waits on is frozen, so what a test does
@@ -61,9 +63,10 @@ type WorldOptions struct {
 //
 // Misuse is reported, not hung: when an actor blocks outside the world (a plain channel, a mutex held by a
 // parked actor, a real sleep) for longer than the watchdog allows, the world is declared stalled — OnStall
-// gets a report of every actor and goroutine, and every outside caller waiting on the world gets a
-// *StallError. When a caller waits and nothing at all can happen (every actor blocked, no timer, nobody
-// outside pending), its wait fails with a *DeadlockError carrying the same report.
+// gets a report of every actor and goroutine, every outside caller waiting on the world gets a *StallError,
+// and Do fails until the stuck actor comes back into the world, if it ever does. When a caller waits and
+// nothing at all can happen (every actor blocked, no timer, nobody outside pending), its wait fails with a
+// *DeadlockError carrying the same report.
 type World struct {
 	seed     uint64
 	watchdog time.Duration
@@ -77,13 +80,15 @@ type World struct {
 	running  *actor
 	ready    []*actor // sorted by id
 	joiners  []*actor // outside callers waiting to be admitted, in arrival order
-	scanned  []*actor // blocked actors waiting on done channels or contexts, sorted by id
+	scanned  []*actor // blocked actors waiting on done channels, sorted by id
+	quiet    int      // times time advanced since the last sweep
 	timers   timerHeap
 	drivers  int // blocked actors that were entered from outside (their wait lets time advance)
 	alive    map[uint64]*actor
 	steps    uint64 // handoffs so far
 	closed   bool
 	stalled  *StallError
+	stuck    *actor // the actor that stalled the world
 
 	stopWatch chan struct{}
 	watchDone chan struct{}
@@ -138,7 +143,8 @@ type actor struct {
 
 	// The wait in progress.
 	events   []Event
-	dones    []<-chan struct{}
+	dones    []<-chan struct{} // done channels the scan checks
+	ctxDone  <-chan struct{}   // the context's, which the sweep checks
 	deadline *timerEntry
 	fail     error // set when the wait is ended by a deadlock or a stall
 	since    time.Time
@@ -260,8 +266,9 @@ func (w *World) Do(f func()) error {
 		w.mu.Unlock()
 		return ErrWorldClosed
 	case w.stalled != nil:
+		err := w.stalled
 		w.mu.Unlock()
-		return w.stalled
+		return err
 	}
 	a := w.newActorLocked("outside", true)
 	a.goid = me
@@ -426,6 +433,7 @@ func (w *World) handLocked(next *actor) {
 // block parks the running actor a, already registered with what it waits on, until it is handed the turn
 // again. It is called with w.mu held and returns with it held.
 func (w *World) block(a *actor) {
+	w.unstickLocked(a)
 	a.state = stateBlocked
 	a.since = w.now
 	if a.driver {
@@ -450,6 +458,7 @@ func (w *World) block(a *actor) {
 func (w *World) exit(a *actor) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.unstickLocked(a)
 	a.state = stateDone
 	delete(w.alive, a.id)
 	if w.running != a {
@@ -486,14 +495,41 @@ func (w *World) nextLocked() *actor {
 			return a
 		}
 		if w.drivers == 0 {
+			if w.sweepLocked() {
+				continue
+			}
 			return nil
+		}
+		if w.quiet++; w.quiet >= sweepEvery && w.sweepLocked() {
+			continue
 		}
 		if len(w.timers) > 0 {
 			w.now = w.timers[0].when
 			continue
 		}
+		if w.sweepLocked() {
+			continue
+		}
 		w.deadlockLocked()
 	}
+}
+
+// sweepEvery is how many times time may advance between two sweeps.
+const sweepEvery = 64
+
+// sweepLocked wakes, in actor order, the blocked actors whose context of the world's (WithCancel) has ended
+// without its own cancel, through a parent that is not the world's: the scan checks only done channels and
+// other contexts, and the world's contexts wake their waiters when canceled.
+func (w *World) sweepLocked() bool {
+	w.quiet = 0
+	woke := false
+	for _, a := range w.sortedAliveLocked() {
+		if a.state == stateBlocked && a.ctxDone != nil && isClosed(a.ctxDone) {
+			w.wakeLocked(a)
+			woke = true
+		}
+	}
+	return woke
 }
 
 // scanLocked wakes the blocked actors whose context ended or whose done channel closed, in actor order.
@@ -542,6 +578,14 @@ func (w *World) deadlockLocked() {
 	}
 }
 
+// unstickLocked ends a stall when a, the actor that stalled the world, comes back into it: the callers the stall
+// failed have failed, and the world goes on.
+func (w *World) unstickLocked(a *actor) {
+	if w.stalled != nil && a == w.stuck {
+		w.stalled, w.stuck = nil, nil
+	}
+}
+
 // watch is the watchdog: it declares the world stalled when the running actor holds its turn too long.
 func (w *World) watch() {
 	defer close(w.watchDone)
@@ -558,7 +602,7 @@ func (w *World) watch() {
 		}
 		now := Real{}.Now()
 		w.mu.Lock()
-		if w.running == nil || w.steps != lastSteps {
+		if w.running == nil || w.steps != lastSteps || w.stalled != nil {
 			lastSteps, since = w.steps, now
 			w.mu.Unlock()
 			continue
@@ -569,21 +613,21 @@ func (w *World) watch() {
 		}
 		report := fmt.Sprintf("actor %d %q has held its turn for %v of wall time without yielding\n%s\ngoroutines:\n%s",
 			w.running.id, w.running.name, now.Sub(since).Round(time.Millisecond), w.dumpLocked(), allStacks())
-		w.stalled = &StallError{Report: report}
-		w.mu.Unlock()
-		w.onStall(report)
-		w.mu.Lock()
+		w.stalled, w.stuck = &StallError{Report: report}, w.running
 		for _, a := range w.sortedAliveLocked() {
 			if a.driver && (a.state == stateBlocked || a.state == stateJoining) {
+				if a.state == stateBlocked {
+					w.drivers--
+				}
 				a.fail = w.stalled
 				a.state = stateDone
 				delete(w.alive, a.id)
 				a.turn <- struct{}{}
 			}
 		}
-		w.joiners = nil
+		w.joiners = slices.DeleteFunc(w.joiners, func(a *actor) bool { return a.driver })
 		w.mu.Unlock()
-		return
+		w.onStall(report)
 	}
 }
 

@@ -249,8 +249,18 @@ func TestWorldWatchdogReportsAnActorBlockedOutside(t *testing.T) {
 	if err := w.Do(func() {}); !errors.As(err, &se) {
 		t.Errorf("Do on a stalled world: %v", err)
 	}
+	// The stuck actor comes back into the world when it is let go: the world goes on.
 	close(plain)
-	w.Close()
+	deadline := (clock.Real{}).Now().Add(10 * time.Second)
+	for w.Do(func() {}) != nil {
+		if (clock.Real{}).Now().After(deadline) {
+			t.Fatal("the world did not recover once the stuck actor returned")
+		}
+		clock.Sleep(clock.Real{}, time.Millisecond, nil)
+	}
+	if err := w.Close(); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestWorldAdmitsOutsideCallersAtQuiescence(t *testing.T) {
@@ -417,4 +427,47 @@ func TestPrimitivesOutsideAWorld(t *testing.T) {
 	if n != 10 || clock.Do(nil, func() { n++ }) != nil || n != 11 {
 		t.Fatalf("group, mutex, Do: %d", n)
 	}
+}
+
+// TestWorldContexts: the cancel of a world context wakes its waiters, and those of the contexts derived from it,
+// within the canceling turn; WithTimeout ends on virtual time; one that ends through a parent of the standard
+// library is still found.
+func TestWorldContexts(t *testing.T) {
+	w := newWorld(t, 12)
+	do(t, w, func() {
+		root, cancelRoot := clock.WithCancel(w, context.Background())
+		child, cancelChild := clock.WithCancelCause(w, root)
+		defer cancelChild(nil)
+		timed, cancelTimed := clock.WithTimeout(w, context.Background(), 90*time.Minute)
+		defer cancelTimed()
+		plain, cancelPlain := context.WithCancel(context.Background())
+		orphan, cancelOrphan := clock.WithCancel(w, plain)
+		defer cancelOrphan()
+		woke := map[string]time.Duration{}
+		g := clock.NewGroup(w)
+		for name, ctx := range map[string]context.Context{"root": root, "child": child, "timed": timed, "orphan": orphan} {
+			g.Go(name, func() {
+				clock.Wait(ctx, w, clock.Forever)
+				woke[name] = w.Now().Sub(clock.WorldEpoch)
+			})
+		}
+		g.Go("canceler", func() {
+			clock.Sleep(w, time.Hour, nil)
+			cancelRoot()
+			cancelPlain()
+		})
+		g.Go("later", func() { clock.Sleep(w, 2*time.Hour, nil) })
+		g.Wait()
+		for name, want := range map[string]time.Duration{"root": time.Hour, "child": time.Hour, "timed": 90 * time.Minute} {
+			if woke[name] != want {
+				t.Errorf("%s woke at +%v, want +%v", name, woke[name], want)
+			}
+		}
+		if woke["orphan"] == 0 {
+			t.Error("the context ended through a standard parent was never noticed")
+		}
+		if !errors.Is(context.Cause(timed), context.DeadlineExceeded) {
+			t.Errorf("timed out context's cause: %v", context.Cause(timed))
+		}
+	})
 }

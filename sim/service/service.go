@@ -145,7 +145,7 @@ func New(opts Options) (*Service, error) {
 // they call API and S3 in process (link.InProcess). The device notify websocket, which would hold the world for
 // as long as it is open, is not served on such a listener: devices of a world take it in process.
 func (s *Service) Start(addr, s3Addr string) error {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := clock.WithCancel(s.clock, context.Background())
 	s.cancel = cancel
 	s.engine = clock.NewGroup(s.clock)
 	s.engine.Go("engine", func() { s.Engine.Run(ctx) })

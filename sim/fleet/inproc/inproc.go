@@ -280,7 +280,7 @@ func (d *Device) start() error {
 	inc.agent = a
 	d.run = inc
 	d.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := clock.WithCancel(d.clock, context.Background())
 	inc.cancel = cancel
 	clock.Go(d.clock, d.name+" agent", func() {
 		defer close(inc.done)

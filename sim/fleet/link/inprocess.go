@@ -62,6 +62,19 @@ type InProcess struct {
 
 var _ http.RoundTripper = (*InProcess)(nil)
 
+// ForActors returns a RoundTripper like t for clients that only the world's actors use, such as the robots'
+// agents: it serves each request in the caller's turn without asking who the caller is.
+func (t *InProcess) ForActors() http.RoundTripper { return actorTransport{t} }
+
+type actorTransport struct{ t *InProcess }
+
+func (a actorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		defer req.Body.Close()
+	}
+	return a.t.serve(req)
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *InProcess) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	if req.Body != nil {
