@@ -70,9 +70,9 @@ func (l blockingLauncher) Start(ctx context.Context, app agent.App) error {
 // once the executor lets go, the world carries on and the environment is torn down cleanly.
 func TestStalledWorldIsAnInfrastructureFailure(t *testing.T) {
 	spec := harness.Spec{Name: "stall", Fleet: harness.FleetSpec{Robots: 1},
-		Options: []harness.Option{harness.WithWatchdog(300 * time.Millisecond), harness.WithBackend(harness.InProc{
+		Options: []harness.Option{harness.WithWatchdog(time.Second), harness.WithBackend(harness.InProc{
 			Agent: agent.Options{Wrap: func(ex agent.Executors) agent.Executors {
-				ex.Launcher = blockingLauncher{Launcher: ex.Launcher, release: clock.Real{}.NewTimer(2 * time.Second).C()}
+				ex.Launcher = blockingLauncher{Launcher: ex.Launcher, release: clock.Real{}.NewTimer(4 * time.Second).C()}
 				return ex
 			}}})},
 		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}}}

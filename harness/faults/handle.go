@@ -22,7 +22,8 @@ const (
 )
 
 // Handle is one fault of a run, with its lifecycle guard. Its methods are safe for concurrent use; each one
-// runs the fault's own method under the guard, so a fault never sees two lifecycle calls at once.
+// runs the fault's own method under the guard, so a fault never sees two lifecycle calls at once, and, when the
+// world's clock is a virtual-time world's, as an actor of the world.
 type Handle struct {
 	name  string
 	def   Definition
