@@ -154,12 +154,12 @@ func (e *Engine) load() error {
 				if !x.Status.Terminal() {
 					r.inFlight++
 				}
-				if x.Order >= r.d.Initial {
-					continue
-				}
-				r.paced++
-				if x.ReleasedAt.After(r.d.LastRelease) {
-					r.d.LastRelease = x.ReleasedAt
+				// Pacing counts only the initial targets; a device that joined later is released all the same.
+				if x.Order < r.d.Initial {
+					r.paced++
+					if x.ReleasedAt.After(r.d.LastRelease) {
+						r.d.LastRelease = x.ReleasedAt
+					}
 				}
 			}
 			e.byDevice[x.Device] = append(e.byDevice[x.Device], x)

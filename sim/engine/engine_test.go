@@ -632,3 +632,43 @@ func TestCreateRejectsBadSpecs(t *testing.T) {
 		t.Fatal("a rejected spec was stored")
 	}
 }
+
+// TestJoinedDeviceSurvivesRestart adds a device to a continuous deployment after it started, restarts the
+// engine on the same store, and checks the device is still offered its execution, can run it, and times out on
+// the schedule set when it joined.
+func TestJoinedDeviceSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	r.create(engine.Spec{ID: "d", Targets: devices(1), Continuous: true, Pacing: engine.Rate(60),
+		Timeouts: engine.Timeouts{Execution: 10 * time.Minute}})
+	r.eng.Tick()
+	if err := r.eng.AddTarget("d", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.eng.AddTarget("d", "later"); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Minute)
+
+	r.open()
+	_, queued := r.eng.Pending("late")
+	if len(queued) != 1 || queued[0].Deployment != "d" {
+		t.Fatalf("after restart the joined device is offered %v, want its execution of d", queued)
+	}
+	if x, ok := r.eng.LatestForDevice("late"); !ok || x.Deployment != "d" {
+		t.Fatalf("latest execution of the joined device after restart: %+v, %v", x, ok)
+	}
+	r.start("late")
+	r.report("late", "d", engine.ExecSucceeded, "")
+
+	// "later" never answers: it times out ten minutes after it joined, not later and not never.
+	r.clock.Advance(8*time.Minute + 59*time.Second)
+	r.eng.Tick()
+	if x, _ := r.eng.Execution("d", "later"); x.Status != engine.ExecQueued {
+		t.Fatalf("joined device before its deadline: %s", x.Status)
+	}
+	r.clock.Advance(time.Second)
+	r.eng.Tick()
+	if x, _ := r.eng.Execution("d", "later"); x.Status != engine.ExecTimedOut {
+		t.Fatalf("joined device at its deadline: %s, want %s", x.Status, engine.ExecTimedOut)
+	}
+}
