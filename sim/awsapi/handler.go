@@ -24,7 +24,6 @@ package awsapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +46,8 @@ type Options struct {
 	Auth *SigV4
 	// MaxBody is the default request body limit in bytes (DefaultMaxBody when zero).
 	MaxBody int64
+	// IDs makes the request ids (nil: RandomIDs).
+	IDs *IDs
 }
 
 // Service describes a dialect to the Handler.
@@ -159,6 +160,9 @@ type mount struct {
 func NewHandler(opts Options) *Handler {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.IDs == nil {
+		opts.IDs = RandomIDs()
 	}
 	return &Handler{opts: opts, targets: map[string]*route{}}
 }
@@ -283,7 +287,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.RUnlock()
 
-	id := newRequestID()
+	id := h.opts.IDs.UUID()
 	w.Header().Set("x-amzn-RequestId", id)
 	cred, _ := parseAuthorization(r.Header.Get("Authorization"))
 
@@ -489,13 +493,4 @@ func firstPositive(vs ...int64) int64 {
 		}
 	}
 	return DefaultMaxBody
-}
-
-// newRequestID returns a random UUID (version 4), the form AWS request ids take.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -50,6 +51,12 @@ type Options struct {
 	RoboMakerQuotas robomaker.Quotas
 	// Wrap, when set, wraps the API handler and the artifact handler (the cloud fault layer uses it).
 	Wrap func(listener string, h http.Handler) http.Handler
+	// Random is the source every generated id comes from — deployment job ids, revision ids, request ids,
+	// upload ids — each consumer keying a stream of its own from it (awsapi.IDs). Nil means crypto/rand, so ids
+	// are unique across services and data directories as AWS's are; a harness passes a seeded source
+	// (awsapi.NewSeededSource) for runs that repeat. A source given to a restarted service should go on where it
+	// was, not start again.
+	Random io.Reader
 	// ArtifactIntercept, when set, is the artifact store's fault hook (artifacts.Options.Intercept): it is asked
 	// about every request for an object, from the S3 API and from device downloads alike.
 	ArtifactIntercept func(op artifacts.Op, bucket, key string) *artifacts.Fault
@@ -101,8 +108,15 @@ func New(opts Options) (*Service, error) {
 			s.Store.Close()
 		}
 	}()
+	// One stream per consumer, keyed in a fixed order, so a seeded source gives the same ids run after run.
+	var ids [3]*awsapi.IDs
+	for i := range ids {
+		if ids[i], err = awsapi.NewIDs(opts.Random); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+	}
 	if s.Artifacts, err = artifacts.Open(filepath.Join(opts.Dir, "artifacts"), artifacts.Options{Clock: s.clock,
-		Intercept: opts.ArtifactIntercept}); err != nil {
+		Intercept: opts.ArtifactIntercept, Random: ids[0]}); err != nil {
 		return nil, fmt.Errorf("service: artifacts: %w", err)
 	}
 	if s.Engine, err = engine.New(engine.Options{Clock: s.clock, Store: s.Store, Events: opts.Events}); err != nil {
@@ -113,10 +127,11 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	if s.RoboMaker, err = robomaker.New(robomaker.Options{Engine: s.Engine, Store: s.Store, Clock: s.clock,
-		Objects: s.Artifacts, Region: opts.Region, Account: opts.Account, Quotas: opts.RoboMakerQuotas}); err != nil {
+		Objects: s.Artifacts, Region: opts.Region, Account: opts.Account, Quotas: opts.RoboMakerQuotas,
+		IDs: ids[1]}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth})
+	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth, IDs: ids[2]})
 	if err := s.RoboMaker.Register(h); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -148,6 +163,9 @@ func (s *Service) Start(addr, s3Addr string) error {
 		addr string
 		h    http.Handler
 	}{{addr, s.API}, {s3Addr, s.S3}} {
+		if l.addr == "" {
+			continue
+		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			s.Close()

@@ -61,7 +61,7 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 			return err
 		}
 		app = appRec{Key: key, Name: in.Name, ARN: arn, Suite: in.RobotSoftwareSuite, Environment: in.Environment,
-			Sources: sources, RevisionID: revisionID(arn, latest), UpdatedAt: now}
+			Sources: sources, RevisionID: s.ids.UUID(), UpdatedAt: now}
 		return insert(tx, bucketApps, kindApp, key, arn, &app, in.Tags, "app/"+in.Name)
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 		app = cur
 		app.LastVersion++
 		v = versionRec{Version: strconv.Itoa(app.LastVersion), Sources: sources, Environment: app.Environment,
-			ImageDigest: in.ImageDigest, RevisionID: revisionID(app.ARN, strconv.Itoa(app.LastVersion)),
+			ImageDigest: in.ImageDigest, RevisionID: s.ids.UUID(),
 			UpdatedAt: now}
 		if err := putJSON(tx, bucketVersions, versionKey(app.Key, app.LastVersion), &v); err != nil {
 			return err

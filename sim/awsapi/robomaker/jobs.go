@@ -173,8 +173,9 @@ func (s *Service) replay(scope, token, hash string, withTags bool) (any, bool, e
 	}{out, tags}, true, nil
 }
 
-// startJob records a job and creates its engine deployment. The record is written first, so a crash between the
-// two leaves a record that New completes; when the engine refuses, the record is removed again.
+// startJob creates a job's engine deployment and records the job, its fleet's last job and its client token in
+// the same store transaction (engine.CreateWith): when the commit fails, neither the job nor the deployment
+// exists, in memory or on disk, and the token is unused.
 func (s *Service) startJob(nj newJob) (*jobRec, error) {
 	if d, active := s.engine.Active(nj.fleet.ARN); active {
 		return nil, concurrentDeployment("Fleet %s already has deployment job %s in progress.", nj.fleet.Name,
@@ -190,47 +191,43 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 		return nil, limitExceeded("The account has reached its limit of %d concurrent deployment jobs.",
 			s.quotas.ConcurrentJobs)
 	}
-	now := s.clock.Now()
-	var j jobRec
-	err := s.store.Update(func(tx store.Tx) error {
-		key, seq, err := nextKey(tx)
+	id, err := s.newJobID()
+	if err != nil {
+		return nil, err
+	}
+	j := jobRec{ID: id, ARN: s.arn("deployment-job/" + id), Fleet: nj.fleet.ARN, FleetName: nj.fleet.Name,
+		CreatedAt: s.clock.Now(), Config: nj.config, Apps: nj.apps, Targets: nj.targets, Payload: nj.payload}
+	j.Payload.Job = j.ARN
+	spec, err := s.spec(&j)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.engine.CreateWith(spec, func(tx store.Tx) error {
+		key, _, err := nextKey(tx)
 		if err != nil {
 			return err
 		}
-		id := jobID(seq)
-		j = jobRec{Key: key, ID: id, ARN: s.arn("deployment-job/" + id), Fleet: nj.fleet.ARN,
-			FleetName: nj.fleet.Name, CreatedAt: now, Config: nj.config, Apps: nj.apps, Targets: nj.targets,
-			Payload: nj.payload}
-		j.Payload.Job = j.ARN
+		j.Key = key
 		if err := insert(tx, bucketJobs, kindJob, key, j.ARN, &j, nj.tags, "job/"+id); err != nil {
 			return err
 		}
-		f := *nj.fleet
+		f, err := s.loadFleet(tx, j.Fleet)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return fmt.Errorf("fleet %s is gone", j.Fleet)
+		}
 		f.LastJob = key
-		if err := putJSON(tx, bucketFleets, f.Key, &f); err != nil {
+		if err := putJSON(tx, bucketFleets, f.Key, f); err != nil {
 			return err
 		}
 		return s.tokens.Record(tx, nj.scope, nj.token, nj.hash, key)
 	})
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.spec(&j)
-	if err == nil {
-		_, err = s.engine.Create(spec)
+	if errors.Is(err, engine.ErrConflict) {
+		return nil, concurrentDeployment("Fleet %s already has a deployment job in progress.", nj.fleet.Name)
 	}
 	if err != nil {
-		if rerr := s.store.Update(func(tx store.Tx) error {
-			if err := s.tokens.Forget(tx, nj.scope, nj.token); err != nil {
-				return err
-			}
-			return s.dropJob(tx, &j)
-		}); rerr != nil {
-			return nil, fmt.Errorf("roll back job %s: %w (after: %w)", j.ID, rerr, err)
-		}
-		if errors.Is(err, engine.ErrConflict) {
-			return nil, concurrentDeployment("Fleet %s already has a deployment job in progress.", nj.fleet.Name)
-		}
 		return nil, fmt.Errorf("create deployment %s: %w", j.ID, err)
 	}
 	return &j, nil

@@ -71,6 +71,8 @@ type Options struct {
 	Region, Account string
 	// Quotas are the service limits.
 	Quotas Quotas
+	// IDs makes job and revision ids (nil: awsapi.RandomIDs).
+	IDs *awsapi.IDs
 }
 
 // JobLifetime is how long a deployment job can be described or listed after it was created.
@@ -87,6 +89,7 @@ type Service struct {
 	quotas  Quotas
 	model   *model.Model
 	tokens  awsapi.Tokens
+	ids     *awsapi.IDs
 	codes   map[string]bool // DeploymentJobErrorCode values
 
 	// mu serialises the operations that change state, so checks and the writes that follow them (a name is
@@ -107,6 +110,10 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		engine: opts.Engine, store: opts.Store, clock: clock.Or(opts.Clock), objects: opts.Objects,
 		region: opts.Region, account: opts.Account, quotas: opts.Quotas, model: m, codes: map[string]bool{},
+		ids: opts.IDs,
+	}
+	if s.ids == nil {
+		s.ids = awsapi.RandomIDs()
 	}
 	if s.region == "" {
 		s.region = "us-east-1"
