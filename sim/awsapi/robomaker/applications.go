@@ -45,11 +45,9 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 	if err := s.resolveETags(sources); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var app appRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		if _, _, taken, err := lookup(tx, "app/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot application %s already exists.", in.Name)
@@ -99,8 +97,6 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var (
 		app *appRec
 		err error
@@ -135,14 +131,19 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 	}
 	now := s.clock.Now()
 	var v versionRec
-	err = s.store.Update(func(tx store.Tx) error {
-		// Read again inside the transaction: the record is what the version number is taken from.
+	err = s.store.Batch(func(tx store.Tx) error {
+		// Read again inside the transaction: the record is what the version number is taken from, and a
+		// concurrent request may have changed it.
 		cur, err := s.loadApp(tx, in.Application)
 		if err != nil {
 			return err
 		}
 		if cur == nil {
 			return invalidParameter("Robot application %s does not exist.", in.Application)
+		}
+		if in.CurrentRevisionID != "" && in.CurrentRevisionID != cur.RevisionID {
+			return invalidParameter("The revision id %s is not the latest revision %s of %s.",
+				in.CurrentRevisionID, cur.RevisionID, cur.Name)
 		}
 		app = cur
 		app.LastVersion++
@@ -276,9 +277,7 @@ func (s *Service) deleteRobotApplication(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		app, err := s.loadApp(tx, in.Application)
 		if err != nil {
 			return err

@@ -18,11 +18,9 @@ func (s *Service) createFleet(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var f fleetRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		n := 0
 		if err := tx.ForEach(bucketFleets, "", func(string, []byte) error { n++; return nil }); err != nil {
 			return err
@@ -55,14 +53,14 @@ func (s *Service) deleteFleet(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Jobs start only under s.mu, so a fleet found idle here stays idle until the Update below is done; the
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
+	// Jobs start only under s.jobs, so a fleet found idle here stays idle until the write below is done; the
 	// engine is asked outside the store transaction.
 	if d, active := s.engine.Active(in.Fleet); active {
 		return nil, invalidParameter("Fleet %s has a deployment job in progress (%s).", in.Fleet, d.ID)
 	}
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
 			return err

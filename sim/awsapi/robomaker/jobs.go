@@ -56,8 +56,8 @@ func (s *Service) createDeploymentJob(r *awsapi.Request) (any, error) {
 	}
 	hash := awsapi.RequestHash(r.Input, "clientRequestToken")
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	if out, done, err := s.replay(scopeCreate, in.ClientRequestToken, hash, true); done || err != nil {
 		return out, err
 	}
@@ -465,8 +465,8 @@ func (s *Service) cancelDeploymentJob(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	j, err := s.jobByARN(in.Job)
 	if err != nil {
 		return nil, err
@@ -490,8 +490,8 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	hash := awsapi.RequestHash(r.Input, "clientRequestToken")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	if out, done, err := s.replay(scopeSync, in.ClientRequestToken, hash, false); done || err != nil {
 		return out, err
 	}

@@ -17,11 +17,9 @@ func (s *Service) createRobot(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var rb robotRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		if _, _, taken, err := lookup(tx, "robot/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot %s already exists.", in.Name)
@@ -56,9 +54,7 @@ func (s *Service) deleteRobot(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		rb, err := s.loadRobot(tx, in.Robot)
 		if err != nil {
 			return err
@@ -247,9 +243,7 @@ func (s *Service) changeMembership(r *awsapi.Request, change func(tx store.Tx, f
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
 			return err

@@ -92,9 +92,11 @@ type Service struct {
 	ids     *awsapi.IDs
 	codes   map[string]bool // DeploymentJobErrorCode values
 
-	// mu serialises the operations that change state, so checks and the writes that follow them (a name is
-	// free, a token is unused, a fleet has no active job) are atomic.
-	mu sync.Mutex
+	// jobs serialises the operations that start, cancel or depend on deployment jobs (create, sync, cancel,
+	// DeleteFleet), whose checks (a token is unused, a fleet has no active job, the quota) read the engine
+	// outside a store transaction. Every other write checks inside its transaction and is group-committed with
+	// its concurrent peers (store.Batch), never waiting behind another's disk sync.
+	jobs sync.Mutex
 }
 
 // New returns the dialect over opts. Deployment jobs whose record was written but whose engine deployment was
