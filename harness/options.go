@@ -139,8 +139,8 @@ func WithSeed(seed uint64) Option {
 // time).
 func WithTimeScale(scale float64) Option {
 	return optionFunc(func(c *config) error {
-		if scale < 1 {
-			return fmt.Errorf("WithTimeScale(%v): want at least 1", scale)
+		if err := CheckTimeScale(scale); err != nil {
+			return fmt.Errorf("WithTimeScale: %w", err)
 		}
 		c.scale = scale
 		return nil

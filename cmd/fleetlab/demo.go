@@ -35,8 +35,8 @@ func demoCommand() *command {
 				hint: "the failing rollout needs its three faulty robots in the first quarter of the fleet, and a " +
 					"whole-percent threshold that two failures reach and one does not"}
 		}
-		if *scale < 1 {
-			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale)}
+		if err := checkTimeScale(*scale); err != nil {
+			return err
 		}
 		d := &demo{out: stdout, robots: *robots, scale: *scale, seed: *seed, sim: *sim, keep: *keep,
 			tty: isTerminal(stdout)}

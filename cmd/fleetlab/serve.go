@@ -61,9 +61,8 @@ func envOr(name, def string) string {
 // serviceOptions checks the serve flags together and turns them into service options.
 func serviceOptions(data string, scale float64, auth, accessKey, secretKey string, addrs ...string) (service.Options, error) {
 	opts := service.Options{Dir: data}
-	if scale < 1 {
-		return opts, &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", scale),
-			hint: "use 1 for real time, or a larger factor such as 60 or 600 to compress policy time"}
+	if err := checkTimeScale(scale); err != nil {
+		return opts, err
 	}
 	opts.Clock = clock.NewScaled(nil, scale)
 	switch auth {

@@ -162,3 +162,22 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeScaleCheckedTheSameEverywhere gives serve, run and demo each bad --time-scale: every one is bad usage
+// (exit 2) with a hint of the valid range, before anything starts. run's explicit 0 is refused, not taken as
+// "the scenario's".
+func TestTimeScaleCheckedTheSameEverywhere(t *testing.T) {
+	tail := map[string][]string{"serve": {"--data", t.TempDir()}, "run": {"fixtures/scenarios/no-response.json"},
+		"demo": nil}
+	for _, cmd := range []string{"serve", "run", "demo"} {
+		for _, v := range []string{"NaN", "Inf", "-Inf", "+Inf", "1e9", "10001", "0", "0.5", "-3"} {
+			var out, errOut strings.Builder
+			args := append([]string{cmd, "--time-scale", v}, tail[cmd]...)
+			code := run(args, &out, &errOut)
+			if code != exitUsage || !strings.Contains(errOut.String(), "--time-scale") ||
+				!strings.Contains(errOut.String(), "from 1 to 10000") || !strings.Contains(errOut.String(), "hint:") {
+				t.Errorf("%v: exit %d, want %d with the valid range; stderr %q", args, code, exitUsage, errOut.String())
+			}
+		}
+	}
+}
