@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 )
 
 // Handler returns the store's S3 REST API, path-style (http://host/bucket/key), to be served on a listener of
@@ -548,7 +550,11 @@ func (s *Store) uploadOptions(r *http.Request) (putOptions, io.Reader, error) {
 	var body io.Reader = r.Body
 	var cr *chunkedReader
 	if chunked {
-		cr = newChunkedReader(r.Body)
+		var signer awsapi.ChunkSigner
+		if payloadHash == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" || payloadHash == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" {
+			signer, _ = awsapi.ChunkSignerOf(r.Context())
+		}
+		cr = newChunkedReader(r.Body, signer)
 		body = cr
 	}
 	o.verify = func(d digests) error {
