@@ -5,7 +5,9 @@
 // The engine is logic over a Clock and a Store. Every method is synchronous; time-driven work (releases,
 // timeouts, bake) is done by Tick, which a caller (Run, or a test with a fake clock) calls when work is due.
 // State changes are written to the store before a method returns (group-committed across concurrent callers),
-// and every transition is delivered to the subscribed sinks as an event, in order.
+// and every transition is delivered to the subscribed sinks as an event, in order. Control operations (Create,
+// Cancel, Alarm, AddTarget, RemoveTarget) are all or nothing: nobody sees their changes before they are
+// committed, and a failed commit leaves memory as it was (change.go).
 package engine
 
 import (
@@ -34,7 +36,9 @@ const (
 type Options struct {
 	// Clock is the service clock; nil means the real clock.
 	Clock clock.Clock
-	// Store persists deployments and executions; required.
+	// Store persists deployments and executions; required. Control operations commit to it with the engine
+	// locked, so the engine must not be called from inside a transaction of this store (a View that asked the
+	// engine for something would wait on a commit that waits on the View).
 	Store store.Store
 	// Events, when set, receives every transition (as if passed to Subscribe).
 	Events event.Sink
@@ -213,7 +217,8 @@ func (e *Engine) Create(spec Spec) (Deployment, error) { return e.CreateWith(spe
 
 // CreateWith is Create whose commit also runs write, in the same store transaction: a dialect records its own
 // resource (a job and its idempotency token) together with the deployment, so a failed commit leaves neither and
-// a crash leaves both or neither. An error from write fails CreateWith and changes nothing.
+// a crash leaves both or neither. An error from write fails CreateWith and changes nothing. write runs with the
+// engine locked: it must not call the engine.
 func (e *Engine) CreateWith(spec Spec, write func(store.Tx) error) (Deployment, error) {
 	if err := validate(spec); err != nil {
 		return Deployment{}, err

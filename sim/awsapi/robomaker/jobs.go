@@ -304,21 +304,23 @@ func (s *Service) spec(j *jobRec) (engine.Spec, error) {
 // A job the engine now refuses (its fleet has since got another active job) is removed: its creation was never
 // acknowledged.
 func (s *Service) recover() error {
-	var orphans []jobRec
+	var live, orphans []jobRec
 	now := s.clock.Now()
 	err := s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketJobs, func(j *jobRec) error {
-			if j.expired(now) {
-				return nil
-			}
-			if _, err := s.engine.Deployment(j.ID); errors.Is(err, engine.ErrNotFound) {
-				orphans = append(orphans, *j)
+			if !j.expired(now) {
+				live = append(live, *j)
 			}
 			return nil
 		})
 	})
 	if err != nil {
 		return err
+	}
+	for _, j := range live {
+		if _, err := s.engine.Deployment(j.ID); errors.Is(err, engine.ErrNotFound) {
+			orphans = append(orphans, j)
+		}
 	}
 	for i := range orphans {
 		j := &orphans[i]
@@ -432,21 +434,24 @@ func (s *Service) listDeploymentJobs(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	now := s.clock.Now()
-	var all []keyed[deploymentJob]
+	var recs []jobRec
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketJobs, func(j *jobRec) error {
-			if j.expired(now) || !q.match("fleetName", j.FleetName) {
-				return nil
-			}
-			out := s.describeJob(j)
-			if q.match("status", out.Status) {
-				all = append(all, keyed[deploymentJob]{j.Key, out})
+			if !j.expired(now) && q.match("fleetName", j.FleetName) {
+				recs = append(recs, *j)
 			}
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The engine is asked once the store transaction is over (see fleetSummaries).
+	var all []keyed[deploymentJob]
+	for i := range recs {
+		if out := s.describeJob(&recs[i]); q.match("status", out.Status) {
+			all = append(all, keyed[deploymentJob]{recs[i].Key, out})
+		}
 	}
 	jobs, next, err := pageOf(q, all)
 	if err != nil {
@@ -497,6 +502,10 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 	}
 	now := s.clock.Now()
 	nj := newJob{scope: scopeSync, token: in.ClientRequestToken, hash: hash}
+	var (
+		jobs   []jobRec
+		robots []robotRec
+	)
 	err := s.store.View(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
@@ -506,42 +515,43 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 			return notFound("Fleet %s does not exist.", in.Fleet)
 		}
 		nj.fleet = f
-		// The reference is the fleet's latest job that succeeded.
-		var ref *jobRec
 		if err := each(tx, bucketJobs, func(j *jobRec) error {
-			if j.Fleet != f.ARN || j.expired(now) {
-				return nil
-			}
-			if d, err := s.engine.Deployment(j.ID); err == nil && d.Status == engine.StatusSucceeded {
-				ref = j
+			if j.Fleet == f.ARN && !j.expired(now) {
+				jobs = append(jobs, *j)
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if ref == nil {
-			return notFound("Fleet %s has no successful deployment job to synchronize with.", f.Name)
-		}
-		robots, err := fleetRobots(tx, f.Key)
-		if err != nil {
-			return err
-		}
-		for _, rb := range robots {
-			x, ok := s.engine.LatestForDevice(rb.Name)
-			if ok && x.Deployment == ref.ID && x.Status == engine.ExecSucceeded {
-				continue
-			}
-			nj.targets = append(nj.targets, jobTarget{Name: rb.Name, ARN: rb.ARN})
-		}
-		if len(nj.targets) == 0 {
-			return invalidParameter("Every robot of fleet %s is in sync with deployment job %s.", f.Name, ref.ARN)
-		}
-		nj.apps, nj.config, nj.payload = ref.Apps, ref.Config, ref.Payload
-		return nil
+		robots, err = fleetRobots(tx, f.Key)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The engine is asked once the store transaction is over (see fleetSummaries). The reference is the fleet's
+	// latest job that succeeded.
+	var ref *jobRec
+	for i := range jobs {
+		if d, err := s.engine.Deployment(jobs[i].ID); err == nil && d.Status == engine.StatusSucceeded {
+			ref = &jobs[i]
+		}
+	}
+	if ref == nil {
+		return nil, notFound("Fleet %s has no successful deployment job to synchronize with.", nj.fleet.Name)
+	}
+	for _, rb := range robots {
+		x, ok := s.engine.LatestForDevice(rb.Name)
+		if ok && x.Deployment == ref.ID && x.Status == engine.ExecSucceeded {
+			continue
+		}
+		nj.targets = append(nj.targets, jobTarget{Name: rb.Name, ARN: rb.ARN})
+	}
+	if len(nj.targets) == 0 {
+		return nil, invalidParameter("Every robot of fleet %s is in sync with deployment job %s.", nj.fleet.Name,
+			ref.ARN)
+	}
+	nj.apps, nj.config, nj.payload = ref.Apps, ref.Config, ref.Payload
 	j, err := s.startJob(nj)
 	if err != nil {
 		return nil, err
