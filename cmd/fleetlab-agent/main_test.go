@@ -51,6 +51,8 @@ func TestUsage(t *testing.T) {
 		{nil, map[string]string{"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "r1", "FLEETLAB_DIR": "d", "FLEETLAB_ARCH": "MIPS"}, "architecture"},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
 		{[]string{"--endpoint", "http://h:1", "extra"}, nil, "unexpected arguments"},
+		{[]string{"--endpoint", "http://h:1", "--thing", "r1", "--dir", "d", "--access-key", "k"}, nil, "give both --access-key and --secret-key"},
+		{[]string{"--endpoint", "http://h:1", "--thing", "r1", "--dir", "d"}, map[string]string{"FLEETLAB_DEVICE_SECRET_KEY": "s"}, "give both --access-key and --secret-key"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(tc.args, env(tc.env), &out, &errOut, nil); code != exitUsage || !strings.Contains(errOut.String(), tc.want) {

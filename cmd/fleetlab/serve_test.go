@@ -194,6 +194,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--time-scale", "0.5"}, exitUsage, "compress policy time"},
 		{[]string{"serve", "--bogus"}, exitUsage, "fleetlab help serve"},
 		{[]string{"serve", "--auth", "kerberos"}, exitUsage, "kerberos"},
+		{[]string{"serve", "--auth", "sigv4", "--device-access-key", "test"}, exitUsage, "a key of their own"},
+		{[]string{"serve", "--auth", "sigv4", "--device-secret-key", ""}, exitUsage, "robots (fleetlab-agent) with the device pair"},
+		{[]string{"serve", "--max-conns", "-1"}, exitUsage, "sized for slow device links"},
 		{[]string{"model"}, exitUsage, "fleetlab model robomaker"},
 		{[]string{"help"}, exitOK, ""},
 	}
