@@ -168,8 +168,10 @@ func (l *capped) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse answers 503 on c and closes it, within a second: it reads what the client sent (so closing does not
-// reset the connection under the answer) until the client closes or the second is up.
+// refuse answers 503 on c and closes it, within a second. It reads the request's headers first (a client gets
+// no answer before it has asked: Go's own client, for one, takes an answer that comes first for a broken
+// connection), answers, and then reads what else the client sends until it closes or the second is up, so
+// closing does not reset the connection under the answer.
 func (l *capped) refuse(c net.Conn) {
 	defer func() {
 		c.Close()
@@ -179,13 +181,17 @@ func (l *capped) refuse(c net.Conn) {
 		l.shed.Done()
 	}()
 	c.SetDeadline(clock.Real{}.Now().Add(time.Second))
+	br := bufio.NewReaderSize(io.LimitReader(c, 64<<10), 4096)
+	if _, err := http.ReadRequest(br); err != nil {
+		return
+	}
 	if _, err := io.WriteString(c, shedAnswer); err != nil {
 		return
 	}
 	if tc, ok := c.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	io.Copy(io.Discard, br)
 }
 
 // Close stops accepting and waits for the connections being refused.

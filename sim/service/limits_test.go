@@ -83,7 +83,7 @@ func tempFiles(t *testing.T, dir string) []string {
 // file) and to the device API: both connections are closed once the body stops moving for the read timeout,
 // and the upload's temp file is removed. A body above an API's limit is refused on its Content-Length at once.
 func TestStalledBodyIsCutOff(t *testing.T) {
-	svc, dir := limited(t, service.Limits{ReadTimeout: 300 * time.Millisecond})
+	svc, dir := limited(t, service.Limits{ReadTimeout: time.Second})
 	if err := svc.Artifacts.CreateBucket("bundles"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestServerTimeouts(t *testing.T) {
 // does: the silent ones are dropped once they have not answered for the notify timeout; the one that answers
 // stays.
 func TestSilentNotifyPeersAreDropped(t *testing.T) {
-	svc, _ := limited(t, service.Limits{NotifyPing: 50 * time.Millisecond, NotifyTimeout: 400 * time.Millisecond})
+	svc, _ := limited(t, service.Limits{NotifyPing: 50 * time.Millisecond, NotifyTimeout: 2 * time.Second})
 	url := "ws" + strings.TrimPrefix(svc.Endpoint(), "http") + "/things/%s/notify"
 	const silent = 50
 	for i := range silent {
