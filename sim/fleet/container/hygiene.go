@@ -106,7 +106,9 @@ func (r Resources) String() string {
 func Find(ctx context.Context, e Engine) (Resources, error) { return find(ctx, e, "") }
 
 // FindOwned lists those made by owner's fleets (an owner label, such as ThisProcess()).
-func FindOwned(ctx context.Context, e Engine, owner string) (Resources, error) { return find(ctx, e, owner) }
+func FindOwned(ctx context.Context, e Engine, owner string) (Resources, error) {
+	return find(ctx, e, owner)
+}
 
 // RemoveOwned removes what owner's fleets made on e, whether the owner lives or not: for a test binary that
 // found its own leftovers.
