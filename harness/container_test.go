@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -124,4 +125,77 @@ func TestContainerCrashAtPreLaunch(t *testing.T) {
 		_, beat, err := d.Exec(ctx, "cat", container.DeviceDir+"/data/heartbeat")
 		return beat, err
 	}).Should(HavePrefix("version=" + st.Current.Version + " "))
+}
+
+// containerSmokes are the smoke tests of the faults a robot in a container can have: every one of the catalog
+// but the in-process only ones, and slow-device, which only containers can do.
+func containerSmokes() []smoke {
+	var out []smoke
+	for _, s := range smokes() {
+		if !inProcOnly[s.name] {
+			out = append(out, s)
+		}
+	}
+	return append(out, smoke{name: "slow-device", fault: spec("slow-device", `{"cpus":0.05,"memoryBytes":67108864}`, on("")),
+		shows: both(robotIs(harness.RobotInSync, ""), throttled(0.05, 64<<20))})
+}
+
+// throttled reports whether the target's container has the limits of a slow device and the kernel held it
+// back for want of CPU.
+func throttled(cpus float64, memory int64) check {
+	return func(env *harness.Env, _ harness.Job, _ bool) bool {
+		d := env.Device(target).(*container.Device)
+		in, err := d.Inspect(context.Background())
+		if err != nil {
+			env.T().Errorf("inspect: %v", err)
+			return false
+		}
+		if in.HostConfig.NanoCPUs != int64(cpus*1e9) || in.HostConfig.Memory != memory {
+			return false
+		}
+		n, err := d.Throttled(context.Background())
+		return err == nil && n > 0
+	}
+}
+
+// TestContainerFaultSmoke runs the smoke test of every fault a robot in a container can have, on containers:
+// injected, its signature shows (the container really paused, killed, disconnected, limited; its script really
+// exits non-zero); not injected, it does not; recovered, a later job succeeds. Policy time runs at 120x to keep
+// the timeouts the signatures wait for short.
+func TestContainerFaultSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts robot containers")
+	}
+	backend := inContainers(t)
+	for _, s := range containerSmokes() {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			if !s.run(t, false, backend, harness.WithTimeScale(120)) {
+				t.Errorf("%s injected: its signature does not show", s.name)
+			}
+			t.Run("noop", func(t *testing.T) {
+				if s.run(t, true, backend, harness.WithTimeScale(120)) {
+					t.Errorf("%s not injected: its signature shows anyway", s.name)
+				}
+			})
+		})
+	}
+}
+
+// TestContainerRefusals arms on robots in containers the faults they cannot have: each is refused at arm,
+// naming the container backend and the ability it lacks.
+func TestContainerRefusals(t *testing.T) {
+	env := harness.New(t, harness.WithRobots(1), inContainers(t))
+	for _, s := range smokes() {
+		if !inProcOnly[s.name] {
+			continue
+		}
+		fault := s.fault
+		fault.Target = faults.Selector{Devices: []string{"robot-0001"}}
+		_, err := env.Arm(fault)
+		var ue *faults.UnsupportedError
+		if !errors.As(err, &ue) || ue.Backend != "container" || ue.Device != "robot-0001" {
+			t.Errorf("%s on a container: %v, want it refused at arm", s.name, err)
+		}
+	}
 }
