@@ -43,6 +43,10 @@ var (
 	scaleFlag = flag.Float64("fleetlab.timescale", 0, "run fleetlab environments on scaled wall time at this scale instead of virtual time")
 )
 
+// hostFlag is the -fleetlab.host test flag: the backend of environments that name none. Nothing writes it but
+// the flag package.
+var hostFlag = flag.String("fleetlab.host", "", "fleet host of fleetlab harness runs that name none: inproc (default), process or container")
+
 // Option configures an environment.
 type Option interface {
 	apply(*config) error
@@ -149,11 +153,12 @@ func WithSeed(seed uint64) Option {
 
 // WithTimeScale runs the environment on scaled wall time: policy time runs scale times faster than the wall
 // clock (1 is real time). Without it, an environment whose backend allows it runs on virtual time (see the
-// package documentation), and one whose backend does not at DefaultTimeScale.
+// package documentation), and one whose backend does not at DefaultTimeScale, or at the backend's own when it is
+// a TimeScaler.
 func WithTimeScale(scale float64) Option {
 	return optionFunc(func(c *config) error {
-		if scale < 1 {
-			return fmt.Errorf("WithTimeScale(%v): want at least 1", scale)
+		if err := CheckTimeScale(scale); err != nil {
+			return fmt.Errorf("WithTimeScale: %w", err)
 		}
 		c.scale = scale
 		return nil
@@ -230,16 +235,23 @@ func resolve(opts []Option) (config, error) {
 		}
 	}
 	if c.backend == nil {
-		c.backend = InProc{}
+		b, err := HostBackend(*hostFlag)
+		if err != nil {
+			return c, fmt.Errorf("-fleetlab.host: %w", err)
+		}
+		c.backend = b
 	}
 	if c.registry == nil {
 		c.registry = faults.Catalog()
 	}
 	if c.scale == 0 && *scaleFlag != 0 {
-		if *scaleFlag < 1 {
-			return c, fmt.Errorf("-fleetlab.timescale=%v: want at least 1", *scaleFlag)
+		if err := CheckTimeScale(*scaleFlag); err != nil {
+			return c, fmt.Errorf("-fleetlab.timescale: %w", err)
 		}
 		c.scale = *scaleFlag
+	}
+	if ts, ok := c.backend.(TimeScaler); ok && c.scale == 0 {
+		c.scale = ts.DefaultTimeScale()
 	}
 	if c.scale == 0 && !hostsWorld(c.backend) {
 		c.scale = DefaultTimeScale
@@ -297,4 +309,18 @@ func (c config) wallWait() time.Duration {
 func hostsWorld(b Backend) bool {
 	v, ok := b.(VirtualTimeBackend)
 	return ok && v.VirtualTime()
+}
+
+// HostBackend returns the backend a host name stands for, with its defaults: inproc (also the empty name),
+// process or container. The process and container backends build the agent for each environment.
+func HostBackend(name string) (Backend, error) {
+	switch name {
+	case "", "inproc":
+		return InProc{}, nil
+	case "process":
+		return Process{}, nil
+	case "container":
+		return Container{}, nil
+	}
+	return nil, fmt.Errorf("host %q: want inproc, process or container", name)
 }

@@ -1,27 +1,33 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/sim/fleet/container"
+	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
 
 func runCommand() *command {
 	c := &command{name: "run", summary: "run scenario files (fixtures/scenarios/*.json) outside go test and check their outcome",
-		usage: "[--seed N] [--time-scale N] [--os] [--timeline] FILE.json|DIR..."}
+		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container] [--agent PATH] [--timeline] FILE.json|DIR..."}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
 		scale := fs.Float64("time-scale", 0, "run on scaled wall time, policy time this many times faster than the wall clock (default: the scenario's timeScale, else virtual time)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
+		host := fs.String("host", "inproc", "where the robots run: inproc (goroutines in this process), process (one fleetlab-agent process each) or container (one container each, on the Docker engine DOCKER_HOST names)")
+		agentPath := fs.String("agent", "", "the fleetlab-agent program for --host process or container (default: beside fleetlab, on PATH, else built from the module in this directory); static for containers")
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -30,24 +36,36 @@ func runCommand() *command {
 			return &usageError{msg: "no scenario file given",
 				hint: "fleetlab run fixtures/scenarios/no-response.json (or a directory of scenario files)"}
 		}
-		if *scale != 0 && *scale < 1 {
-			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale),
-				hint: "leave it out for virtual time; use 1 for real time, or a larger factor such as 600 to compress policy time"}
+		if given(fs, "time-scale") {
+			// 0 is the flag's "not given", not a scale: said explicitly, it is refused like any bad value.
+			if err := checkTimeScale(*scale); err != nil {
+				return err
+			}
+		}
+		if *osExec && *host != "inproc" {
+			return &usageError{msg: "--os is for --host inproc", hint: "robots of --host process and container always run real scripts"}
 		}
 		specs, paths, err := readScenarios(files)
 		if err != nil {
 			return err
 		}
+		backend, done, err := hostBackend(*host, *agentPath)
+		if err != nil {
+			return err
+		}
+		defer done()
 		var failed, broken []string
 		for i, spec := range specs {
 			if *seed != 0 {
 				spec.Seed = *seed
 			}
-			if *scale != 0 {
+			if given(fs, "time-scale") {
 				spec.TimeScale = *scale
 			}
 			if *osExec {
 				spec.Options = append(spec.Options, harness.WithBackend(harness.InProc{OS: true}))
+			} else if backend != nil {
+				spec.Options = append(spec.Options, harness.WithBackend(backend))
 			}
 			fmt.Fprintf(stdout, "=== %s (%s)\n", spec.Name, paths[i])
 			if spec.Description != "" {
@@ -55,6 +73,9 @@ func runCommand() *command {
 			}
 			started := time.Now()
 			rerun := fmt.Sprintf("fleetlab run --seed %d %s", seedOf(spec), paths[i])
+			if *host != "inproc" {
+				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), paths[i])
+			}
 			res, err := harness.Execute(spec, stderr, rerun)
 			if res != nil && res.Job.ID != "" {
 				res.WriteTable(stdout)
@@ -147,4 +168,73 @@ func seedOf(s harness.Spec) uint64 {
 		return s.Seed
 	}
 	return harness.DefaultSeed
+}
+
+// hostBackend returns the backend of --host (nil for inproc, the harness's default) with its agent program, and
+// what to call when the run is over. The program is --agent, else fleetlab-agent beside this program or on
+// PATH, else built from the module in the working directory. Containers need a Docker engine and busybox; a
+// machine without them is an environment failure, said before anything runs.
+func hostBackend(host, agentPath string) (harness.Backend, func(), error) {
+	nothing := func() {}
+	if _, err := harness.HostBackend(host); err != nil {
+		return nil, nothing, &usageError{msg: "--host: " + err.Error(), hint: "fleetlab run --host container fixtures/scenarios"}
+	}
+	if host == "inproc" || host == "" {
+		return nil, nothing, nil
+	}
+	bin, done, err := agentProgram(agentPath)
+	if err != nil {
+		return nil, nothing, err
+	}
+	if host == "process" {
+		return harness.Process{Binary: bin}, done, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := container.Ping(ctx, container.Engine{}); err != nil {
+		done()
+		return nil, nothing, &envError{fmt.Errorf("--host container: %w (start the Docker engine, or point DOCKER_HOST at one)", err)}
+	}
+	if err := container.CheckInputs(container.ImageOptions{Binary: bin}); err != nil {
+		done()
+		return nil, nothing, &envError{fmt.Errorf("--host container: %w", err)}
+	}
+	return harness.Container{Binary: bin}, done, nil
+}
+
+// agentProgram finds or builds the fleetlab-agent program; done removes a build.
+func agentProgram(path string) (string, func(), error) {
+	nothing := func() {}
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", nothing, &usageError{msg: "--agent: " + err.Error(), hint: "CGO_ENABLED=0 go build -o fleetlab-agent ./cmd/fleetlab-agent"}
+		}
+		return path, nothing, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "fleetlab-agent"); fileExists(p) {
+			return p, nothing, nil
+		}
+	}
+	if p, err := exec.LookPath("fleetlab-agent"); err == nil {
+		return p, nothing, nil
+	}
+	dir, err := os.MkdirTemp("", "fleetlab-agent-build-")
+	if err != nil {
+		return "", nothing, &envError{err}
+	}
+	done := func() { os.RemoveAll(dir) }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := process.Build(ctx, dir)
+	if err != nil {
+		done()
+		return "", nothing, &envError{fmt.Errorf("%w\nhint: give --agent PATH, a fleetlab-agent built with CGO_ENABLED=0 go build ./cmd/fleetlab-agent", err)}
+	}
+	return bin, done, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

@@ -160,7 +160,9 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// notify upgrades to a websocket and writes the thing's notifications until either side closes.
+// notify upgrades to a websocket and writes the thing's notifications until either side closes. The device is
+// pinged every ping interval and dropped when no frame (a pong, or anything else) has come for pongWait: a peer
+// that stopped answering, or never reads, does not hold a connection and a subscription for ever.
 func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("thing")
 	if err := checkThing(name); err != nil {
@@ -177,6 +179,12 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if clock.WorldOf(a.clock) != nil {
+		// A websocket would hold a virtual-time world for as long as it is open.
+		writeError(w, &Error{http.StatusServiceUnavailable, wire.ErrServiceUnavailable,
+			"the notify channel is not served on virtual time: poll GET /things/{thing}/jobs"})
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -189,7 +197,10 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer unsubscribe()
-	// The reader notices the peer closing; devices send nothing else.
+	// Deadlines are on the wall clock: they bound network I/O, not simulated time.
+	conn.SetReadDeadline(wallDeadline(a.pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(wallDeadline(a.pongWait)) })
+	// The reader answers pings, takes pongs and notices the peer closing or going silent.
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
@@ -197,11 +208,23 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 			if _, _, err := conn.NextReader(); err != nil {
 				return
 			}
+			conn.SetReadDeadline(wallDeadline(a.pongWait))
 		}
 	}()
+	// Pings are on the wall clock too: the socket is real, whatever the service's clock. (A virtual-time world
+	// never serves this websocket: its devices take the notify channel in process.)
+	nextPing := clock.Real{}.Now().Add(a.ping)
 	for {
-		if i, _ := clock.Wait(nil, a.clock, clock.Forever, c, clock.Done(gone)); i == 1 {
+		i, _ := clock.Wait(nil, clock.Real{}, nextPing.Sub(clock.Real{}.Now()), c, clock.Done(gone))
+		switch i {
+		case 1:
 			return
+		case clock.Expired:
+			if err := conn.WriteControl(websocket.PingMessage, nil, wallDeadline(10*time.Second)); err != nil {
+				return
+			}
+			nextPing = clock.Real{}.Now().Add(a.ping)
+			continue
 		}
 		n, ok := c.TryNext()
 		if !ok { // closed and empty: the service is stopping
@@ -209,7 +232,6 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, "service stopping"), wallDeadline(time.Second))
 			return
 		}
-		// A deadline on the wall clock: it bounds a network write, not simulated time.
 		conn.SetWriteDeadline(wallDeadline(10 * time.Second))
 		if err := conn.WriteJSON(n); err != nil {
 			return
