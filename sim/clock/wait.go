@@ -152,18 +152,7 @@ func (w *World) yield() {
 	}
 	w.unstickLocked(a)
 	w.readyLocked(a)
-	next := w.nextLocked()
-	if next == a {
-		a.state = stateRunning
-		return
-	}
-	w.running = nil
-	if next != nil {
-		w.handLocked(next)
-	}
-	w.mu.Unlock()
-	<-a.turn
-	w.mu.Lock()
+	w.switchLocked(a)
 }
 
 // wait is Wait in the world.

@@ -439,6 +439,12 @@ func (w *World) block(a *actor) {
 	if a.driver {
 		w.drivers++
 	}
+	w.switchLocked(a)
+}
+
+// switchLocked gives the turn of the running actor a to the next actor, and waits until a has it again; when
+// a is next itself, it just goes on. It is called with w.mu held and returns with it held.
+func (w *World) switchLocked(a *actor) {
 	next := w.nextLocked()
 	if next == a {
 		w.running = a
