@@ -340,7 +340,9 @@ func TestFollow(t *testing.T) {
 	f.WriteString(`{"v":1,"seq":1,"run":"r","kind":"run.started"}` + "\n" + `{"v":1,"seq":2,"run":"r","kind":"lo`)
 	got := make(chan reports.Record, 10)
 	done := make(chan error, 1)
-	go func() { done <- reports.Follow(t.Context(), path, 5*time.Millisecond, func(r reports.Record) { got <- r }) }()
+	go func() {
+		done <- reports.Follow(t.Context(), path, 5*time.Millisecond, func(r reports.Record) { got <- r })
+	}()
 	wait := func(seq uint64) {
 		t.Helper()
 		select {
