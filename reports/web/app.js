@@ -155,7 +155,10 @@
         if (o && !was) {
           v.outcome = o; v.end = t; d.done++;
           d.counts[r.to] = (d.counts[r.to] || 0) + 1;
-          d.completions.push({t, ok: o === "ok"});
+          const cs = d.completions; // kept in time order: sources interleave
+          let at = cs.length;
+          while (at > 0 && cs[at - 1].t > t) at--;
+          cs.splice(at, 0, {t, ok: o === "ok"});
         }
         break;
       }
@@ -173,7 +176,8 @@
   }
 
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const secs = (x) => (isNaN(x) ? "–" : (x / 1000).toFixed(x < 10000 ? 2 : 1) + "s");
+  const secs = (x) => (isNaN(x) ? "–" : (x / 1000).toFixed(Math.abs(x) < 10000 ? 2 : 1) + "s");
+  const offset = (x) => (isNaN(x) ? "" : (x < 0 ? "−" : "+") + secs(Math.abs(x)));
 
   function totals() {
     const c = {scenarios: 0, passed: 0, failed: 0, error: 0, running: 0, devices: 0, "devices-done": 0, events: S.records};
@@ -215,8 +219,8 @@
         const s = S.scen.get(k);
         const meta = [s.attrs.seed ? "seed " + s.attrs.seed : "", [...s.dialects].join(", ")].filter(Boolean).join(" · ");
         html += '<div class="scn' + (k === sel ? " sel" : "") + '" data-key="' + esc(k) + '" data-status="' + s.status + '">' +
-          '<span class="dot ' + s.status + '"></span><span class="name" title="' + esc(s.name) + '">' + esc(s.name) + '</span>' +
-          '<span class="meta">' + esc(meta) + '</span></div>';
+          '<span class="dot ' + s.status + '"></span><span class="text"><span class="name" title="' + esc(s.name) + '">' + esc(s.name) + '</span>' +
+          '<span class="meta">' + esc(meta || s.status) + '</span></span></div>';
       }
     }
     if (nav.innerHTML !== html) nav.innerHTML = html;
@@ -280,10 +284,10 @@
       '<div class="kv"></div><div class="progress"></div><div class="legend"></div>' +
       '<div class="grid2"><div><div class="lanes-bar"><span class="lanes-info"></span><button data-action="toggle" data-dep="' + esc(d.key) + '">group lanes</button>' +
       '<button data-action="back" data-dep="' + esc(d.key) + '" hidden>back to groups</button></div>' +
-      '<div class="lanes"><canvas></canvas><div class="spacer"></div></div></div>' +
+      '<div class="lanes"><canvas></canvas><div class="spacer"></div></div><svg class="axis-x" height="18"></svg></div>' +
       '<div class="chart"><div class="lanes-bar">devices completed over time</div><svg viewBox="0 0 300 150" preserveAspectRatio="none"></svg></div></div></div>';
     const v = {el, lanes: el.querySelector(".lanes"), canvas: el.querySelector("canvas"), spacer: el.querySelector(".spacer"),
-      svg: el.querySelector("svg"), grouped: d.list.length > GROUP_OVER, autoGroup: true, group: -1, drawnVersion: -1, rows: []};
+      svg: el.querySelector(".chart svg"), axis: el.querySelector(".axis-x"), grouped: d.list.length > GROUP_OVER, autoGroup: true, group: -1, drawnVersion: -1, rows: []};
     v.lanes.addEventListener("scroll", () => { v.drawnVersion = -1; paintLanes(v, d, currentNow(d)); });
     v.canvas.addEventListener("mousemove", (e) => tip(e, v, d));
     v.canvas.addEventListener("mouseleave", () => { document.getElementById("tip").hidden = true; });
@@ -378,6 +382,22 @@
     v.el.querySelector('[data-action="back"]').hidden = !(v.group >= 0);
     v.el.querySelector('[data-action="toggle"]').textContent = v.grouped ? "one lane per device" : "group lanes";
     v.drawnVersion = d.version;
+    drawAxis(v, width, span);
+  }
+
+  // drawAxis labels the lanes' time axis (the service clock, from the deployment's creation).
+  function drawAxis(v, width, span) {
+    const steps = [100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 3e4, 6e4, 12e4, 3e5, 6e5, 12e5, 18e5, 36e5, 72e5];
+    const usable = width - LABEL - 6;
+    const step = steps.find((x) => span / x <= Math.max(2, usable / 90)) || 144e5;
+    let svg = '<line x1="' + LABEL + '" y1="1" x2="' + (LABEL + usable) + '" y2="1"/>';
+    for (let t = 0; t <= span; t += step) {
+      const x = LABEL + t / span * usable;
+      svg += '<line x1="' + x.toFixed(1) + '" y1="1" x2="' + x.toFixed(1) + '" y2="5"/><text x="' + x.toFixed(1) +
+        '" y="15" text-anchor="' + (t === 0 ? "start" : "middle") + '">' + secs(t).replace(/\.0+s$/, "s") + "</text>";
+    }
+    v.axis.setAttribute("width", width);
+    if (v.axisCache !== svg) { v.axis.innerHTML = svg; v.axisCache = svg; }
   }
 
   function laneDevice(ctx, dev, y, x, now) {
@@ -444,9 +464,9 @@
     if (row.dev) {
       const x = row.dev;
       text = x.name + "  " + x.status + (x.code ? " / " + x.code : "") + "\n" +
-        x.segs.map((s) => "+" + secs(s.t0 - d.created) + "  " + s.step).join("\n") +
-        (x.outcome ? "\n+" + secs(x.end - d.created) + "  " + x.status : "") +
-        x.faults.map((f) => "\n+" + secs(f.t - d.created) + "  fault " + f.kind).join("");
+        x.segs.map((s) => offset(s.t0 - d.created) + "  " + s.step).join("\n") +
+        (x.outcome ? "\n" + offset(x.end - d.created) + "  " + x.status : "") +
+        x.faults.map((f) => "\n" + offset(f.t - d.created) + "  fault " + f.kind).join("");
     } else {
       const c = {}; for (const x of row.group) { const k = x.outcome || (x.segs.length ? "run" : "queued"); c[k] = (c[k] || 0) + 1; }
       text = row.group[0].name + " … " + row.group[row.group.length - 1].name + "\n" +
@@ -484,7 +504,7 @@
     s.faultsShown = s.faults.length;
     card.hidden = s.faults.length === 0;
     const t0 = s.depOrder.length ? s.deps.get(s.depOrder[0]).created : (s.faults[0] || {}).t;
-    card.querySelector("tbody").innerHTML = s.faults.map((f) => "<tr><td>" + (isNaN(t0) ? "" : "+" + secs(f.t - t0)) + "</td><td>" + esc(f.fault) +
+    card.querySelector("tbody").innerHTML = s.faults.map((f) => "<tr><td>" + offset(f.t - t0) + "</td><td>" + esc(f.fault) +
       "</td><td>" + esc(f.kind) + "</td><td>" + esc(f.device) + "</td><td>" + esc(f.step) + "</td><td>" + esc(f.detail) + "</td></tr>").join("");
   }
 
