@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,13 +16,15 @@ import (
 
 func runCommand() *command {
 	c := &command{name: "run", summary: "run scenario files (fixtures/scenarios/*.json) outside go test and check their outcome",
-		usage: "[--seed N] [--time-scale N] [--os] [--timeline] FILE.json|DIR..."}
+		usage: "[--seed N] [--time-scale N] [--os] [--timeline] [--report DIR] [--no-live] FILE.json|DIR..."}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
 		scale := fs.Float64("time-scale", 0, "policy time runs this many times faster than the wall clock (default: the scenario's, else 600)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
+		var rf reportFlags
+		rf.register(fs)
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -38,8 +41,17 @@ func runCommand() *command {
 		if err != nil {
 			return err
 		}
+		report, err := startReport("fleetlab run", rf)
+		if err != nil {
+			return err
+		}
+		defer report.stop()
+		if u := report.liveURL(); u != "" {
+			fmt.Fprintf(stdout, "live view: %s\n\n", u)
+		}
 		var failed, broken []string
 		for i, spec := range specs {
+			spec.Options = append(slices.Clip(spec.Options), harness.WithSink(report.run))
 			if *seed != 0 {
 				spec.Seed = *seed
 			}
@@ -56,6 +68,7 @@ func runCommand() *command {
 			started := time.Now()
 			rerun := fmt.Sprintf("fleetlab run --seed %d %s", seedOf(spec), paths[i])
 			res, err := harness.Execute(spec, stderr, rerun)
+			report.run.Finish(spec.Name, err != nil || !res.OK())
 			if res != nil && res.Job.ID != "" {
 				res.WriteTable(stdout)
 				if *timeline {
@@ -73,6 +86,9 @@ func runCommand() *command {
 			default:
 				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", spec.Name, time.Since(started).Seconds())
 			}
+		}
+		if err := report.finish(stdout); err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(specs)-len(failed)-len(broken),
 			len(failed)+len(broken))
