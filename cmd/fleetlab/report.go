@@ -128,6 +128,7 @@ const (
 // runReport is a run's report as the commands start it: the live view and the files.
 type runReport struct {
 	run    *reports.Run
+	hub    *reports.Hub // nil without the live view
 	server *reports.Server
 	dir    string
 }
@@ -142,10 +143,9 @@ func startReport(name string, f reportFlags) (*runReport, error) {
 	}
 	r := &runReport{dir: f.dir}
 	var sinks []reports.Sink
-	var hub *reports.Hub
 	if !f.noLive {
-		hub = reports.NewHub(reports.HubOptions{})
-		sinks = append(sinks, hub)
+		r.hub = reports.NewHub(reports.HubOptions{})
+		sinks = append(sinks, r.hub)
 	}
 	if f.dir != "" {
 		if err := os.MkdirAll(f.dir, 0o755); err != nil {
@@ -163,8 +163,8 @@ func startReport(name string, f reportFlags) (*runReport, error) {
 		return nil, &envError{err}
 	}
 	r.run = run
-	if hub != nil {
-		if r.server, err = reports.Serve(f.addr, hub, f.token); err != nil {
+	if r.hub != nil {
+		if r.server, err = reports.Serve(f.addr, r.hub, f.token); err != nil {
 			run.Close()
 			return nil, &envError{err}
 		}

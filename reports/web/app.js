@@ -20,6 +20,7 @@
     run: color("--run"), queued: color("--queued"), stepA: color("--step-a"), stepB: color("--step-b"),
   };
   const STATE_ORDER = ["ok", "fail", "timeout", "cancel", "run", "queued"];
+  const BAND_ORDER = ["fail", "timeout", "cancel", "ok", "run", "queued"]; // a group lane's bands, top down
   const STATE_LABEL = {ok: "succeeded", fail: "failed", timeout: "timed out", cancel: "canceled", run: "in progress", queued: "queued"};
 
   const mode = document.body.dataset.mode === "live" ? "live" : "report";
@@ -444,10 +445,11 @@
     const acc = {}; for (const k of STATE_ORDER) acc[k] = 0;
     for (let c = 0; c < cols; c++) {
       let yy = y + 2;
-      for (const k of STATE_ORDER) {
+      for (const k of BAND_ORDER) {
         acc[k] += diff[k][c];
         if (acc[k] <= 0) continue;
-        const hh = h * acc[k] / n;
+        // A device that did not succeed stays visible in a group of many: at least two pixels.
+        const hh = Math.max(h * acc[k] / n, k === "fail" || k === "timeout" ? 2 : 0);
         ctx.fillStyle = COLORS[k]; ctx.fillRect(LABEL + c, yy, 1, hh); yy += hh;
       }
     }
