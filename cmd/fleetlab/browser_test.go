@@ -215,4 +215,3 @@ func atoi(s string) int {
 	fmt.Sscan(s, &n)
 	return n
 }
-

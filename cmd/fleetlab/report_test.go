@@ -163,7 +163,9 @@ func TestReportServeInBrowser(t *testing.T) {
 	defer cancel()
 	ready := make(chan *reports.Server, 1)
 	served := make(chan error, 1)
-	go func() { served <- serveReport(ctx, path, "127.0.0.1:0", "", io.Discard, func(s *reports.Server) { ready <- s }) }()
+	go func() {
+		served <- serveReport(ctx, path, "127.0.0.1:0", "", io.Discard, func(s *reports.Server) { ready <- s })
+	}()
 	var srv *reports.Server
 	select {
 	case srv = <-ready:
@@ -173,7 +175,9 @@ func TestReportServeInBrowser(t *testing.T) {
 	p.run(chromedp.Navigate(srv.URL()))
 	p.waitView("the first half", func(v view) bool { return v.Records == half })
 	writeRecords(t, f, records[half:])
-	v := p.waitView("every record and the end", func(v view) bool { return v.Records == len(records) && v.Conn == "ended" && atoi(v.Counts["events"]) == v.Records })
+	v := p.waitView("every record and the end", func(v view) bool {
+		return v.Records == len(records) && v.Conn == "ended" && atoi(v.Counts["events"]) == v.Records
+	})
 	if v.Counts["devices"] != "10000" || v.Counts["devices-done"] != "10000" || len(v.Lanes) != 1 {
 		t.Fatalf("the page shows %+v, want 10,000 devices done", v)
 	}
@@ -321,7 +325,9 @@ func TestReportServeToken(t *testing.T) {
 	ready := make(chan *reports.Server, 1)
 	var out strings.Builder
 	served := make(chan error, 1)
-	go func() { served <- serveReport(ctx, path, "0.0.0.0:0", "", &out, func(s *reports.Server) { ready <- s }) }()
+	go func() {
+		served <- serveReport(ctx, path, "0.0.0.0:0", "", &out, func(s *reports.Server) { ready <- s })
+	}()
 	srv := <-ready
 	if srv.Token() == "" {
 		t.Fatal("served on every interface without a token")
