@@ -16,7 +16,6 @@
 package reports
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -118,10 +117,4 @@ func terminalExec(s string) bool {
 		return false
 	}
 	return true
-}
-
-// seedOf returns a scenario's seed from its start record's attributes, 0 when it has none.
-func seedOf(r Record) uint64 {
-	n, _ := strconv.ParseUint(r.Attrs["seed"], 10, 64)
-	return n
 }
