@@ -185,6 +185,24 @@ func TestReportServeInBrowser(t *testing.T) {
 		t.Errorf("lanes %+v: want 200 groups of 50, only those in view drawn", l)
 	}
 	p.screenshot("report-serve-10k.png")
+	type consoleView struct {
+		Shown bool   `json:"shown"`
+		Tabs  string `json:"tabs"`
+		Text  string `json:"text"`
+		KV    string `json:"kv"`
+	}
+	console, err := chromedp.Run(p.ctx, chromedp.Evaluate[consoleView](`({shown: !document.getElementById("console-card").hidden,
+	  tabs: document.querySelector("#console-card .tabs").textContent, text: document.querySelector("#console-card pre").textContent,
+	  kv: document.querySelector("#scenario-card .kv").textContent})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !console.Shown || console.Tabs != "board-1" || !strings.Contains(console.Text, "U-Boot 2024.01 <line 2>") {
+		t.Errorf("console panel %+v: want board-1's three lines", console)
+	}
+	if !strings.Contains(console.KV, "devices_per_second 312.5") {
+		t.Errorf("scenario facts %q: want the metric", console.KV)
+	}
 	// Open the first group: its 50 devices, one lane each, the rows in view drawn.
 	p.run(chromedp.Click(chromedp.CSS(".deployment .lanes canvas")))
 	v = p.waitView("a group opened", func(v view) bool { return len(v.Lanes) == 1 && v.Lanes[0].Mode == "devices" })
@@ -229,7 +247,12 @@ func bigRun(n int) []reports.Record {
 			x("execution.state", time.Second, reports.Record{From: "IN_PROGRESS", To: "SUCCEEDED"})
 		}
 	}
+	for i := range 3 {
+		add(reports.Record{Kind: "console.line", Time: t0.Add(time.Duration(i) * time.Millisecond), Scenario: "ten-thousand",
+			Device: "board-1", Detail: fmt.Sprintf("U-Boot 2024.01 <line %d>", i)})
+	}
 	end := t0.Add(time.Duration(n)*3*time.Millisecond + 2*time.Second)
+	add(reports.Record{Kind: "metric", Time: end, Scenario: "ten-thousand", Metric: "devices_per_second", Value: float64(n) / 32})
 	add(reports.Record{Kind: "deployment.state", Time: end, Scenario: "ten-thousand", Dialect: "robomaker", Deployment: "job-10k", From: "InProgress", To: "Failed"})
 	add(reports.Record{Kind: "scenario.ended", Time: end, Scenario: "ten-thousand", Code: "failed", Detail: "100 robots failed"})
 	add(reports.Record{Kind: reports.RunEnded, Time: end, Code: "failed"})

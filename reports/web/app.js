@@ -48,7 +48,7 @@
     let s = S.scen.get(key);
     if (!s) {
       s = {key, run: r.run, name, status: "running", detail: "", attrs: {}, description: "", deps: new Map(), depOrder: [],
-        faults: [], consoles: new Map(), records: 0, last: NaN, dialects: new Set()};
+        faults: [], consoles: new Map(), metrics: new Map(), records: 0, last: NaN, dialects: new Set()};
       S.scen.set(key, s);
       S.order.push(key);
       const run = runOf(r.run);
@@ -121,6 +121,9 @@
       case "fault.armed": case "fault.injected": case "fault.recovered":
         if (s.faults.length < MAX_FAULTS) s.faults.push({t, kind: r.kind.slice(6), fault: r.fault || "", device: r.device || "", step: r.step || "", detail: r.detail || ""});
         if (r.device) for (const d of s.deps.values()) { const v = d.devices.get(r.device); if (v) { v.faults.push({t, kind: r.kind.slice(6)}); d.version++; } }
+        break;
+      case "metric":
+        if (r.metric) s.metrics.set(r.metric + (r.device ? " " + r.device : ""), r.value || 0);
         break;
       case "console.line": {
         const board = r.device || "console";
@@ -262,7 +265,8 @@
     card.querySelector(".title").textContent = s.name;
     card.querySelector(".sub").textContent = s.description;
     const kv = [["seed", s.attrs.seed], ["dialect", [...s.dialects].join(", ")], ["backend", s.attrs.backend], ["deployments", s.depOrder.length], ["events", s.records]]
-      .filter((x) => x[1] !== undefined && x[1] !== "").map((x) => x[0] + " <b>" + esc(x[1]) + "</b>").join("");
+      .concat([...s.metrics].slice(0, 12).map(([k, v]) => [k, +v.toPrecision(4)]))
+      .filter((x) => x[1] !== undefined && x[1] !== "").map((x) => esc(x[0]) + " <b>" + esc(x[1]) + "</b>").join("");
     const kvEl = card.querySelector(".kv"); if (kvEl.innerHTML !== kv) kvEl.innerHTML = kv;
     const probs = s.detail && s.status !== "passed" ? '<div class="problem ' + s.status + '">' + esc(s.detail) + '</div>' : "";
     const pEl = card.querySelector(".problems"); if (pEl.innerHTML !== probs) pEl.innerHTML = probs;
