@@ -31,7 +31,7 @@ func registry(t *testing.T) *harness.Registry {
 func TestScenarios(t *testing.T) {
 	for _, spec := range registry(t).All() {
 		t.Run(spec.Name, func(t *testing.T) {
-			res := harness.RunSpec(t, spec)
+			res := harness.RunSpec(t, reported(t, spec))
 			if res.OK() {
 				return
 			}

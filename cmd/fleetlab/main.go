@@ -6,6 +6,7 @@
 //	fleetlab serve    run the deployment service (AWS APIs, device API, artifact store)
 //	fleetlab run      run scenario files (fixtures/scenarios/*.json) outside go test
 //	fleetlab model    print a dialect's AWS service model, for aws configure add-model
+//	fleetlab report   serve a run's events.jsonl in the live report view
 //	fleetlab help     show help for a command
 //
 // Exit codes: 0 success; 1 the work ran and found a failure (a scenario or benchmark target not met);
@@ -57,7 +58,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand()}
+	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), reportCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c

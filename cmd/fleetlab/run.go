@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 
 func runCommand() *command {
 	c := &command{name: "run", summary: "run scenario files (fixtures/scenarios/*.json) outside go test and check their outcome",
-		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container] [--agent PATH] [--timeline] FILE.json|DIR..."}
+		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container] [--agent PATH] [--timeline] [--report DIR] [--no-live] FILE.json|DIR..."}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
@@ -28,6 +29,8 @@ func runCommand() *command {
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
 		host := fs.String("host", "inproc", "where the robots run: inproc (goroutines in this process), process (one fleetlab-agent process each) or container (one container each, on the Docker engine DOCKER_HOST names)")
 		agentPath := fs.String("agent", "", "the fleetlab-agent program for --host process or container (default: beside fleetlab, on PATH, else built from the module in this directory); static for containers")
+		var rf reportFlags
+		rf.register(fs)
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -54,8 +57,17 @@ func runCommand() *command {
 			return err
 		}
 		defer done()
+		report, err := startReport("fleetlab run", rf)
+		if err != nil {
+			return err
+		}
+		defer report.stop()
+		if u := report.liveURL(); u != "" {
+			fmt.Fprintf(stdout, "live view: %s\n\n", u)
+		}
 		var failed, broken []string
 		for i, spec := range specs {
+			spec.Options = append(slices.Clip(spec.Options), harness.WithSink(report.run))
 			if *seed != 0 {
 				spec.Seed = *seed
 			}
@@ -77,6 +89,7 @@ func runCommand() *command {
 				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), paths[i])
 			}
 			res, err := harness.Execute(spec, stderr, rerun)
+			report.run.Finish(spec.Name, err != nil || !res.OK())
 			if res != nil && res.Job.ID != "" {
 				res.WriteTable(stdout)
 				if *timeline {
@@ -94,6 +107,9 @@ func runCommand() *command {
 			default:
 				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", spec.Name, time.Since(started).Seconds())
 			}
+		}
+		if err := report.finish(stdout); err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(specs)-len(failed)-len(broken),
 			len(failed)+len(broken))
