@@ -503,7 +503,9 @@ func TestScriptEnvironment(t *testing.T) {
 			t.Errorf("script environment lacks %s:\n%s", want, env)
 		}
 	}
-	if pwd, err := os.ReadFile(filepath.Join(r.dir, "data", "pwd.txt")); err != nil || strings.TrimSpace(string(pwd)) != filepath.Join(r.dir, "versions", "job-env") {
+	st := loadState(t, r)
+	if pwd, err := os.ReadFile(filepath.Join(r.dir, "data", "pwd.txt")); err != nil || st.Current == nil ||
+		strings.TrimSpace(string(pwd)) != filepath.Join(r.dir, "versions", st.Current.VersionID()) {
 		t.Errorf("working directory %q (%v), want the version's", pwd, err)
 	}
 	log, err := os.ReadFile(filepath.Join(r.dir, "device.log"))

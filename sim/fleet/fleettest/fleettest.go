@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -263,9 +264,9 @@ func ReadHeartbeat(dir string) (Heartbeat, error) {
 	return h, nil
 }
 
-// Current returns the version the robot in dir has active: the job id its current link points at. It fails
-// unless the link points at a version directory holding the launch file — a robot must never be left with a
-// version half there.
+// Current returns the version the robot in dir has active: the job id of the version its current link points
+// at. It fails unless the link points at a version directory holding the launch file — a robot must never be
+// left with a version half there.
 func Current(dir string) (string, error) {
 	target, err := os.Readlink(filepath.Join(dir, "current"))
 	if err != nil {
@@ -279,7 +280,7 @@ func Current(dir string) (string, error) {
 	if fi, err := os.Stat(launch); err != nil || !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("current points at %s, which has no launch file: %v", id, err)
 	}
-	return id, nil
+	return agent.VersionJob(id), nil
 }
 
 // WaitRunning waits until the robot in dir runs job: its current link points at job, and its heartbeat names job
