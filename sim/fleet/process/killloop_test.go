@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,4 +232,60 @@ func tagged(dir string) []int {
 		}
 	}
 	return out
+}
+
+// TestKilledAgentAdopts: an agent killed alone leaves its application running; the next agent adopts that very
+// process — the heartbeat goes on from the same pid, nothing is started — and a clean SIGTERM of the agent, with
+// nothing else killed, leaves no application behind.
+func TestKilledAgentAdopts(t *testing.T) {
+	w := fleettest.Start(t, service.Options{Memory: true})
+	var rec events
+	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.on})
+	d, _ := f.Robot("robot-0001")
+	app, version := w.App("beat", appBundle("", ""))
+	job := w.Deploy(register(t, w, f.Devices()), app, version, nil)
+	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+	}
+	id := fleettest.JobID(job)
+	beat := fleettest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second)
+	for range 3 {
+		if err := d.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if !alive(beat.Pid) {
+			t.Fatalf("the application %d died with its agent", beat.Pid)
+		}
+		adoptions := count(rec.of(d.Name()), agent.EventAdopted)
+		if err := d.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !fleettest.Eventually(10*time.Second, func() bool { return count(rec.of(d.Name()), agent.EventAdopted) > adoptions }) {
+			t.Fatalf("the restarted agent did not adopt the application: events %+v", rec.of(d.Name()))
+		}
+		if apps := appProcesses(d.Dir()); len(apps) != 1 || apps[beat.Pid] != id {
+			t.Fatalf("application processes %v, want only the adopted %d", apps, beat.Pid)
+		}
+	}
+	// The adopted application is the agent's to stop: a clean stop of the agent alone ends it.
+	agentPid := d.Pid()
+	if err := syscall.Kill(agentPid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !fleettest.Eventually(20*time.Second, func() bool { return !d.Running() }) {
+		t.Fatal("the agent did not stop on SIGTERM")
+	}
+	if apps := appProcesses(d.Dir()); len(apps) != 0 {
+		t.Fatalf("application processes %v outlived the clean stop of the agent", apps)
+	}
+}
+
+func count(es []agent.Event, kind agent.EventKind) int {
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
