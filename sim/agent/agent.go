@@ -202,6 +202,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	log := opts.Log
 	if opts.Dir != "" {
+		// Scripts and the application run from their version's directory: every path given them is absolute.
+		dir, aerr := filepath.Abs(opts.Dir)
+		if aerr != nil {
+			return nil, fmt.Errorf("new agent: device dir: %w", aerr)
+		}
+		opts.Dir = dir
 		a.dataDir = filepath.Join(opts.Dir, "data")
 		if err := os.MkdirAll(a.dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("new agent: create device dir: %w", err)

@@ -616,3 +616,17 @@ func TestDownloadProgress(t *testing.T) {
 		})
 	}
 }
+
+// TestRelativeDeviceDir: a device directory given as a relative path works: scripts and the application run from
+// their version's directory with absolute paths.
+func TestRelativeDeviceDir(t *testing.T) {
+	tb := newTestbed(t)
+	r := newRobot(t, "os", tb, "robot-1")
+	t.Chdir(filepath.Dir(r.dir))
+	r.start(func(o *agent.Options) { o.Dir = filepath.Base(r.dir) })
+	tb.enqueue(t, r.thing, deploy{job: "job-1", version: "1", bundle: bundles.Hello})
+	if e := r.waitEnded("job-1"); e.Status != wire.StatusSucceeded {
+		t.Fatalf("job-1 on a relative device directory ended %s %v", e.Status, e.StatusDetails)
+	}
+	r.checkRunning("job-1", "1")
+}
