@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
-
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
@@ -103,14 +101,7 @@ func TestLogs(t *testing.T) {
 		}
 		loud := startAgent(t, bin, append([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-1", "--dir", filepath.Join(t.TempDir(), "r1")}, fast...)...)
 		quiet := startAgent(t, bin, append([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-2", "--dir", filepath.Join(t.TempDir(), "r2"), "--quiet"}, fast...)...)
-		app, version := w.App("beat", fleettest.Bundle(map[string]string{
-			"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
-			"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
-		job := w.Deploy(fleetARN, app, version, nil)
-		if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-			t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
-		}
-		id := fleettest.JobID(job)
+		id := deployBeat(t, w, fleetARN)
 		var want []string
 		for _, s := range []string{"Validating", "DownloadingExtracting", "ExecutingDownloadCondition", "ExecutingPreLaunch",
 			"Launching", "ExecutingPostLaunch", "Finished"} {

@@ -8,13 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 )
 
@@ -132,42 +130,19 @@ func TestREADMEWalk(t *testing.T) {
 		if !strings.Contains(string(log), "msg=Finished robot="+r) {
 			t.Errorf("%s.log does not show the steps:\n%s", r, log)
 		}
-		if left := tagged(filepath.Join(work, r)); len(left) > 0 {
+		if left := fleettest.DeviceProcesses(filepath.Join(work, r)); len(left) > 0 {
 			t.Errorf("processes %v of %s outlived its agent's stop", left, r)
 		}
 	}
 }
 
-// tagged lists the live processes an agent started for the device directory dir.
-func tagged(dir string) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	tag := []byte(agent.DeviceTag + "=" + dir)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if b, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err != nil || bytes.Contains(b, []byte(") Z ")) {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, tag) {
-				out = append(out, pid)
-			}
-		}
-	}
-	return out
-}
-
 // stopTagged kills what the walk's robots left running.
 func stopTagged(work string) {
 	for _, r := range []string{"robot-1", "robot-2"} {
-		for _, pid := range tagged(filepath.Join(work, r)) {
+		for _, pid := range fleettest.DeviceProcesses(filepath.Join(work, r)) {
 			syscall.Kill(-pid, syscall.SIGKILL)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		fleettest.Eventually(5*time.Second, func() bool { return len(tagged(filepath.Join(work, r))) == 0 })
+		fleettest.Eventually(5*time.Second, func() bool { return len(fleettest.DeviceProcesses(filepath.Join(work, r))) == 0 })
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,4 +314,30 @@ func WaitRunning(t testing.TB, dir, job string, notPid int, timeout time.Duratio
 		t.Fatalf("%s does not run %s after %v: %s", dir, job, timeout, why)
 	}
 	return last
+}
+
+// DeviceProcesses lists the live processes (zombies excluded) an agent started for the robot whose device directory
+// is dir: those carrying its device tag (agent.DeviceTag) in their environment. It reads /proc: Linux only.
+func DeviceProcesses(dir string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	tag := []byte(agent.DeviceTag + "=" + dir)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, tag) {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -208,30 +208,10 @@ func TestKillLoop(t *testing.T) {
 		if apps := appProcesses(d.Dir()); len(apps) > 0 {
 			t.Errorf("%s: application processes %v outlived Close", d.Name(), apps)
 		}
-		if left := tagged(d.Dir()); len(left) > 0 {
+		if left := fleettest.DeviceProcesses(d.Dir()); len(left) > 0 {
 			t.Errorf("%s: processes %v of the robot outlived Close", d.Name(), left)
 		}
 	}
-}
-
-// tagged lists the live processes carrying the device tag of the robot in dir.
-func tagged(dir string) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	tag := []byte(agent.DeviceTag + "=" + dir)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, tag) {
-				out = append(out, pid)
-			}
-		}
-	}
-	return out
 }
 
 // TestKilledAgentAdopts: an agent killed alone leaves its application running; the next agent adopts that very
