@@ -376,8 +376,25 @@ func (l *ProcessLauncher) Stop(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	close(s.stop)
+	// Process groups and sessions the application started of its own (roslaunch starts every node in one) are
+	// not reached through its group: they are found as its descendants now, while they still are, and stopped
+	// with it.
+	var own []*handle
+	if l.tag != "" {
+		own = ownGroups(l.tag, s.proc.pid())
+	}
 	s.proc.signal(syscall.SIGTERM)
+	for _, h := range own {
+		h.signal(syscall.SIGTERM)
+	}
 	s.mu.Unlock()
+	defer func() {
+		for _, h := range own {
+			h.signal(syscall.SIGKILL)
+			h.wait()
+			h.close()
+		}
+	}()
 	t := l.clock.NewTimer(l.grace)
 	defer t.Stop()
 	select {

@@ -448,3 +448,30 @@ func TestProcessLauncherStopsWhatItDoesNotAdopt(t *testing.T) {
 		}
 	})
 }
+
+// TestProcessLauncherKeepsWhatTheAdoptedApplicationStarted: an adopted application's children in process groups
+// of their own (as roslaunch starts its nodes) are the application's, not strays: adopting it leaves them alone,
+// and stopping it stops them too.
+func TestProcessLauncherKeepsWhatTheAdoptedApplicationStarted(t *testing.T) {
+	requireSupervision(t)
+	dev, dir := t.TempDir(), t.TempDir()
+	writeScript(t, dir, "launch.sh", `setsid sh -c 'echo $$ > node.pid; while :; do sleep 0.05; done' & echo $$ > app.pid; while :; do sleep 0.05; done`)
+	app := App{Version: Version{ID: "v1", Dir: dir}, Package: ".", LaunchFile: "launch.sh", Env: []string{"PATH=" + os.Getenv("PATH")}}
+	leftBehind(t, dev, dir, "v1", true)
+	pid, node := readPid(t, filepath.Join(dir, "app.pid")), readPid(t, filepath.Join(dir, "node.pid"))
+	t.Cleanup(func() { syscall.Kill(-node, syscall.SIGKILL) })
+	l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+	if adopted, err := l.Adopt(context.Background(), &app); !adopted || err != nil {
+		t.Fatalf("Adopt = %v, %v", adopted, err)
+	}
+	if processGone(pid) || processGone(node) {
+		t.Fatalf("after Adopt: application alive %v, its node in a session of its own alive %v", !processGone(pid), !processGone(node))
+	}
+	// Stopped, the application takes its node along.
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !processGone(pid) || !processGone(node) {
+		t.Fatalf("after Stop: application gone %v, its node gone %v", processGone(pid), processGone(node))
+	}
+}

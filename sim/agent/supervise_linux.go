@@ -38,8 +38,8 @@ func setScriptAttrs(cmd *exec.Cmd) {
 
 // procStat is what /proc/<pid>/stat says of a live process.
 type procStat struct {
-	pgid  int
-	start uint64
+	ppid, pgid int
+	start      uint64
 }
 
 // readStat reads /proc/<pid>/stat; ok is false when the process is gone or a zombie.
@@ -59,12 +59,13 @@ func readStat(pid int) (procStat, bool) {
 	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return procStat{}, false
 	}
+	ppid, err0 := strconv.Atoi(f[1])
 	pgid, err1 := strconv.Atoi(f[2])
 	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
+	if err0 != nil || err1 != nil || err2 != nil {
 		return procStat{}, false
 	}
-	return procStat{pgid: pgid, start: start}, true
+	return procStat{ppid: ppid, pgid: pgid, start: start}, true
 }
 
 // bootID is the kernel's id of this boot.
@@ -206,7 +207,9 @@ func killTaggedGroup(pgid int, tag string) {
 	}
 }
 
-// strays holds every live process carrying tag outside process group keep (0: none kept).
+// strays holds every live process carrying tag that is not part of the application kept (0: none): neither in
+// its process group nor one of its descendants — an application may start process groups or sessions of its own
+// (roslaunch puts every node in a session of its own), and those are its, not strays.
 func strays(tag string, keep int) ([]*handle, error) {
 	pids, err := taggedProcesses(tag)
 	if err != nil {
@@ -214,12 +217,48 @@ func strays(tag string, keep int) ([]*handle, error) {
 	}
 	var out []*handle
 	for _, pid := range pids {
-		h, err := openHandle(pid, func(st procStat) bool { return (keep == 0 || st.pgid != keep) && hasTag(pid, tag) })
+		h, err := openHandle(pid, func(st procStat) bool {
+			return (keep == 0 || st.pgid != keep && !descends(st, keep)) && hasTag(pid, tag)
+		})
 		if err == nil {
 			out = append(out, h)
 		}
 	}
 	return out, nil
+}
+
+// ownGroups holds the processes carrying tag that descend from pid but left its process group: process groups
+// and sessions an application started of its own, which signals to its group do not reach.
+func ownGroups(tag string, pid int) []*handle {
+	pids, err := taggedProcesses(tag)
+	if err != nil {
+		return nil
+	}
+	var out []*handle
+	for _, p := range pids {
+		h, err := openHandle(p, func(st procStat) bool { return st.pgid != pid && descends(st, pid) && hasTag(p, tag) })
+		if err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// descends reports whether the process st describes is a descendant of process pid.
+func descends(st procStat, pid int) bool {
+	for range 64 { // deeper than any process tree on a device
+		if st.ppid == pid {
+			return true
+		}
+		if st.ppid <= 1 {
+			return false
+		}
+		var ok bool
+		if st, ok = readStat(st.ppid); !ok {
+			return false
+		}
+	}
+	return false
 }
 
 // waitNoReap waits until the child pid has exited, leaving it a zombie: its number, and so its process
