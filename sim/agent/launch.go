@@ -203,9 +203,9 @@ func (l *ProcessLauncher) Adopt(ctx context.Context, want *App) (bool, error) {
 	return true, errors.Join(recErr, err)
 }
 
-// stopStrays stops every process of the device outside process group keep (0: none kept): gracefully,
-// then, after the grace period or when ctx ends, with a kill; processes started meanwhile are looked for
-// again until none is left.
+// stopStrays stops every process of the device that is not part of the application kept, whose process
+// group is keep (0: none kept; see strays): gracefully, then, after the grace period or when ctx ends, with a
+// kill; processes started meanwhile are looked for again until none is left.
 func (l *ProcessLauncher) stopStrays(ctx context.Context, keep int) error {
 	if l.tag == "" || !supervisionSupported {
 		return nil
@@ -222,6 +222,9 @@ func (l *ProcessLauncher) stopStrays(ctx context.Context, keep int) error {
 			return nil
 		}
 		if round >= 100 {
+			for _, h := range hs {
+				h.close()
+			}
 			return fmt.Errorf("stop what an earlier agent left: %d processes keep coming back", len(hs))
 		}
 		if round == 0 {
