@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/reports"
+	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
 )
 
 var reportDir = flag.String("fleetlab.report", "",
@@ -19,6 +20,11 @@ var reportDir = flag.String("fleetlab.report", "",
 // runs and closes it after the last.
 var suiteReport *reports.Run
 
+// agentBinary is the fleetlab-agent built once for the test binary, for the robot image.
+var agentBinary string
+
+// TestMain builds the agent for the robot image, checks no container is left behind (containertest.Main), and
+// writes the suite's report when -fleetlab.report asks for one.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if *reportDir != "" {
@@ -29,7 +35,7 @@ func TestMain(m *testing.M) {
 		}
 		suiteReport = run
 	}
-	code := m.Run()
+	code := containertest.Main(m, &agentBinary)
 	if suiteReport != nil {
 		if err := suiteReport.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "-fleetlab.report: %v\n", err)

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -59,12 +60,17 @@ ETag, unpack it, run the download condition and the pre-launch file, stop the ol
 new one, run the post-launch file, report every step. Everything it needs across restarts lives in --dir:
 
   DIR/state.json     the installed versions and the job in flight
+  DIR/app.json       the application running (pid, start time), for the next start to adopt
   DIR/versions/      unpacked versions;  DIR/current  the active one
   DIR/data/          the application's data (ROBOT_DATA_DIR), kept across versions
   DIR/device.log     output of the scripts and the application
 
+It logs to stderr what it does: every step, the notify channel, retries and errors (--log-level, --quiet).
+
 Stop it with SIGINT (Ctrl-C) or SIGTERM: it stops the application; the next start launches it again and
-finishes any job that was cut short. A second signal makes it exit at once.
+finishes any job that was cut short. A second signal makes it exit at once. Killed (SIGKILL, a crash) it
+leaves the application running: the next start adopts it, or stops it if it is not the version the robot
+runs, so exactly one application runs at any time.
 
 Flags (each can also be set by the environment variable shown; a flag wins):
 `
@@ -95,6 +101,7 @@ type config struct {
 	accessKey, secretKey               string
 	seed                               uint64
 	opts                               agent.Options
+	level                              slog.Level
 }
 
 // usageError is a mistake in how the agent was called; it carries a hint of what to do.
@@ -129,8 +136,11 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.DurationVar(&c.opts.RequestTimeout, "request-timeout", 0, "bound of each device API call (default 30s)")
 	fs.DurationVar(&c.opts.ScriptTimeout, "script-timeout", 0, "bound of each script (default 5m)")
 	fs.DurationVar(&c.opts.StopGrace, "stop-grace", 0, "time a stopping application gets before it is killed (default 10s)")
+	logLevel := fs.String("log-level", env("FLEETLAB_LOG_LEVEL", "info"), "what the agent logs to stderr: debug, info (every step, connection and retry), warn (retries and failures) or error [FLEETLAB_LOG_LEVEL]")
+	quiet := fs.Bool("quiet", false, "log errors only: --log-level error")
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usageText)
 			fs.SetOutput(stdout)
@@ -143,6 +153,12 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	if fs.NArg() > 0 {
 		return c, &usageError{msg: fmt.Sprintf("unexpected arguments: %q", fs.Args()),
 			hint: "every setting is a flag; run 'fleetlab-agent --help'"}
+	}
+	if c.level, err = parseLevel(*logLevel); err != nil {
+		return c, &usageError{msg: err.Error(), hint: "--log-level info logs every step; --quiet only errors"}
+	}
+	if *quiet {
+		c.level = slog.LevelError
 	}
 	if v := getenv("FLEETLAB_SEED"); v != "" && !flagSet(fs, "seed") {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -219,6 +235,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		fmt.Fprintf(stderr, "fleetlab-agent: device directory: %v\n", err)
 		return exitDevice
 	}
+	log := newLogger(stderr, c.level, c.thing)
 	opts := c.opts
 	opts.Thing, opts.Architecture, opts.Endpoint, opts.Dir, opts.Seed = c.thing, c.arch, c.endpoint, c.dir, c.seed
 	var events *eventlog.Writer
@@ -235,8 +252,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		defer f.Close()
 		events = eventlog.NewWriter(f)
 	}
-	if events != nil {
-		opts.OnEvent = events.Write
+	opts.OnEvent = func(e agent.Event) {
+		logEvent(log, e)
+		if events != nil {
+			events.Write(e)
+		}
 	}
 	if c.accessKey != "" {
 		// A transport of its own, signing with the robot's keys.
@@ -254,7 +274,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
 		return exitDevice
 	}
-	fmt.Fprintf(stderr, "fleetlab-agent: robot %s (%s), device API %s, device directory %s\n", c.thing, c.arch, c.endpoint, c.dir)
+	log.Info("started", "arch", c.arch, "endpoint", c.endpoint, "dir", c.dir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -264,12 +284,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	select {
 	case runErr = <-done:
 	case s := <-stop:
-		fmt.Fprintf(stderr, "fleetlab-agent: %v: stopping (again to force)\n", s)
+		log.Info("stopping (signal again to force)", "signal", s.String())
 		cancel()
 		select {
 		case runErr = <-done:
 		case <-stop:
-			fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+			log.Warn("forced to stop")
 			return exitForced
 		}
 	}
@@ -279,20 +299,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	select {
 	case closeErr = <-stopped:
 	case <-stop:
-		fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+		log.Warn("forced to stop")
 		return exitForced
 	}
 	if events != nil && events.Err() != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", events.Err())
+		log.Error("events file", "err", events.Err())
 	}
 	if runErr != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", runErr)
+		log.Error("the device cannot keep its state", "err", runErr)
 		return exitDevice
 	}
 	if closeErr != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", closeErr)
+		log.Error("stop", "err", closeErr)
 		return exitDevice
 	}
-	fmt.Fprintln(stderr, "fleetlab-agent: stopped")
+	log.Info("stopped")
 	return exitOK
 }
