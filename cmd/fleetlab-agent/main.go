@@ -6,6 +6,7 @@
 // Usage:
 //
 //	fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+//	fleetlab-agent --serial DEVICE --thing NAME --dir DIR [flags]
 //
 // Run 'fleetlab-agent --help' for the flags and their environment variables.
 //
@@ -27,6 +28,8 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/fleetlab/fleetlab/rigs/bridge"
+	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
 )
@@ -88,6 +91,8 @@ used or the state cannot be kept.
 // config is what the flags and the environment say.
 type config struct {
 	endpoint, thing, dir, arch, events string
+	serial                             string // the console line to speak the device API over, instead of HTTP
+	baud                               int
 	seed                               uint64
 	opts                               agent.Options
 }
@@ -114,6 +119,8 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.StringVar(&c.dir, "dir", env("FLEETLAB_DIR", ""), "the device directory, created if missing [FLEETLAB_DIR]")
 	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", defaultArch()), "this robot's architecture: X86_64, ARM64 or ARMHF [FLEETLAB_ARCH]")
 	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
+	fs.StringVar(&c.serial, "serial", env("FLEETLAB_SERIAL", ""), "speak the device API as frames on this serial device (a board's console, e.g. /dev/ttyS0) instead of HTTP; the lab's bridge forwards them, and --endpoint is not needed [FLEETLAB_SERIAL]")
+	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the retry and poll jitter, mixed with the thing name [FLEETLAB_SEED]")
 	fs.DurationVar(&c.opts.PollMin, "poll-min", 0, "first poll interval while the notify channel is down (default 5s)")
 	fs.DurationVar(&c.opts.PollMax, "poll-max", 0, "longest poll interval; also the safety poll while connected (default 5m)")
@@ -143,6 +150,9 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 			return c, &usageError{msg: fmt.Sprintf("FLEETLAB_SEED %q is not a number", v)}
 		}
 		c.seed = n
+	}
+	if c.serial != "" && c.endpoint == "" {
+		c.endpoint = bridge.Endpoint
 	}
 	switch {
 	case c.endpoint == "":
@@ -226,6 +236,27 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	}
 	if events != nil {
 		opts.OnEvent = events.Write
+	}
+	if c.serial != "" {
+		port, err := serial.Open(c.serial, serial.Options{Baud: c.baud})
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+			return exitDevice
+		}
+		link := bridge.NewClient(port, bridge.ClientOptions{Thing: c.thing, Seed: c.seed})
+		defer link.Close()
+		if opts.Executors.Transport, err = link.Transport(c.thing); err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+			return exitDevice
+		}
+		c.endpoint = c.serial + " (frames)"
+		write := opts.OnEvent
+		opts.OnEvent = func(e agent.Event) {
+			link.Event(e)
+			if write != nil {
+				write(e)
+			}
+		}
 	}
 	a, err := agent.New(opts)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	pathpkg "path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 
@@ -54,6 +55,8 @@ type Bridge struct {
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 
+	served atomic.Uint64
+
 	mu    sync.Mutex
 	chans map[uint64]context.CancelFunc
 	gen   uint64 // session generation: answers of an old session are not sent to a new one
@@ -82,6 +85,9 @@ func New(port io.ReadWriteCloser, opts Options) (*Bridge, error) {
 	b.s = frame.NewSession(port, so)
 	return b, nil
 }
+
+// Served counts the requests the service answered and the answer went to the board.
+func (b *Bridge) Served() uint64 { return b.served.Load() }
 
 // Session returns the frame session, for its counts.
 func (b *Bridge) Session() *frame.Session { return b.s }
@@ -212,6 +218,7 @@ func (b *Bridge) serve(ctx context.Context, ch uint64, msg []byte) {
 	if b.send(ctx, msgAnswer, ch, a) != nil {
 		return
 	}
+	b.served.Add(1)
 	buf := make([]byte, ChunkSize)
 	for {
 		n, err := io.ReadFull(resp.Body, buf)

@@ -20,6 +20,8 @@ const (
 	ScenarioStarted   Kind = "scenario.started"
 	ScenarioEnded     Kind = "scenario.ended"
 	Log               Kind = "log"
+	// ConsoleLine is one line of a board's serial console (Device, and the text in Reason), from a rig.
+	ConsoleLine Kind = "console.line"
 )
 
 // Event is one thing that happened. Seq orders events of one source; Time is the source's clock.
