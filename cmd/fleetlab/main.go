@@ -55,7 +55,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand()}
+	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), rigCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c

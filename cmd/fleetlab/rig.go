@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fleetlab/fleetlab/rigs"
+	"github.com/fleetlab/fleetlab/sim/fleet/process"
+	"github.com/fleetlab/fleetlab/sim/service"
+)
+
+func rigCommand() *command {
+	c := &command{name: "rig", summary: "check a lab rig: power each board, wait for its boot prompt, check its agent answers over serial",
+		usage: "check [--agent PATH] [--timeout D] RIG.yaml"}
+	c.run = func(args []string, stdout, stderr io.Writer) error {
+		if len(args) == 0 || args[0] != "check" {
+			if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+				newFlags(c, stderr).Usage()
+				return nil
+			}
+			return &usageError{msg: "want a subcommand: fleetlab rig check RIG.yaml",
+				hint: "fleetlab rig check fixtures/rigs/emulated-4.yaml"}
+		}
+		fs := newFlags(c, stderr)
+		agentPath := fs.String("agent", "", "the fleetlab-agent program emulated boards run (default: beside fleetlab, on PATH, or built from this module)")
+		timeout := fs.Duration("timeout", 2*time.Minute, "bound of the whole check")
+		files, err := parseInterleaved(c, fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(files) != 1 {
+			return &usageError{msg: "give one rig file", hint: "fleetlab rig check fixtures/rigs/emulated-4.yaml"}
+		}
+		f, err := rigs.Load(files[0])
+		if err != nil {
+			return &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples and the rigs package documentation for every field"}
+		}
+		dir, err := os.MkdirTemp("", "fleetlab-rig-check-")
+		if err != nil {
+			return &envError{err}
+		}
+		defer os.RemoveAll(dir)
+		agent, err := findAgent(f, *agentPath, dir)
+		if err != nil {
+			return &envError{err}
+		}
+		svc, err := service.New(service.Options{Dir: filepath.Join(dir, "service"), Memory: true})
+		if err != nil {
+			return &envError{err}
+		}
+		defer svc.Close()
+		if err := svc.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
+			return &envError{err}
+		}
+		r, err := rigs.Open(f, rigs.Options{Endpoint: svc.Endpoint(), Dir: filepath.Join(dir, "boards"), Agent: agent})
+		if err != nil {
+			return &envError{fmt.Errorf("open rig %s: %w", f.Rig, err)}
+		}
+		defer r.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		fmt.Fprintf(stdout, "rig %s: checking %d boards\n\n", f.Rig, len(r.Boards()))
+		hs := r.Check(ctx)
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "BOARD\tTHING\tBOOT\tAGENT\tSTATUS\tFRAMES\tRESULT")
+		var bad []string
+		for i, h := range hs {
+			st := "-"
+			if h.Status != nil {
+				st = map[bool]string{true: "active", false: "inactive"}[*h.Status]
+			}
+			boot := "no prompt"
+			if h.Booted {
+				boot = fmt.Sprintf("%.1fs", h.BootTime.Seconds())
+			}
+			res := "healthy"
+			if !h.Healthy() {
+				res = "FAILED"
+				bad = append(bad, h.Board)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", h.Board, h.Thing, boot, map[bool]string{true: "answers", false: "-"}[h.Agent],
+				st, r.Boards()[i].Stats().FramesReceived, res)
+		}
+		tw.Flush()
+		for _, h := range hs {
+			if !h.Healthy() {
+				fmt.Fprintf(stdout, "\n%s: %v\n", h.Board, h.Err)
+			}
+		}
+		if len(bad) > 0 {
+			return &envError{fmt.Errorf("rig failure: %s unhealthy; the rig is not fit to run scenarios (this is not a deployment failure)",
+				strings.Join(bad, ", "))}
+		}
+		fmt.Fprintf(stdout, "\nrig %s: every board healthy\n", f.Rig)
+		return nil
+	}
+	return c
+}
+
+// findAgent returns the fleetlab-agent program for the rig's emulated boards: the flag's, one beside this
+// program, one on PATH, or one built from the module in the current directory. A rig of real boards needs none.
+func findAgent(f *rigs.File, flagPath, dir string) (string, error) {
+	emulated := false
+	for _, b := range f.Boards {
+		emulated = emulated || b.Emulate != nil
+	}
+	if !emulated {
+		return "", nil
+	}
+	if flagPath != "" {
+		return flagPath, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "fleetlab-agent"); isExec(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("fleetlab-agent"); err == nil {
+		return p, nil
+	}
+	p, err := process.Build(context.Background(), dir)
+	if err != nil {
+		return "", errors.New("the rig has emulated boards and no fleetlab-agent was found: build it (go build ./cmd/fleetlab-agent) and give --agent PATH")
+	}
+	return p, nil
+}
+
+func isExec(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
