@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
@@ -43,6 +45,14 @@ type FleetSetup struct {
 	Dir string
 	// OnEvent receives every agent event.
 	OnEvent fleet.EventFunc
+	// Events is the run's event stream, for what a backend sees besides agent events (a board's console).
+	Events event.Sink
+}
+
+// FaultProvider is a Backend with faults of its own (a rig's power-cut, serial-noise, …): the environment
+// registers them beside the catalog's.
+type FaultProvider interface {
+	Faults() []faults.Definition
 }
 
 // InProc hosts robots as goroutines in the test's process (sim/fleet/inproc): the default backend. Its robots

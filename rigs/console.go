@@ -78,10 +78,24 @@ func (c *Console) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// matches reports whether re matches text or a prefix of it: a prompt is matched at the end of what had
+// arrived, even when the line went on (the agent's log after "login: ") before anyone looked.
+func matches(re *regexp.Regexp, text string) bool {
+	if re.MatchString(text) {
+		return true
+	}
+	for i := len(text) - 1; i > 0; i-- {
+		if re.MatchString(text[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
 // match wakes the waiters whose pattern text matches. The caller holds mu.
 func (c *Console) match(text string) {
 	for w := range c.waiters {
-		if w.re.MatchString(text) {
+		if matches(w.re, text) {
 			w.ch <- text
 			delete(c.waiters, w)
 		}
@@ -94,12 +108,12 @@ func (c *Console) Expect(ctx context.Context, re *regexp.Regexp, from int64) (st
 	w := &waiter{re: re, from: from, ch: make(chan string, 1)}
 	c.mu.Lock()
 	for _, l := range c.lines {
-		if l.end > from && re.MatchString(l.text) {
+		if l.end > from && matches(re, l.text) {
 			c.mu.Unlock()
 			return l.text, nil
 		}
 	}
-	if p := strings.TrimRight(c.partial.String(), "\r"); c.pos > from && p != "" && re.MatchString(p) {
+	if p := strings.TrimRight(c.partial.String(), "\r"); c.pos > from && p != "" && matches(re, p) {
 		c.mu.Unlock()
 		return p, nil
 	}
