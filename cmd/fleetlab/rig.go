@@ -12,7 +12,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/rigs"
+	"github.com/fleetlab/fleetlab/rigs/righost"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -136,4 +139,22 @@ func findAgent(f *rigs.File, flagPath, dir string) (string, error) {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// rigBackend is the harness option of `fleetlab run --rig`: the rig file's boards as the fleet host.
+// It returns the fault registry with the rig's faults, for the scenarios' plans.
+func rigBackend(path, agentPath string) (harness.Option, *faults.Registry, error) {
+	f, err := rigs.Load(path)
+	if err != nil {
+		return nil, nil, &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples"}
+	}
+	agent, err := findAgent(f, agentPath, os.TempDir())
+	if err != nil {
+		return nil, nil, &envError{err}
+	}
+	reg, err := faults.NewRegistry(append(faults.Builtin(), righost.Faults()...)...)
+	if err != nil {
+		return nil, nil, &envError{err}
+	}
+	return harness.WithBackend(righost.Backend{File: f, Agent: agent}), reg, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/harness/faults"
 )
 
 func runCommand() *command {
@@ -22,6 +23,8 @@ func runCommand() *command {
 		scale := fs.Float64("time-scale", 0, "policy time runs this many times faster than the wall clock (default: the scenario's, else 600)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
+		rigFile := fs.String("rig", "", "run the scenarios on the boards of this rig file (fixtures/rigs/emulated-4.yaml) instead of in-process robots")
+		rigAgent := fs.String("agent", "", "with --rig: the fleetlab-agent program emulated boards run")
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -34,7 +37,15 @@ func runCommand() *command {
 			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale),
 				hint: "use 1 for real time, or a larger factor such as 600 to compress policy time"}
 		}
-		specs, paths, err := readScenarios(files)
+		var rigOpt harness.Option
+		var reg *faults.Registry
+		if *rigFile != "" {
+			var err error
+			if rigOpt, reg, err = rigBackend(*rigFile, *rigAgent); err != nil {
+				return err
+			}
+		}
+		specs, paths, err := readScenarios(files, reg)
 		if err != nil {
 			return err
 		}
@@ -48,6 +59,9 @@ func runCommand() *command {
 			}
 			if *osExec {
 				spec.Options = append(spec.Options, harness.WithBackend(harness.InProc{OS: true}))
+			}
+			if rigOpt != nil {
+				spec.Options = append(spec.Options, rigOpt)
 			}
 			fmt.Fprintf(stdout, "=== %s (%s)\n", spec.Name, paths[i])
 			if spec.Description != "" {
@@ -109,7 +123,7 @@ func parseInterleaved(c *command, fs *flag.FlagSet, args []string) ([]string, er
 
 // readScenarios reads the scenario files, expanding directories to their *.json files. A file that cannot be
 // read or is not a valid scenario is a usage error: nothing is run.
-func readScenarios(args []string) ([]harness.Spec, []string, error) {
+func readScenarios(args []string, reg *faults.Registry) ([]harness.Spec, []string, error) {
 	var specs []harness.Spec
 	var paths []string
 	for _, a := range args {
@@ -128,7 +142,7 @@ func readScenarios(args []string) ([]harness.Spec, []string, error) {
 			if err != nil {
 				return nil, nil, &usageError{msg: err.Error()}
 			}
-			spec, err := harness.ReadSpec(f)
+			spec, err := harness.ReadSpecWith(f, reg)
 			f.Close()
 			if err != nil {
 				return nil, nil, &usageError{msg: fmt.Sprintf("%s: %v", p, err),
