@@ -128,8 +128,19 @@ func (b Process) DevicesOverHTTP() error { return nil }
 
 // Start implements Backend.
 func (b Process) Start(ctx context.Context, s FleetSetup) (fleet.Fleet, error) {
-	a := b.Agent
-	scale := max(s.Scale, 1)
+	f, err := process.New(ctx, process.Options{Endpoint: s.Endpoint, Binary: b.Binary, Dir: s.Dir, Names: s.Names,
+		Architectures: s.Architectures, Clock: s.Clock, Seed: s.Seed, OnEvent: s.OnEvent,
+		Agent: scaledAgent(b.Agent, s.Scale), StopTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("start fleet: %w", err)
+	}
+	return f, nil
+}
+
+// scaledAgent fills the timings a left zero with the agent's defaults divided by scale, for agents that keep
+// wall-clock time while the service runs scale times faster.
+func scaledAgent(a agent.Options, scale float64) agent.Options {
+	scale = max(scale, 1)
 	shrink := func(d *time.Duration, policy time.Duration) {
 		if *d == 0 {
 			*d = max(time.Duration(float64(policy)/scale), time.Millisecond)
@@ -144,11 +155,5 @@ func (b Process) Start(ctx context.Context, s FleetSetup) (fleet.Fleet, error) {
 		a.RequestTimeout = 2 * time.Second // a real process on a loaded machine: not less
 	}
 	shrink(&a.StopGrace, 10*time.Second)
-	f, err := process.New(ctx, process.Options{Endpoint: s.Endpoint, Binary: b.Binary, Dir: s.Dir, Names: s.Names,
-		Architectures: s.Architectures, Clock: s.Clock, Seed: s.Seed, OnEvent: s.OnEvent, Agent: a,
-		StopTimeout: 10 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("start fleet: %w", err)
-	}
-	return f, nil
+	return a
 }

@@ -32,6 +32,10 @@ const (
 // DefaultSeed. It is read once per environment; nothing writes it but the flag package.
 var seedFlag = flag.String("fleetlab.seed", "", "seed of fleetlab harness runs: a number, or \"time\" (default: the fixed DefaultSeed)")
 
+// hostFlag is the -fleetlab.host test flag: the backend of environments that name none. Nothing writes it but
+// the flag package.
+var hostFlag = flag.String("fleetlab.host", "", "fleet host of fleetlab harness runs that name none: inproc (default), process or container")
+
 // Option configures an environment.
 type Option interface {
 	apply(*config) error
@@ -53,6 +57,7 @@ type config struct {
 	seed     uint64
 	seedSet  bool
 	scale    float64
+	scaleSet bool
 	memory   bool
 	sinks    []event.Sink
 	scenario string
@@ -135,14 +140,14 @@ func WithSeed(seed uint64) Option {
 	})
 }
 
-// WithTimeScale runs policy time scale times faster than the wall clock (default DefaultTimeScale; 1 is real
-// time).
+// WithTimeScale runs policy time scale times faster than the wall clock (default DefaultTimeScale, or the
+// backend's own when it is a TimeScaler; 1 is real time).
 func WithTimeScale(scale float64) Option {
 	return optionFunc(func(c *config) error {
 		if scale < 1 {
 			return fmt.Errorf("WithTimeScale(%v): want at least 1", scale)
 		}
-		c.scale = scale
+		c.scale, c.scaleSet = scale, true
 		return nil
 	})
 }
@@ -203,7 +208,14 @@ func resolve(opts []Option) (config, error) {
 		}
 	}
 	if c.backend == nil {
-		c.backend = InProc{}
+		b, err := HostBackend(*hostFlag)
+		if err != nil {
+			return c, fmt.Errorf("-fleetlab.host: %w", err)
+		}
+		c.backend = b
+	}
+	if ts, ok := c.backend.(TimeScaler); ok && !c.scaleSet {
+		c.scale = ts.DefaultTimeScale()
 	}
 	if c.registry == nil {
 		c.registry = faults.Catalog()
@@ -244,4 +256,18 @@ func flagSeed(v string) (uint64, error) {
 		return 0, fmt.Errorf("-fleetlab.seed=%q: want a number or \"time\"", v)
 	}
 	return seed, nil
+}
+
+// HostBackend returns the backend a host name stands for, with its defaults: inproc (also the empty name),
+// process or container. The process and container backends build the agent for each environment.
+func HostBackend(name string) (Backend, error) {
+	switch name {
+	case "", "inproc":
+		return InProc{}, nil
+	case "process":
+		return Process{}, nil
+	case "container":
+		return Container{}, nil
+	}
+	return nil, fmt.Errorf("host %q: want inproc, process or container", name)
 }

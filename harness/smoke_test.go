@@ -14,7 +14,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
-	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
+	"github.com/fleetlab/fleetlab/sim/fleet/link"
 )
 
 // target is the robot the smoke tests aim device faults at; the other robot of the fleet is left alone.
@@ -90,7 +90,7 @@ func answer(_ *harness.Env, _ harness.Job, answered bool) bool { return answered
 
 // dropped reports whether the target's link dropped requests.
 func dropped(env *harness.Env, _ harness.Job, _ bool) bool {
-	_, n := env.Device(target).(*inproc.Device).Link().Counts()
+	_, n := env.Device(target).(interface{ Link() *link.Shaper }).Link().Counts()
 	return n > 0
 }
 
@@ -115,6 +115,8 @@ func smokes() []smoke {
 			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
 		{name: "crash", fault: spec("crash", `{"down":"30s"}`, on(wire.StepDownloadingExtracting)),
 			shows: both(robotIs(harness.RobotInSync, ""), agentSaid(harness.AgentResume, target, ""))},
+		{name: "power-cut", fault: spec("power-cut", `{"duration":"2m"}`, on(wire.StepExecutingPreLaunch)),
+			shows: both(robotIs(harness.RobotInSync, ""), poweredOff(2*time.Minute))},
 		{name: "script-exit-download-condition", fault: spec("script-exit", `{"script":"download-condition"}`, on("")),
 			job:   harness.Deployment{DownloadCondition: bundles.ConditionOK},
 			shows: robotIs(harness.RobotFailed, "DownloadConditionFailed")},
@@ -159,10 +161,34 @@ func smokes() []smoke {
 	}
 }
 
+// inProcOnly are the smoke tests of faults a robot in a container cannot have: they wrap the agent's
+// executors or skew its clock, and the agent runs out of reach. TestContainerRefusals holds the container
+// backend to refusing them.
+var inProcOnly = map[string]bool{"script-exit-download-condition": true, "disk-full-download": true,
+	"disk-full-extract": true, "clock-skew": true}
+
+// poweredOff reports whether the target went down and was restarted at least d later, resuming its execution.
+func poweredOff(d time.Duration) check {
+	return func(env *harness.Env, _ harness.Job, _ bool) bool {
+		var down time.Time
+		for _, e := range env.Events().Events() {
+			switch {
+			case e.Device != target:
+			case e.Kind == event.FaultInjected && e.Reason == "struck":
+				down = e.Time
+			case e.Kind == event.FaultRecovered && e.Reason == "restarted" && !down.IsZero():
+				return e.Time.Sub(down) >= d && agentSaid(harness.AgentResume, target, "")(env, harness.Job{}, false)
+			}
+		}
+		return false
+	}
+}
+
 // run starts an environment, injects the fault unless noop, runs the job to its end and says whether the
-// fault shows; with the fault injected it then recovers it and deploys again.
-func (s smoke) run(t *testing.T, noop bool) (shown bool) {
-	env := harness.New(t, harness.WithRobots(2))
+// fault shows; with the fault injected it then recovers it and deploys again. opts are more environment
+// options (the backend).
+func (s smoke) run(t *testing.T, noop bool, opts ...harness.Option) (shown bool) {
+	env := harness.New(t, append([]harness.Option{harness.WithRobots(2)}, opts...)...)
 	var h *faults.Handle
 	if !noop {
 		h = env.Inject(s.fault)
@@ -210,6 +236,9 @@ func TestFaultSmoke(t *testing.T) {
 				}
 			})
 		})
+	}
+	for _, s := range containerSmokes() {
+		covered[s.fault.Fault] = true
 	}
 	for _, d := range faults.Catalog().Definitions() {
 		if !covered[d.Name] {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +14,6 @@ import (
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/rigs"
 	"github.com/fleetlab/fleetlab/rigs/righost"
-	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -51,10 +48,11 @@ func rigCommand() *command {
 			return &envError{err}
 		}
 		defer os.RemoveAll(dir)
-		agent, err := findAgent(f, *agentPath, dir)
+		agent, done, err := rigAgent(f, *agentPath)
 		if err != nil {
-			return &envError{err}
+			return err
 		}
+		defer done()
 		svc, err := service.New(service.Options{Dir: filepath.Join(dir, "service"), Memory: true})
 		if err != nil {
 			return &envError{err}
@@ -108,53 +106,37 @@ func rigCommand() *command {
 	return c
 }
 
-// findAgent returns the fleetlab-agent program for the rig's emulated boards: the flag's, one beside this
-// program, one on PATH, or one built from the module in the current directory. A rig of real boards needs none.
-func findAgent(f *rigs.File, flagPath, dir string) (string, error) {
-	emulated := false
+// rigAgent returns the fleetlab-agent program for the rig's emulated boards (see agentProgram) and what to call
+// when the run is over; a rig of real boards runs none.
+func rigAgent(f *rigs.File, flagPath string) (string, func(), error) {
 	for _, b := range f.Boards {
-		emulated = emulated || b.Emulate != nil
-	}
-	if !emulated {
-		return "", nil
-	}
-	if flagPath != "" {
-		return flagPath, nil
-	}
-	if self, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(self), "fleetlab-agent"); isExec(p) {
-			return p, nil
+		if b.Emulate != nil {
+			return agentProgram(flagPath)
 		}
 	}
-	if p, err := exec.LookPath("fleetlab-agent"); err == nil {
-		return p, nil
-	}
-	p, err := process.Build(context.Background(), dir)
-	if err != nil {
-		return "", errors.New("the rig has emulated boards and no fleetlab-agent was found: build it (go build ./cmd/fleetlab-agent) and give --agent PATH")
-	}
-	return p, nil
+	return "", func() {}, nil
 }
 
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-// rigBackend is the harness option of `fleetlab run --rig`: the rig file's boards as the fleet host.
-// It returns the fault registry with the rig's faults, for the scenarios' plans.
-func rigBackend(path, agentPath string) (harness.Option, *faults.Registry, error) {
+// rigBackend is the backend of `fleetlab run --rig`: the rig file's boards as the fleet host, with the fault
+// registry that has the rig's faults, for the scenarios' plans, and what to call when the run is over.
+func rigBackend(path, agentPath string) (harness.Backend, *faults.Registry, func(), error) {
+	nothing := func() {}
 	f, err := rigs.Load(path)
 	if err != nil {
-		return nil, nil, &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples"}
+		return nil, nil, nothing, &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples"}
 	}
-	agent, err := findAgent(f, agentPath, os.TempDir())
+	agent, done, err := rigAgent(f, agentPath)
 	if err != nil {
-		return nil, nil, &envError{err}
+		return nil, nil, nothing, err
 	}
-	reg, err := faults.NewRegistry(append(faults.Builtin(), righost.Faults()...)...)
-	if err != nil {
-		return nil, nil, &envError{err}
+	reg := faults.Catalog()
+	for _, d := range righost.Faults() {
+		if _, have := reg.Lookup(d.Name); !have {
+			if err := reg.Register(d); err != nil {
+				done()
+				return nil, nil, nothing, &envError{err}
+			}
+		}
 	}
-	return harness.WithBackend(righost.Backend{File: f, Agent: agent}), reg, nil
+	return righost.Backend{File: f, Agent: agent}, reg, done, nil
 }

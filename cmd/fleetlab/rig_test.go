@@ -2,40 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"os"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
-
-var (
-	agentOnce sync.Once
-	agentPath string
-	agentErr  error
-)
-
-// agentBinary builds fleetlab-agent once for the tests that run emulated boards.
-func agentBinary(t *testing.T) string {
-	agentOnce.Do(func() {
-		dir, err := osMkdirTemp()
-		if err != nil {
-			agentErr = err
-			return
-		}
-		agentPath, agentErr = process.Build(context.Background(), dir)
-	})
-	if agentErr != nil {
-		t.Fatal(agentErr)
-	}
-	return agentPath
-}
 
 func TestRigCheckEmulated4(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"rig", "check", "--agent", agentBinary(t), "../../fixtures/rigs/emulated-4.yaml"}, &out, &errb)
+	code := run([]string{"rig", "check", "--agent", agentBinary, "../../fixtures/rigs/emulated-4.yaml"}, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -51,7 +24,7 @@ func TestRigCheckEmulated4(t *testing.T) {
 
 func TestRigCheckBoardWithoutPromptIsARigFailure(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"rig", "check", "--agent", agentBinary(t), "testdata/rig-no-prompt.yaml"}, &out, &errb)
+	code := run([]string{"rig", "check", "--agent", agentBinary, "testdata/rig-no-prompt.yaml"}, &out, &errb)
 	if code != exitEnviron {
 		t.Fatalf("exit %d, want %d (a rig failure)\n%s\n%s", code, exitEnviron, out.String(), errb.String())
 	}
@@ -72,20 +45,4 @@ func TestRigCheckBadFile(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
 		}
 	}
-}
-
-var agentDir string
-
-func osMkdirTemp() (string, error) {
-	d, err := os.MkdirTemp("", "fleetlab-cmd-test-")
-	agentDir = d
-	return d, err
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if agentDir != "" {
-		os.RemoveAll(agentDir)
-	}
-	os.Exit(code)
 }

@@ -1,30 +1,35 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/sim/fleet/container"
+	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
 
 func runCommand() *command {
 	c := &command{name: "run", summary: "run scenario files (fixtures/scenarios/*.json) outside go test and check their outcome",
-		usage: "[--seed N] [--time-scale N] [--os] [--timeline] FILE.json|DIR..."}
+		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container | --rig RIG.yaml] [--agent PATH] [--timeline] FILE.json|DIR..."}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
 		scale := fs.Float64("time-scale", 0, "policy time runs this many times faster than the wall clock (default: the scenario's, else 600)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
-		rigFile := fs.String("rig", "", "run the scenarios on the boards of this rig file (fixtures/rigs/emulated-4.yaml) instead of in-process robots")
-		rigAgent := fs.String("agent", "", "with --rig: the fleetlab-agent program emulated boards run")
+		host := fs.String("host", "inproc", "where the robots run: inproc (goroutines in this process), process (one fleetlab-agent process each) or container (one container each, on the Docker engine DOCKER_HOST names)")
+		agentPath := fs.String("agent", "", "the fleetlab-agent program for --host process or container, or the emulated boards of --rig (default: beside fleetlab, on PATH, else built from the module in this directory); static for containers")
+		rigFile := fs.String("rig", "", "run the robots on the boards of this rig file (fixtures/rigs/emulated-4.yaml), each agent over its board's serial console, instead of --host")
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -37,14 +42,25 @@ func runCommand() *command {
 			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale),
 				hint: "use 1 for real time, or a larger factor such as 600 to compress policy time"}
 		}
-		var rigOpt harness.Option
-		var reg *faults.Registry
-		if *rigFile != "" {
-			var err error
-			if rigOpt, reg, err = rigBackend(*rigFile, *rigAgent); err != nil {
-				return err
-			}
+		if *osExec && *host != "inproc" {
+			return &usageError{msg: "--os is for --host inproc", hint: "robots of --host process and container always run real scripts"}
 		}
+		var backend harness.Backend
+		var reg *faults.Registry
+		done := func() {}
+		if *rigFile != "" {
+			if *host != "inproc" || *osExec {
+				return &usageError{msg: "--rig is a host of its own: give it without --host or --os",
+					hint: "fleetlab run --rig fixtures/rigs/emulated-4.yaml fixtures/rigs/scenarios"}
+			}
+			backend, reg, done, err = rigBackend(*rigFile, *agentPath)
+		} else {
+			backend, done, err = hostBackend(*host, *agentPath)
+		}
+		if err != nil {
+			return err
+		}
+		defer done()
 		specs, paths, err := readScenarios(files, reg)
 		if err != nil {
 			return err
@@ -59,9 +75,8 @@ func runCommand() *command {
 			}
 			if *osExec {
 				spec.Options = append(spec.Options, harness.WithBackend(harness.InProc{OS: true}))
-			}
-			if rigOpt != nil {
-				spec.Options = append(spec.Options, rigOpt)
+			} else if backend != nil {
+				spec.Options = append(spec.Options, harness.WithBackend(backend))
 			}
 			fmt.Fprintf(stdout, "=== %s (%s)\n", spec.Name, paths[i])
 			if spec.Description != "" {
@@ -69,6 +84,12 @@ func runCommand() *command {
 			}
 			started := time.Now()
 			rerun := fmt.Sprintf("fleetlab run --seed %d %s", seedOf(spec), paths[i])
+			if *host != "inproc" {
+				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), paths[i])
+			}
+			if *rigFile != "" {
+				rerun = fmt.Sprintf("fleetlab run --rig %s --seed %d %s", *rigFile, seedOf(spec), paths[i])
+			}
 			res, err := harness.Execute(spec, stderr, rerun)
 			if res != nil && res.Job.ID != "" {
 				res.WriteTable(stdout)
@@ -123,6 +144,7 @@ func parseInterleaved(c *command, fs *flag.FlagSet, args []string) ([]string, er
 
 // readScenarios reads the scenario files, expanding directories to their *.json files. A file that cannot be
 // read or is not a valid scenario is a usage error: nothing is run.
+// Their fault plans are checked against reg (nil: the fault catalog).
 func readScenarios(args []string, reg *faults.Registry) ([]harness.Spec, []string, error) {
 	var specs []harness.Spec
 	var paths []string
@@ -161,4 +183,73 @@ func seedOf(s harness.Spec) uint64 {
 		return s.Seed
 	}
 	return harness.DefaultSeed
+}
+
+// hostBackend returns the backend of --host (nil for inproc, the harness's default) with its agent program, and
+// what to call when the run is over. The program is --agent, else fleetlab-agent beside this program or on
+// PATH, else built from the module in the working directory. Containers need a Docker engine and busybox; a
+// machine without them is an environment failure, said before anything runs.
+func hostBackend(host, agentPath string) (harness.Backend, func(), error) {
+	nothing := func() {}
+	if _, err := harness.HostBackend(host); err != nil {
+		return nil, nothing, &usageError{msg: "--host: " + err.Error(), hint: "fleetlab run --host container fixtures/scenarios"}
+	}
+	if host == "inproc" || host == "" {
+		return nil, nothing, nil
+	}
+	bin, done, err := agentProgram(agentPath)
+	if err != nil {
+		return nil, nothing, err
+	}
+	if host == "process" {
+		return harness.Process{Binary: bin}, done, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := container.Ping(ctx, container.Engine{}); err != nil {
+		done()
+		return nil, nothing, &envError{fmt.Errorf("--host container: %w (start the Docker engine, or point DOCKER_HOST at one)", err)}
+	}
+	if err := container.CheckInputs(container.ImageOptions{Binary: bin}); err != nil {
+		done()
+		return nil, nothing, &envError{fmt.Errorf("--host container: %w", err)}
+	}
+	return harness.Container{Binary: bin}, done, nil
+}
+
+// agentProgram finds or builds the fleetlab-agent program; done removes a build.
+func agentProgram(path string) (string, func(), error) {
+	nothing := func() {}
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", nothing, &usageError{msg: "--agent: " + err.Error(), hint: "CGO_ENABLED=0 go build -o fleetlab-agent ./cmd/fleetlab-agent"}
+		}
+		return path, nothing, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(self), "fleetlab-agent"); fileExists(p) {
+			return p, nothing, nil
+		}
+	}
+	if p, err := exec.LookPath("fleetlab-agent"); err == nil {
+		return p, nothing, nil
+	}
+	dir, err := os.MkdirTemp("", "fleetlab-agent-build-")
+	if err != nil {
+		return "", nothing, &envError{err}
+	}
+	done := func() { os.RemoveAll(dir) }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := process.Build(ctx, dir)
+	if err != nil {
+		done()
+		return "", nothing, &envError{fmt.Errorf("%w\nhint: give --agent PATH, a fleetlab-agent built with CGO_ENABLED=0 go build ./cmd/fleetlab-agent", err)}
+	}
+	return bin, done, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

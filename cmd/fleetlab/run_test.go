@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
 )
 
 // TestRunCommand runs a scenario file of fixtures/scenarios, the same file with an expectation the product does
@@ -61,5 +63,33 @@ func TestRunCommand(t *testing.T) {
 		if code := run(args, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "hint:") {
 			t.Errorf("%v: exit %d, want 2 with a hint\n%s", args, code, errOut.String())
 		}
+	}
+}
+
+// agentBinary is the fleetlab-agent built once for the test binary.
+var agentBinary string
+
+func TestMain(m *testing.M) { os.Exit(containertest.Main(m, &agentBinary)) }
+
+// TestRunOnContainers runs a scenario file with its robots in containers (--host container): the same table
+// and exit code as in process; an unknown host is a usage error with a hint.
+func TestRunOnContainers(t *testing.T) {
+	containertest.Require(t)
+	var out, errOut strings.Builder
+	code := run([]string{"run", "--host", "container", "--agent", agentBinary,
+		"../../fixtures/scenarios/code-prelaunch-failure.json"}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0\n%s\n%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"robot-0002  Failed  PreLaunchFileFailure  ExecutingPreLaunch",
+		"--- PASS code-prelaunch-failure", "scenarios: 1 passed, 0 failed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	errOut.Reset()
+	if code := run([]string{"run", "--host", "vm", "../../fixtures/scenarios/code-prelaunch-failure.json"}, &out, &errOut); code != exitUsage ||
+		!strings.Contains(errOut.String(), "hint:") {
+		t.Errorf("--host vm: exit %d, want 2 with a hint\n%s", code, errOut.String())
 	}
 }

@@ -32,12 +32,13 @@
 //
 // # Layers
 //
-//	device   no-response, crash, script-exit, slow-step, disk-full, clock-skew
+//	device   no-response, crash, power-cut, script-exit, slow-step, slow-device, disk-full, clock-skew
 //	link     partition, latency, drop, bandwidth
 //	cloud    etag-mismatch, missing-object, http-5xx, throttle, service-restart
 //
-// Device faults act through the fleet backend's abilities (sim/fleet: Freezer, Crasher, ExecutorHook, Linker,
-// ClockSkewer); cloud faults through the service's hooks (HTTP middleware and the artifact store's intercept).
+// Device faults act through the fleet backend's abilities (sim/fleet: Freezer, Crasher, ExecutorHook, StepHooker,
+// ScriptFailer, Linker, Limiter, ClockSkewer); cloud faults through the service's hooks (HTTP middleware and the
+// artifact store's intercept).
 // Cloud faults act on an API or an object, not on devices, except the device API faults of http-5xx and
 // throttle, whose requests name their thing.
 package faults

@@ -104,6 +104,7 @@ func mustNew(t *testing.T, fault string, params string, sel faults.Selector) *fa
 func TestCatalog(t *testing.T) {
 	want := map[string]faults.Layer{
 		"no-response": faults.LayerDevice, "crash": faults.LayerDevice, "script-exit": faults.LayerDevice,
+		"power-cut": faults.LayerDevice, "slow-device": faults.LayerDevice,
 		"slow-step": faults.LayerDevice, "disk-full": faults.LayerDevice, "clock-skew": faults.LayerDevice,
 		"partition": faults.LayerLink, "latency": faults.LayerLink, "drop": faults.LayerLink, "bandwidth": faults.LayerLink,
 		"etag-mismatch": faults.LayerCloud, "missing-object": faults.LayerCloud, "http-5xx": faults.LayerCloud,
@@ -261,6 +262,8 @@ func TestUnsupportedAtArm(t *testing.T) {
 	for _, tc := range []struct{ fault, params, ability string }{
 		{"no-response", "", "fleet.Freezer"},
 		{"crash", "", "fleet.Crasher"},
+		{"power-cut", `{"duration":"1m"}`, "fleet.Crasher"},
+		{"slow-device", `{"cpus":0.1}`, "fleet.Limiter"},
 		{"script-exit", `{"script":"pre-launch"}`, "fleet.ExecutorHook"},
 		{"slow-step", `{"delay":"1s"}`, "fleet.ExecutorHook"},
 		{"disk-full", "", "fleet.ExecutorHook"},

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
+	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
 // The scripts a ScriptExit can fail.
@@ -32,7 +33,10 @@ var scriptSteps = map[string]string{
 // (PostLaunchFileFailure). The script must be part of the deployment: a job without a download condition runs
 // none, and the fault then has nothing to fail. Recover lets the scripts run again.
 //
-// Needs fleet.ExecutorHook (it wraps the agent's ScriptRunner).
+// Needs fleet.ExecutorHook (it wraps the agent's ScriptRunner), or for the pre- and post-launch files
+// fleet.ScriptFailer and fleet.StepHooker: when the robot reports the step, before it runs the file, the file of
+// the unpacked version on the device is replaced by one that exits Code (a robot in a container). The download
+// condition, fetched and run in one step, needs fleet.ExecutorHook.
 type ScriptExit struct {
 	// Script is download-condition, pre-launch or post-launch.
 	Script string `json:"script"`
@@ -60,6 +64,9 @@ func (s *ScriptExit) Check(sel Selector) error {
 
 // Arm implements Fault.
 func (s *ScriptExit) Arm(a Arming) (Armed, error) {
+	if onDevice(a) && s.Script != ScriptDownloadCondition {
+		return s.armOnDevice(a)
+	}
 	x := &scriptExit{p: *s, a: a, step: scriptSteps[s.Script], tracker: newStepTracker()}
 	remove, err := wrapAll(a, func(dev string, ex agent.Executors) agent.Executors {
 		ex.Transport = &trackingTransport{Transport: ex.Transport, dev: dev, tracker: x.tracker}
@@ -118,3 +125,76 @@ func (r *exitRunner) Run(ctx context.Context, s agent.Script) error {
 func (x *scriptExit) Inject(context.Context) error  { x.active.Store(true); return nil }
 func (x *scriptExit) Recover(context.Context) error { x.active.Store(false); return nil }
 func (x *scriptExit) Disarm()                       { x.remove() }
+
+// onDevice reports whether the targets are out of the harness's reach but can be acted on at their steps: none
+// is a fleet.ExecutorHook, and each is a fleet.StepHooker.
+func onDevice(a Arming) bool {
+	if len(a.Targets) == 0 {
+		return false
+	}
+	for _, dev := range a.Targets {
+		d, ok := a.World.Device(dev)
+		if !ok {
+			return false
+		}
+		_, hook := d.(fleet.ExecutorHook)
+		_, steps := d.(fleet.StepHooker)
+		if hook || !steps {
+			return false
+		}
+	}
+	return true
+}
+
+// armOnDevice arms the fault on devices whose script files it replaces.
+func (s *ScriptExit) armOnDevice(a Arming) (Armed, error) {
+	x := &deviceScriptExit{p: *s, a: a, step: scriptSteps[s.Script]}
+	for _, dev := range a.Targets {
+		sf, err := device[fleet.ScriptFailer](a, dev, "fleet.ScriptFailer")
+		if err != nil {
+			x.Disarm()
+			return nil, err
+		}
+		sh, _ := sf.(fleet.StepHooker)
+		x.removes = append(x.removes, sh.HookSteps(func(ctx context.Context, job, step string) error {
+			return x.strike(ctx, sf, job, step)
+		}))
+	}
+	return x, nil
+}
+
+// deviceScriptExit is a ScriptExit acting through the devices' script files.
+type deviceScriptExit struct {
+	p       ScriptExit
+	a       Arming
+	step    string
+	active  atomic.Bool
+	removes []func()
+}
+
+// strike replaces the script of the step on the device, before the answer to the step's report reaches it. A
+// job that runs no such script is left alone, as on any other device; a replacement that fails is recorded and
+// the device left to carry on.
+func (x *deviceScriptExit) strike(ctx context.Context, sf fleet.ScriptFailer, job, step string) error {
+	if !x.active.Load() || step != x.step {
+		return nil
+	}
+	err := sf.FailScript(ctx, job, step, x.p.Code)
+	switch {
+	case errors.Is(err, fleet.ErrNoScript):
+	case err != nil:
+		x.a.emit(event.Log, sf.Name(), step, "strike: "+err.Error())
+	default:
+		x.a.emit(event.FaultInjected, sf.Name(), step, fmt.Sprintf("the %s file exits %d", x.p.Script, x.p.Code))
+	}
+	return nil
+}
+
+func (x *deviceScriptExit) Inject(context.Context) error  { x.active.Store(true); return nil }
+func (x *deviceScriptExit) Recover(context.Context) error { x.active.Store(false); return nil }
+func (x *deviceScriptExit) Disarm() {
+	for _, r := range x.removes {
+		r()
+	}
+	x.removes = nil
+}

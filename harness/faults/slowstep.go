@@ -13,7 +13,10 @@ import (
 // launch that takes long to come up. The service sees the step reached and then nothing for Delay; a Delay past
 // the deployment's timeout ends the robot NoResponse. Recover releases a device being held at once.
 //
-// Needs fleet.ExecutorHook.
+// Needs fleet.ExecutorHook, or fleet.Freezer and fleet.StepHooker: a robot whose agent is out of reach (a
+// container) is frozen when it reports the step, before it gets the answer, and thawed after Delay — the service
+// sees the same, the step reached and then nothing; the robot's own connections stay idle meanwhile, so a
+// notify channel the service pings may drop and come back.
 type SlowStep struct {
 	// Delay is how long each target is held in the step, in the run's clock.
 	Delay Duration `json:"delay"`
@@ -32,13 +35,26 @@ func (s *SlowStep) Check(sel Selector) error {
 
 // Arm implements Fault.
 func (s *SlowStep) Arm(a Arming) (Armed, error) {
-	for _, dev := range a.Targets {
-		if _, err := device[fleet.ExecutorHook](a, dev, "fleet.ExecutorHook"); err != nil {
-			return nil, err
+	x := &slowStep{p: *s, a: a, release: make(chan struct{})}
+	strike := x.strike
+	if onDevice(a) {
+		x.freezers = map[string]fleet.Freezer{}
+		for _, dev := range a.Targets {
+			fz, err := device[fleet.Freezer](a, dev, "fleet.Freezer")
+			if err != nil {
+				return nil, err
+			}
+			x.freezers[dev] = fz
+		}
+		strike = x.strikeFrozen
+	} else {
+		for _, dev := range a.Targets {
+			if _, err := device[fleet.ExecutorHook](a, dev, "fleet.ExecutorHook"); err != nil {
+				return nil, err
+			}
 		}
 	}
-	x := &slowStep{p: *s, a: a, release: make(chan struct{})}
-	t, err := newTrigger(a, x.strike)
+	t, err := newTrigger(a, strike)
 	if err != nil {
 		return nil, err
 	}
@@ -47,9 +63,10 @@ func (s *SlowStep) Arm(a Arming) (Armed, error) {
 }
 
 type slowStep struct {
-	p SlowStep
-	a Arming
-	t *trigger
+	p        SlowStep
+	a        Arming
+	t        *trigger
+	freezers map[string]fleet.Freezer // the targets, when they are held frozen
 
 	mu      sync.Mutex
 	release chan struct{} // closed by Recover, made anew by Inject
@@ -85,6 +102,25 @@ func (x *slowStep) strike(ctx context.Context, _ string, _ bool) error {
 			done = nil // only the request's own timeout: hold on
 		}
 	}
+}
+
+// strikeFrozen holds a device that cannot be wrapped: frozen for the delay, or until Recover, the fault's
+// disarm or the end of the report, then thawed.
+func (x *slowStep) strikeFrozen(ctx context.Context, dev string, _ bool) error {
+	fz := x.freezers[dev]
+	if err := fz.Freeze(); err != nil {
+		return err
+	}
+	rel := x.releaseCh()
+	timer := x.a.World.Clock().NewTimer(x.p.Delay.D())
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+	case <-rel:
+	case <-x.t.done:
+	case <-ctx.Done():
+	}
+	return fz.Thaw()
 }
 
 func (x *slowStep) Inject(ctx context.Context) error {

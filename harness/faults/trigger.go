@@ -21,8 +21,10 @@ type strikeFunc func(ctx context.Context, device string, sync bool) error
 // enters the step, once per execution (a device resumed at the step after a crash is not struck again).
 //
 // With a step, a device that is a fleet.ExecutorHook is watched through its transport — the strike happens in
-// the agent's own call path, exactly at the step — and any other device through its agent events, which is
-// asynchronous: the agent may get a little further before the strike lands.
+// the agent's own call path, exactly at the step — a fleet.StepHooker through its link, where the answer to its
+// report of the step is held until the strike is done (as exact: the agent waits for that answer), and any other
+// device through its agent events, which is asynchronous: the agent may get a little further before the strike
+// lands.
 type trigger struct {
 	a      Arming
 	strike strikeFunc
@@ -47,6 +49,21 @@ func newTrigger(a Arming, strike strikeFunc) (*trigger, error) {
 		if !ok {
 			t.disarm()
 			return nil, fmt.Errorf("fault %s: no device %s in the fleet", a.Name, dev)
+		}
+		if sh, ok := d.(fleet.StepHooker); ok {
+			if _, hook := d.(fleet.ExecutorHook); !hook {
+				t.removes = append(t.removes, sh.HookSteps(func(ctx context.Context, job, step string) error {
+					if step != a.Step || !t.first(dev, job) {
+						return nil
+					}
+					err := t.fire(ctx, dev, true)
+					if err != nil && ctx.Err() == nil {
+						t.a.emit(event.Log, dev, a.Step, "strike: "+err.Error())
+					}
+					return err
+				}))
+				continue
+			}
 		}
 		if _, hook := d.(fleet.ExecutorHook); !hook {
 			watched = append(watched, dev)

@@ -58,7 +58,7 @@ func TestCleanDeploymentOnTheRig(t *testing.T) {
 
 func TestPowerCutIsNoResponse(t *testing.T) {
 	e := env(t, 2)
-	e.Inject(faults.Spec{Fault: "power-cut", Params: json.RawMessage(`{"stay": true}`),
+	e.Inject(faults.Spec{Fault: "power-cut", Params: json.RawMessage(`{"duration": "1h"}`),
 		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: "DownloadingExtracting"}})
 	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 2 * time.Minute})
 	final := e.WaitJob(job)

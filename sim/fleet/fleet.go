@@ -1,21 +1,25 @@
 // Package fleet hosts device agents for the harness: in-process (package inproc: goroutines, thousands per
-// process), as OS processes (package process: one fleetlab-agent per device), and later in containers and on
-// boards. Every backend gives the same Fleet and Device interfaces; what a backend can do to its devices beyond
+// process), as OS processes (package process: one fleetlab-agent per device), in containers (package container:
+// one fleetlab-agent container per device, on one or several Docker engines), and later on boards. Every backend gives the same Fleet and Device interfaces; what a backend can do to its devices beyond
 // that — crash one, freeze one, shape its link — are optional abilities, interfaces found by type assertion, so a
 // fault that needs an ability the backend lacks is refused when it is armed instead of silently doing nothing.
 //
-//	ability        inproc                                 process
-//	Crasher        executors fail at once, app killed     SIGKILL to the agent's session
-//	Freezer        every executor call waits              SIGSTOP/SIGCONT to the agent's session
-//	ExecutorHook   a swappable layer under agent Wrap     —  (the agent runs in another process)
-//	Linker         link proxy (HTTP) or the adapter       link proxy
-//	ClockSkewer    the agent's clock reads ahead          —
+//	ability        inproc                                 process                           container
+//	Crasher        executors fail at once, app killed     SIGKILL to the agent's session    docker kill, docker start
+//	Freezer        every executor call waits              SIGSTOP/SIGCONT to the session    docker pause/unpause
+//	ExecutorHook   a swappable layer under agent Wrap     —  (another process)              —
+//	StepHooker     —  (ExecutorHook does it)              —                                 its link proxy
+//	ScriptFailer   —  (ExecutorHook does it)              —                                 the script file replaced
+//	Linker         link proxy (HTTP) or the adapter       link proxy                        network disconnect + proxy
+//	Limiter        —                                      —                                 docker update
+//	ClockSkewer    the agent's clock reads ahead          —                                 —
 //
 // Robots of every backend register with the service's RoboMaker dialect through RegisterRoboMaker.
 package fleet
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
@@ -93,6 +97,47 @@ type Link struct {
 	// Seed decides which requests are dropped, so runs repeat: every SetLink starts the drop decisions afresh
 	// from it.
 	Seed uint64
+}
+
+// StepHooker is a device whose step reports can be held on their way back from the service: the way to act on a
+// device exactly at a step when its agent's executors cannot be wrapped (the agent runs in a container).
+type StepHooker interface {
+	Device
+	// HookSteps calls fn with every step the device reports in progress, once the service has acknowledged the
+	// report and before the answer reaches the device, so the device goes no further until fn returns. ctx
+	// ends when the device gives up on the report. An error from fn loses the answer (the device reports the
+	// step again). The returned function removes fn.
+	HookSteps(fn func(ctx context.Context, job, step string) error) (remove func())
+}
+
+// ScriptFailer is a device on which a script of the deployment in progress can be made to fail for real: its
+// file on the device is replaced by a script that exits with a code, before the agent runs it.
+type ScriptFailer interface {
+	Device
+	// FailScript replaces the file the job runs in step (ExecutingPreLaunch: the pre-launch file;
+	// ExecutingPostLaunch: the post-launch file) by a script that exits code. It must be called after the
+	// bundle is unpacked and before the step runs the file (in a StepHooker's hook of that step). A job whose
+	// launch config names no file for the step has nothing to fail: the error wraps ErrNoScript.
+	FailScript(ctx context.Context, job, step string, code int) error
+}
+
+// ErrNoScript is FailScript's error for a job that runs no file in the step.
+var ErrNoScript = errors.New("the job runs no such script")
+
+// Limiter is a device whose compute can be cut down, as a slower board or a starved host would have it.
+type Limiter interface {
+	Device
+	// Limit caps the device's CPU and memory from now on; the zero Limits gives the device back what it had.
+	Limit(l Limits) error
+}
+
+// Limits are a device's CPU and memory.
+type Limits struct {
+	// CPUs is the CPU time the device gets, in CPUs (0.5 is half of one); zero leaves it as it is.
+	CPUs float64
+	// MemoryBytes caps the device's memory; zero leaves it as it is. Below what the device uses, its processes
+	// are reclaimed from or killed by the kernel, as on a board that runs out of memory.
+	MemoryBytes int64
 }
 
 // ClockSkewer is a device whose clock can be set off the service's.

@@ -219,17 +219,7 @@ func (d *Device) args() []string {
 	o := d.f.opts
 	args := []string{"--endpoint", d.proxy.URL(), "--thing", d.name, "--dir", d.dir, "--arch", d.arch,
 		"--events", "-", "--seed", strconv.FormatUint(o.Seed, 10)}
-	for _, fl := range []struct {
-		name string
-		v    time.Duration
-	}{{"poll-min", o.Agent.PollMin}, {"poll-max", o.Agent.PollMax}, {"retry-base", o.Agent.RetryBase},
-		{"retry-max", o.Agent.RetryMax}, {"request-timeout", o.Agent.RequestTimeout},
-		{"script-timeout", o.Agent.ScriptTimeout}, {"stop-grace", o.Agent.StopGrace}} {
-		if fl.v != 0 {
-			args = append(args, "--"+fl.name, fl.v.String())
-		}
-	}
-	return args
+	return append(args, fleet.AgentTimingFlags(o.Agent)...)
 }
 
 // start runs a new agent process on the robot's directory. Its stderr goes to <dir>/agent.log. The caller holds

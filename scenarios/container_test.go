@@ -1,0 +1,38 @@
+package scenarios_test
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
+)
+
+// agentBinary is the fleetlab-agent built once for the test binary, for the robot image.
+var agentBinary string
+
+func TestMain(m *testing.M) { os.Exit(containertest.Main(m, &agentBinary)) }
+
+// TestScenariosInContainers runs every scenario of the suite again with its robots in containers, at the
+// container backend's time scale: the same fleet, job, fault plan and expectation, another host. Without a
+// Docker engine it skips, saying so.
+func TestScenariosInContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts robot containers")
+	}
+	containertest.Require(t)
+	for _, spec := range registry(t).All() {
+		spec.Options = append(slices.Clone(spec.Options), harness.WithBackend(harness.Container{Binary: agentBinary}))
+		t.Run(spec.Name, func(t *testing.T) {
+			res := harness.RunSpec(t, spec)
+			if res.OK() {
+				return
+			}
+			var b strings.Builder
+			res.WriteTable(&b)
+			t.Log("\n" + b.String())
+		})
+	}
+}
