@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/rigs/bridge"
 	"github.com/fleetlab/fleetlab/rigs/emulated"
+	"github.com/fleetlab/fleetlab/rigs/frame"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -172,7 +173,7 @@ func openBoard(spec BoardSpec, opts Options) (*Board, error) {
 	}
 	b.bridge, err = bridge.New(b.port, bridge.Options{Thing: spec.Thing, Endpoint: b.proxy.URL(),
 		OnEvent: agentEvents(spec.Thing, opts.OnAgentEvent), OnOpen: b.opened,
-		OnConsole: func(p []byte) { b.console.Write(p) }, Seed: opts.Seed})
+		OnConsole: func(p []byte) { b.console.Write(p) }, Seed: opts.Seed, Session: frame.Options{Baud: spec.Serial.Baud}})
 	if err != nil {
 		port.Close()
 		return b, err

@@ -41,7 +41,9 @@ type Options struct {
 	Clock clock.Clock
 	// Seed seeds the session identifiers.
 	Seed uint64
-	// Session tunes the frame session; Role and the callbacks are the bridge's.
+	// Session tunes the frame session; Role and the callbacks are the bridge's. Its Buffer defaults to two
+	// chunks, not the session's default: the answers of other calls queue behind that much of a download, not
+	// more (a progress report during a download must not wait out its request timeout).
 	Session frame.Options
 }
 
@@ -76,6 +78,9 @@ func New(port io.ReadWriteCloser, opts Options) (*Bridge, error) {
 	b.ctx, b.stop = context.WithCancel(context.Background())
 	so := opts.Session
 	so.Role, so.Clock, so.Seed = frame.Lab, opts.Clock, opts.Seed
+	if so.Buffer <= 0 {
+		so.Buffer = 2 * ChunkSize
+	}
 	so.OnMessage, so.OnReset, so.OnConsole = b.message, b.reset, opts.OnConsole
 	so.OnOpen = func(hello []byte) {
 		if opts.OnOpen != nil {

@@ -344,26 +344,38 @@ func (b *Board) print(s string) {
 	}
 }
 
-// pace waits for n bytes to cross the line at the baud rate.
-func (b *Board) pace(n int) {
-	d := time.Duration(n) * 10 * time.Second / time.Duration(b.opts.Baud)
-	clock.Sleep(b.clk, d, b.done)
+// pacer keeps one direction of the line at its baud rate. It reckons when the line will have carried what it
+// was given, so sleeping late on a loaded machine does not slow the line: bytes that were waiting follow on
+// from where the line was, as a UART sending a full buffer would, and only a line that ran dry starts afresh.
+type pacer struct {
+	clk      clock.Clock
+	byteTime time.Duration
+	done     <-chan struct{}
+	free     time.Time // when the line has carried everything given so far
+}
+
+// catchUp is how late bytes may come after the line ran dry and still count as following on.
+const catchUp = 20 * time.Millisecond
+
+// pace waits until n more bytes have crossed the line; false when the board closed.
+func (p *pacer) pace(n int) bool {
+	now := p.clk.Now()
+	start := p.free
+	if now.Sub(start) > catchUp {
+		start = now
+	}
+	p.free = start.Add(time.Duration(n) * p.byteTime)
+	return clock.Sleep(p.clk, p.free.Sub(now), p.done)
+}
+
+func (b *Board) newPacer() *pacer {
+	return &pacer{clk: b.clk, byteTime: 10 * time.Second / time.Duration(b.opts.Baud), done: b.done}
 }
 
 // relayToBoard carries the lab's bytes to the board, at the line's pace. With the power off they are lost.
 func (b *Board) relayToBoard() {
 	defer b.wg.Done()
-	buf := make([]byte, 64)
-	for {
-		n, err := b.labPTY.Read(buf)
-		if err != nil {
-			return
-		}
-		b.pace(n)
-		if b.Powered() {
-			b.boardPTY.Write(buf[:n])
-		}
-	}
+	relay(b.labPTY, b.boardPTY, b.newPacer(), b.Powered)
 }
 
 // relayToLab carries the board's bytes — the agent's frames and the console text — to the lab, at the line's
@@ -390,13 +402,16 @@ func (b *Board) relayToLab() {
 	}()
 	midLine := false
 	var held [][]byte
+	pc := b.newPacer()
 	write := func(p []byte) bool {
 		for len(p) > 0 {
 			n := min(len(p), 64)
+			if !pc.pace(n) {
+				return false
+			}
 			if _, err := b.labPTY.Write(p[:n]); err != nil {
 				return false
 			}
-			b.pace(n)
 			p = p[n:]
 		}
 		return true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -47,22 +48,27 @@ type Options struct {
 	Clock clock.Clock
 	// Seed picks session identifiers (with the clock's time, so a rebooted board picks a new one).
 	Seed uint64
-	// MaxSegment and MinSegment bound the payload bytes of one data frame (defaults 1024 and 16). The sender
-	// halves its segment on every loss and grows it again as frames get through.
+	// Baud is the line's speed in bits a second (8N1: ten bits a byte), 0 when unknown. With it the session paces
+	// its writes to the line — it writes the next frame only when the line is about to have sent the last, so
+	// the queue is its own and not the port's: an acknowledgement or a resend goes out next instead of behind
+	// kilobytes buffered in the port — and it times resends from when a frame has left the line.
+	Baud int
+	// MaxSegment and MinSegment bound the payload bytes of one data frame (defaults 1024 and 16). Between them
+	// the sender picks the size that carries the most payload for the loss it measures (see segmentSize).
 	MaxSegment, MinSegment int
 	// Window bounds the bytes sent and not yet acknowledged (default 8 KiB); Buffer the bytes Send queues
 	// before it blocks (default 64 KiB).
 	Window, Buffer int
-	// MinRTO and MaxRTO bound the retransmission timeout (defaults 20ms and 3s); the timeout starts at 1s and
-	// follows the measured round trip (RFC 6298).
+	// MinRTO and MaxRTO bound the retransmission timeout (defaults 20ms and 3s); see Session for how it is set.
 	MinRTO, MaxRTO time.Duration
 }
 
 // Stats are a session's counts since it was made.
 type Stats struct {
 	// FramesSent counts every frame written, acknowledgements and resends included; FramesResent the data
-	// frames written again; BytesSent the bytes written to the line.
-	FramesSent, FramesResent, BytesSent uint64
+	// frames written again (Timeouts of them because no acknowledgement came in time, the rest because a later
+	// frame got through and they did not); BytesSent the bytes written to the line.
+	FramesSent, FramesResent, Timeouts, BytesSent uint64
 	// PayloadSent counts stream bytes acknowledged by the peer; PayloadReceived stream bytes delivered here.
 	PayloadSent, PayloadReceived uint64
 	// FramesReceived counts frames decoded; FramesCorrupt lines that looked like frames and were not (a bad
@@ -72,6 +78,11 @@ type Stats struct {
 	MessagesSent, MessagesReceived uint64
 	// Sessions counts the sessions opened; Resets those that ended on a reset.
 	Sessions, Resets uint64
+	// Segment is the payload size of a data frame now, and Loss the share of data frames lost it follows (a
+	// moving average); RTO the retransmission timeout now.
+	Segment int
+	Loss    float64
+	RTO     time.Duration
 }
 
 // ErrClosed is returned by Send after Close.
@@ -87,6 +98,27 @@ const maxMessage = 1 << 20
 // whole, once and in order, whatever the line loses or corrupts, as long as the session lasts. A session ends
 // when the board starts a new one (it rebooted) or the lab no longer knows it (the lab side restarted): both
 // sides are told through OnReset and start afresh from empty streams.
+//
+// Sequence numbers count payload bytes (as TCP's do); the receiver acknowledges cumulatively, keeps segments
+// that arrive out of order and lists them in a Sack frame. A serial line is not a network, and the rest follows
+// from that:
+//
+//   - The line keeps order: a segment sent before one the peer holds, and not itself held, was lost. It is sent
+//     again at once, without waiting for a timeout.
+//   - The line has a known speed (Options.Baud): the writer paces itself to it, so a frame's time on the line is
+//     known, and round trips are measured from when the frame has left the line, not from when it was queued.
+//   - Round trips are sampled only from segments sent once (Karn), and when the peer first says it holds them —
+//     by a Sack or an acknowledgement — so a segment held up behind a lost one does not count the resend's wait
+//     as its round trip. The timeout is the measured one (RFC 6298: srtt + 4·rttvar), never less than MinRTO
+//     plus the time of one longest frame on the line (the peer's acknowledgement can be queued behind a frame
+//     of its own that it has begun); before any sample it is 1s, or on a paced line 250ms plus two longest frames.
+//   - Losses are noise, not congestion: the timeout doubles only while nothing at all — no frame, not even a
+//     damaged one — has come from the peer since the last timeout (the board is off, the cable out). A receiver
+//     that finds a damaged frame acknowledges at once (at most once a round trip), so a sender of a frame that
+//     was lost hears the peer and resends at the measured timeout.
+//   - The segment size follows the measured loss: with a fraction f of frames of mean length L lost, each byte
+//     is changed with rate λ = -ln(1-f)/L, and the size that carries the most payload per byte of line is the
+//     root of a quadratic (see segmentSize) — about 32 bytes at 1 % of bytes changed, the most at none.
 //
 // A Session owns a reader and a writer goroutine until Close.
 type Session struct {
@@ -113,16 +145,23 @@ type Session struct {
 	resetDue bool
 
 	// sending: buf holds the stream from una on; sent is how much of it was sent at least once.
-	buf    []byte
-	una    uint32
-	sent   int
-	segs   []segment // sent and unacknowledged, in stream order
-	xmit   uint64    // counts transmissions, to order them
-	seg    int
-	rto    time.Duration
-	srtt   time.Duration
-	rttvar time.Duration
-	ackDue bool
+	buf     []byte
+	una     uint32
+	sent    int
+	segs    []segment // sent and unacknowledged, in stream order
+	xmit    uint64    // counts transmissions, to order them
+	seg     int
+	srtt    time.Duration
+	rttvar  time.Duration
+	backoff uint    // timeouts in a row with nothing heard from the peer: the timeout doubles with each
+	heard   bool    // a frame (good or damaged) came from the peer since the last timeout
+	loss    float64 // moving average of the data frames lost (1) or delivered (0)
+	lineLen float64 // moving average of the data frames' line lengths
+	ackDue  bool
+	nakAt   time.Time // when a damaged frame last made this side acknowledge
+	// pacing
+	byteTime time.Duration // one byte's time on the line; 0: unpaced
+	lineFree time.Time     // when the line will have sent everything written
 	// receiving
 	recvNext uint32
 	ooo      map[uint32][]byte // out-of-order segments by offset
@@ -138,13 +177,14 @@ type Session struct {
 
 // segment is a piece of the stream sent and not yet acknowledged cumulatively.
 type segment struct {
-	seq    uint32
-	n      int
-	sentAt time.Time
-	xmit   uint64 // when it was last sent, in transmission order
-	resent bool   // sent more than once: its acknowledgement times no round trip (Karn)
-	sacked bool   // the peer has it, out of order
-	lost   bool   // known lost: to be sent again
+	seq  uint32
+	n    int
+	left time.Time // when its last transmission has left the line
+	line int       // the bytes of its last transmission's frame
+	xmit uint64    // when it was last sent, in transmission order
+	// resent: sent more than once, so its acknowledgement times no round trip (Karn); sacked: the peer has it,
+	// out of order; lost: known lost, to be sent again; counted: its last transmission's fate went into loss.
+	resent, sacked, lost, counted bool
 }
 
 // NewSession starts a session over rw: the reader goroutine reads rw until it fails or Close, the writer writes
@@ -172,13 +212,16 @@ func NewSession(rw io.ReadWriter, opts Options) *Session {
 	}
 	clk := clock.Or(opts.Clock)
 	s := &Session{rw: rw, opts: opts, clk: clk, wake: make(chan struct{}, 1), room: make(chan struct{}),
-		done: make(chan struct{}), down: make(chan struct{}), ooo: map[uint32][]byte{}, seg: opts.MaxSegment, rto: time.Second,
+		done: make(chan struct{}), down: make(chan struct{}), ooo: map[uint32][]byte{}, seg: opts.MaxSegment,
 		rnd: rand.New(rand.NewPCG(opts.Seed, uint64(clk.Now().UnixNano())))}
+	if opts.Baud > 0 {
+		s.byteTime = 10 * time.Second / time.Duration(opts.Baud)
+	}
 	s.mine = s.newID(0)
 	s.helloGap = 100 * time.Millisecond
 	s.splitr = Splitter{Console: opts.OnConsole, Frame: s.frame, Damaged: func() {
 		s.mu.Lock()
-		s.stats.FramesCorrupt++
+		s.damaged()
 		s.mu.Unlock()
 	}}
 	s.wg.Add(2)
@@ -201,7 +244,9 @@ func (s *Session) newID(not uint16) uint16 {
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Segment, st.Loss, st.RTO = s.seg, s.loss, s.rto()
+	return st
 }
 
 // Down is closed when reading the line failed for good (the port was closed or hung up); Err says why.
@@ -316,11 +361,12 @@ func (s *Session) frame(line []byte) {
 	f, err := Decode(line)
 	s.mu.Lock()
 	if err != nil {
-		s.stats.FramesCorrupt++
+		s.damaged()
 		s.mu.Unlock()
 		return
 	}
 	s.stats.FramesReceived++
+	s.hear()
 	var deliver [][]byte
 	var opened, reset bool
 	var hello []byte
@@ -388,6 +434,27 @@ func (s *Session) frame(line []byte) {
 	}
 }
 
+// hear notes that something came from the peer: the line is alive, and losses on it are noise. The caller
+// holds mu.
+func (s *Session) hear() {
+	s.heard = true
+	s.backoff = 0
+}
+
+// damaged counts a frame that arrived damaged and, once a round trip at most, acknowledges at once: the peer
+// whose frame it was then hears this side and resends without backing off. The caller holds mu.
+func (s *Session) damaged() {
+	s.stats.FramesCorrupt++
+	s.hear()
+	if !s.open {
+		return
+	}
+	if now := s.clk.Now(); s.nakAt.IsZero() || now.Sub(s.nakAt) >= max(s.srtt, s.opts.MinRTO) {
+		s.nakAt, s.ackDue = now, true
+		s.kick()
+	}
+}
+
 // restart forgets the session's streams: what was queued, in flight or half received. The caller holds mu.
 func (s *Session) restart() {
 	s.open = false
@@ -396,7 +463,8 @@ func (s *Session) restart() {
 	s.recvNext, s.inbox = 0, nil
 	clear(s.ooo)
 	s.ackDue, s.welcome = false, false
-	s.seg, s.rto, s.srtt, s.rttvar = s.opts.MaxSegment, time.Second, 0, 0
+	s.seg, s.srtt, s.rttvar, s.backoff, s.loss, s.lineLen = s.opts.MaxSegment, 0, 0, 0, 0, 0
+	s.nakAt = time.Time{}
 	s.helloAt, s.helloGap = time.Time{}, 100*time.Millisecond
 	s.signalRoom()
 }
@@ -413,9 +481,7 @@ func (s *Session) acked(ack uint32) {
 	n := int(ack - s.una)
 	now := s.clk.Now()
 	for len(s.segs) > 0 && !before(ack, s.segs[0].seq+uint32(s.segs[0].n)) {
-		if sg := s.segs[0]; !sg.resent {
-			s.sample(now.Sub(sg.sentAt))
-		}
+		s.delivered(&s.segs[0], now)
 		s.segs = s.segs[1:]
 	}
 	if len(s.segs) > 0 && before(s.segs[0].seq, ack) { // acknowledged in part
@@ -426,16 +492,65 @@ func (s *Session) acked(ack uint32) {
 	s.sent -= n
 	s.una = ack
 	s.stats.PayloadSent += uint64(n)
-	s.seg = min(s.opts.MaxSegment, s.seg+max(s.seg/8, 8))
-	s.rto = s.estimate() // progress: whatever backoff there was is over
 	s.signalRoom()
+}
+
+// delivered notes that the peer holds sg, first known now: a round trip when it was sent once, and a frame
+// that got through. The caller holds mu.
+func (s *Session) delivered(sg *segment, now time.Time) {
+	if sg.sacked {
+		return // known since its Sack
+	}
+	if !sg.resent {
+		s.sample(now.Sub(sg.left))
+	}
+	s.fate(sg, false)
+}
+
+// fate folds the fate of sg's last transmission into the measured loss, once, and sizes segments by it. The
+// caller holds mu.
+func (s *Session) fate(sg *segment, lost bool) {
+	if sg.counted {
+		return
+	}
+	sg.counted = true
+	const weight = 1.0 / 8
+	v := 0.0
+	if lost {
+		v = 1
+	}
+	if s.lineLen == 0 {
+		s.lineLen = float64(sg.line)
+	}
+	s.loss += weight * (v - s.loss)
+	s.lineLen += weight * (float64(sg.line) - s.lineLen)
+	s.seg = segmentSize(s.loss, s.lineLen, s.opts.MinSegment, s.opts.MaxSegment)
+}
+
+// segmentSize is the payload size that carries the most payload per byte of line when a fraction loss of
+// frames of mean line length lineLen is lost, each byte being changed independently: at a rate λ = -ln(1-loss)
+// / lineLen a frame of line length a + b·s (a the bytes it takes besides its payload, b the line bytes a
+// payload byte takes) gets through with probability e^(-λ(a+b·s)), and s·e^(-λ(a+b·s)) / (a+b·s) is greatest
+// where b²λs² + abλs - a = 0, at s = (√(a² + 4a/λ) - a) / 2b. It is clamped to [lo, hi].
+func segmentSize(loss, lineLen float64, lo, hi int) int {
+	if loss <= 0 || lineLen <= 0 {
+		return hi
+	}
+	loss = min(loss, 0.999)
+	lambda := -math.Log1p(-loss) / lineLen
+	const b = 5.0 / 4 // ascii85
+	a := float64(lineOverhead) + b*bodyOverhead
+	s := (math.Sqrt(a*a+4*a/lambda) - a) / (2 * b)
+	return int(min(max(s, float64(lo)), float64(hi)))
 }
 
 // sacked marks the segments the peer holds out of order, as its Sack payload lists them, and the ones that must
 // have been lost: the line keeps order, so a segment sent before one that arrived, and not itself arrived, was
-// lost. The caller holds mu.
+// lost. Only segments below the end of the last block listed are judged: a Sack lists at most 32 blocks, and
+// what lies beyond them may have arrived. The caller holds mu.
 func (s *Session) sacked(ack uint32, blocks []byte) {
 	var newest uint64
+	covered := ack
 	for len(blocks) > 0 {
 		off, n1 := binary.Uvarint(blocks)
 		if n1 <= 0 {
@@ -448,9 +563,14 @@ func (s *Session) sacked(ack uint32, blocks []byte) {
 		blocks = blocks[n1+n2:]
 		lo := ack + uint32(off)
 		hi := lo + uint32(ln)
+		if before(covered, hi) {
+			covered = hi
+		}
+		now := s.clk.Now()
 		for i := range s.segs {
 			sg := &s.segs[i]
 			if !before(sg.seq, lo) && !before(hi, sg.seq+uint32(sg.n)) && !sg.sacked {
+				s.delivered(sg, now)
 				sg.sacked, sg.lost = true, false
 			}
 			if sg.sacked && sg.xmit > newest {
@@ -459,8 +579,9 @@ func (s *Session) sacked(ack uint32, blocks []byte) {
 		}
 	}
 	for i := range s.segs {
-		if sg := &s.segs[i]; !sg.sacked && !sg.lost && sg.xmit < newest {
+		if sg := &s.segs[i]; !sg.sacked && !sg.lost && sg.xmit < newest && before(sg.seq, covered) {
 			sg.lost = true
+			s.fate(sg, true)
 		}
 	}
 }
@@ -498,16 +619,25 @@ func (s *Session) sackBlocks() []byte {
 	return out
 }
 
-// estimate is the retransmission timeout the measured round trips give (RFC 6298). The caller holds mu.
-func (s *Session) estimate() time.Duration {
-	if s.srtt == 0 {
-		return time.Second
+// rto is the retransmission timeout: the measured round trip (RFC 6298) with its floor and backoff (see
+// Session). The caller holds mu.
+func (s *Session) rto() time.Duration {
+	longest := time.Duration(EncodedLen(s.opts.MaxSegment)) * s.byteTime
+	var d time.Duration
+	switch {
+	case s.srtt != 0:
+		d = max(s.srtt+4*s.rttvar, s.opts.MinRTO+longest)
+	case s.byteTime > 0:
+		d = 250*time.Millisecond + 2*longest
+	default:
+		d = time.Second
 	}
-	return min(max(s.srtt+4*s.rttvar, s.opts.MinRTO), s.opts.MaxRTO)
+	return min(d<<min(s.backoff, 8), s.opts.MaxRTO)
 }
 
 // sample folds one round trip into the timeout (RFC 6298). The caller holds mu.
 func (s *Session) sample(rtt time.Duration) {
+	rtt = max(rtt, time.Microsecond) // the line ran ahead of the pacing's reckoning
 	if s.srtt == 0 {
 		s.srtt, s.rttvar = rtt, rtt/2
 	} else {
@@ -518,7 +648,6 @@ func (s *Session) sample(rtt time.Duration) {
 		s.rttvar = (3*s.rttvar + d) / 4
 		s.srtt = (7*s.srtt + rtt) / 8
 	}
-	s.rto = s.estimate()
 }
 
 // received takes a data segment and returns the messages it completes. The caller holds mu.
@@ -588,7 +717,11 @@ func (s *Session) messages() [][]byte {
 	return out
 }
 
-// writer writes frames as the state asks for them.
+// paceLead is how much of the line's time a paced writer keeps written ahead: enough that a late wake-up on a
+// loaded machine does not leave the line idle, little enough that a frame chosen next is not held up behind it.
+const paceLead = 10 * time.Millisecond
+
+// writer writes frames as the state asks for them, paced to the line when its speed is known.
 func (s *Session) writer() {
 	defer s.wg.Done()
 	var out []byte
@@ -600,7 +733,11 @@ func (s *Session) writer() {
 		}
 		out = out[:0]
 		var wait time.Duration
-		out, wait = s.next(out)
+		if busy := s.lineFree.Sub(s.clk.Now()); s.byteTime > 0 && busy > paceLead {
+			wait = busy - paceLead // the line is busy with what was written: choose the next frame later
+		} else {
+			out, wait = s.next(out)
+		}
 		s.mu.Unlock()
 		if len(out) > 0 {
 			if _, err := s.rw.Write(out); err != nil {
@@ -632,19 +769,28 @@ func (s *Session) writer() {
 // be one (0: until woken). The caller holds mu.
 func (s *Session) next(out []byte) ([]byte, time.Duration) {
 	now := s.clk.Now()
-	emit := func(f Frame) []byte {
+	// emit appends f and returns when it will have left the line.
+	emit := func(f Frame) time.Time {
+		n := len(out)
 		out = Append(out, f)
 		s.stats.FramesSent++
-		s.stats.BytesSent += uint64(len(out))
-		return out
+		s.stats.BytesSent += uint64(len(out) - n)
+		s.lineFree = now.Add(time.Duration(len(out)-n) * s.byteTime)
+		return s.lineFree
+	}
+	if s.byteTime > 0 && s.lineFree.After(now) {
+		// Written while the line was still busy: the frame leaves after what is ahead of it.
+		now = s.lineFree
 	}
 	if s.resetDue {
 		s.resetDue = false
-		return emit(Frame{Kind: Reset, Session: s.mine, Peer: s.resetTo}), 0
+		emit(Frame{Kind: Reset, Session: s.mine, Peer: s.resetTo})
+		return out, 0
 	}
 	if s.welcome {
 		s.welcome = false
-		return emit(Frame{Kind: Welcome, Session: s.mine, Peer: s.peer}), 0
+		emit(Frame{Kind: Welcome, Session: s.mine, Peer: s.peer})
+		return out, 0
 	}
 	if !s.open {
 		if s.opts.Role != Board {
@@ -655,23 +801,33 @@ func (s *Session) next(out []byte) ([]byte, time.Duration) {
 		}
 		s.helloAt = now.Add(s.helloGap)
 		s.helloGap = min(2*s.helloGap, 2*time.Second)
-		return emit(Frame{Kind: Hello, Session: s.mine, Payload: s.opts.Hello}), 0
+		emit(Frame{Kind: Hello, Session: s.mine, Payload: s.opts.Hello})
+		return out, 0
 	}
-	data := func(seq uint32, p []byte) []byte {
+	data := func(sg *segment, p []byte) {
 		s.ackDue = false
-		return emit(Frame{Kind: Data, Session: s.mine, Peer: s.peer, Seq: seq, Ack: s.recvNext, Payload: p})
+		n := len(out)
+		sg.left = emit(Frame{Kind: Data, Session: s.mine, Peer: s.peer, Seq: sg.seq, Ack: s.recvNext, Payload: p})
+		sg.line, sg.counted = len(out)-n, false
+		s.xmit++
+		sg.xmit = s.xmit
 	}
 	// The peer holds segments out of order: say which, so the sender resends only what was lost.
 	if s.ackDue && len(s.ooo) > 0 {
 		s.ackDue = false
-		return emit(Frame{Kind: Sack, Session: s.mine, Peer: s.peer, Ack: s.recvNext, Payload: s.sackBlocks()}), 0
+		emit(Frame{Kind: Sack, Session: s.mine, Peer: s.peer, Ack: s.recvNext, Payload: s.sackBlocks()})
+		return out, 0
 	}
 	// A resend: the first segment known lost, else the oldest one whose time is up.
 	if i, timedOut := s.resend(now); i >= 0 {
 		sg := &s.segs[i]
-		s.seg = max(s.opts.MinSegment, s.seg/2)
 		if timedOut {
-			s.rto = min(2*s.rto, s.opts.MaxRTO)
+			s.stats.Timeouts++
+			s.fate(sg, true)
+			if !s.heard {
+				s.backoff++ // nothing from the peer since the last timeout: it may be gone
+			}
+			s.heard = false
 		}
 		if sg.n > s.seg { // resend in the smaller size: split the segment
 			rest := *sg
@@ -680,27 +836,28 @@ func (s *Session) next(out []byte) ([]byte, time.Duration) {
 			s.segs = slices.Insert(s.segs, i+1, rest)
 			sg = &s.segs[i]
 		}
-		s.xmit++
-		sg.sentAt, sg.resent, sg.lost, sg.xmit = now, true, false, s.xmit
+		sg.resent, sg.lost = true, false
 		s.stats.FramesResent++
 		off := int(sg.seq - s.una)
-		return data(sg.seq, s.buf[off:off+sg.n]), 0
+		data(sg, s.buf[off:off+sg.n])
+		return out, 0
 	}
 	// New data, within the window.
 	if unsent := len(s.buf) - s.sent; unsent > 0 && s.sent < s.opts.Window {
 		n := min(unsent, s.seg, s.opts.Window-s.sent)
-		seq := s.una + uint32(s.sent)
-		s.xmit++
-		s.segs = append(s.segs, segment{seq: seq, n: n, sentAt: now, xmit: s.xmit})
+		s.segs = append(s.segs, segment{seq: s.una + uint32(s.sent), n: n})
 		p := s.buf[s.sent : s.sent+n]
 		s.sent += n
-		return data(seq, p), 0
+		data(&s.segs[len(s.segs)-1], p)
+		return out, 0
 	}
 	if s.ackDue {
-		return data(s.una+uint32(s.sent), nil), 0
+		s.ackDue = false
+		emit(Frame{Kind: Data, Session: s.mine, Peer: s.peer, Seq: s.una + uint32(s.sent), Ack: s.recvNext})
+		return out, 0
 	}
 	if due, ok := s.nextTimeout(); ok {
-		return out, max(due.Sub(now), time.Millisecond)
+		return out, max(due.Sub(s.clk.Now()), time.Millisecond)
 	}
 	return out, 0
 }
@@ -718,11 +875,11 @@ func (s *Session) resend(now time.Time) (i int, timedOut bool) {
 		if sg.lost {
 			return i, false
 		}
-		if oldest < 0 || sg.sentAt.Before(s.segs[oldest].sentAt) {
+		if oldest < 0 || sg.left.Before(s.segs[oldest].left) {
 			oldest = i
 		}
 	}
-	if oldest >= 0 && !now.Before(s.segs[oldest].sentAt.Add(s.rto)) {
+	if oldest >= 0 && !now.Before(s.segs[oldest].left.Add(s.rto())) {
 		return oldest, true
 	}
 	return -1, false
@@ -732,11 +889,12 @@ func (s *Session) resend(now time.Time) (i int, timedOut bool) {
 func (s *Session) nextTimeout() (time.Time, bool) {
 	var due time.Time
 	found := false
+	rto := s.rto()
 	for _, sg := range s.segs {
 		if sg.sacked {
 			continue
 		}
-		if t := sg.sentAt.Add(s.rto); !found || t.Before(due) {
+		if t := sg.left.Add(rto); !found || t.Before(due) {
 			due, found = t, true
 		}
 	}

@@ -3,12 +3,16 @@ package frame
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 )
 
 // noisyLine is one direction of a test line: bytes written come out of the reader, each byte replaced by a
@@ -315,5 +319,107 @@ func TestBoardSaysHelloAgainAfterAReset(t *testing.T) {
 	}
 	if d := lab.expect(Data); d.Seq != 0 || string(d.Payload) != string(msg("again")) {
 		t.Fatalf("first data of the new session: %+v", d)
+	}
+}
+
+// TestSegmentSize: the segment that carries the most payload per line byte, for the loss measured.
+func TestSegmentSize(t *testing.T) {
+	// lineLen of the frames the loss was measured on; ε the per-byte rate it implies.
+	perByte := func(eps float64, lineLen float64) float64 { return 1 - math.Pow(1-eps, lineLen) }
+	for _, c := range []struct {
+		loss, lineLen float64
+		want          int
+	}{
+		{0, 0, 1024},                      // nothing measured: the most
+		{0, 1300, 1024},                   // a clean line
+		{perByte(1e-5, 1300), 1300, 1024}, // one byte in 100 000: still the most
+		{perByte(0.002, 130), 130, 83},    // 0.2 %
+		{perByte(0.01, 70), 70, 32},       // 1 %
+		{perByte(0.05, 40), 40, 16},       // 5 %: the least
+		{1, 60, 16},                       // everything lost
+	} {
+		if got := segmentSize(c.loss, c.lineLen, 16, 1024); got != c.want {
+			t.Errorf("segmentSize(%.4f, %v) = %d, want %d", c.loss, c.lineLen, got, c.want)
+		}
+	}
+}
+
+// openScripted opens a board session with a scripted lab on a fake clock. It returns them, the two session
+// ids, and the messages the board receives.
+func openScripted(t *testing.T, clk *clocktest.Fake) (board *Session, lab *scripted, mine, peer uint16, msgs *collector) {
+	t.Helper()
+	b, l, _, _ := duplex(9)
+	opened := make(chan struct{})
+	msgs = newCollector()
+	board = NewSession(b, Options{Hello: []byte("robot"), Clock: clk, OnMessage: msgs.add, OnOpen: func([]byte) { close(opened) }})
+	t.Cleanup(func() { board.Close() })
+	lab = newScripted(t, l, l)
+	t.Cleanup(func() { l.Close() })
+	h := lab.expect(Hello)
+	lab.send(Frame{Kind: Welcome, Session: 0x5555, Peer: h.Session})
+	select {
+	case <-opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not open")
+	}
+	return board, lab, h.Session, 0x5555, msgs
+}
+
+// TestRoundTripsAreNotHeldUpBehindALoss: a segment the peer holds out of order times its round trip when the
+// peer's Sack says it has it, not when the lost one before it is resent and both are acknowledged.
+func TestRoundTripsAreNotHeldUpBehindALoss(t *testing.T) {
+	clk := clocktest.New(time.Time{})
+	board, lab, mine, peer, msgs := openScripted(t, clk)
+	ctx := context.Background()
+	board.Send(ctx, []byte("a"))
+	a := lab.expect(Data)
+	board.Send(ctx, []byte("b"))
+	b := lab.expect(Data)
+	// a was lost; the lab holds b, and says so at once.
+	lab.send(Frame{Kind: Sack, Session: peer, Peer: mine, Ack: 0,
+		Payload: binary.AppendUvarint(binary.AppendUvarint(nil, uint64(b.Seq-a.Seq)), uint64(len(b.Payload)))})
+	if r := lab.expect(Data); r.Seq != a.Seq || !bytes.Equal(r.Payload, a.Payload) {
+		t.Fatalf("resent %+v, want a again at once", r)
+	}
+	clk.Advance(2 * time.Second)
+	// The acknowledgement of both comes with a message, which the board takes once it has taken the acknowledgement.
+	lab.send(Frame{Kind: Data, Session: peer, Peer: mine, Ack: b.Seq + uint32(len(b.Payload)), Payload: msg("done")})
+	msgs.wait(t, 1, 10*time.Second)
+	if st := board.Stats(); st.RTO > 100*time.Millisecond {
+		t.Errorf("timeout %v after a round trip of nothing: b's wait behind a was taken for its round trip", st.RTO)
+	}
+}
+
+// TestTimeoutDoublesOnlyWhileThePeerIsSilent: a lost frame whose peer is heard (it sent a damaged frame, which
+// it acknowledges at once) is resent at the measured timeout; with nothing heard the timeout doubles.
+func TestTimeoutDoublesOnlyWhileThePeerIsSilent(t *testing.T) {
+	clk := clocktest.New(time.Time{})
+	board, lab, _, _, _ := openScripted(t, clk)
+	board.Send(context.Background(), []byte("request"))
+	first := lab.expect(Data)
+	<-clk.BlockUntil(1)
+	// The lab's answer arrives damaged: the board says at once what it has, and keeps its timeout.
+	lab.w.Write([]byte("~FLD!!!!!garbage\n"))
+	if ack := lab.expect(Data); len(ack.Payload) != 0 || ack.Ack != 0 {
+		t.Fatalf("after a damaged frame the board sent %+v, want an acknowledgement alone", ack)
+	}
+	<-clk.BlockUntil(1)
+	rto := board.Stats().RTO
+	clk.Advance(rto)
+	if r := lab.expect(Data); r.Seq != first.Seq || len(r.Payload) == 0 {
+		t.Fatalf("resend %+v", r)
+	}
+	<-clk.BlockUntil(1)
+	if st := board.Stats(); st.Timeouts != 1 || st.RTO != rto {
+		t.Fatalf("after a timeout with the peer heard: %d timeouts, timeout %v, want 1 and %v", st.Timeouts, st.RTO, rto)
+	}
+	// Nothing from the lab now: each timeout doubles the next, up to MaxRTO.
+	for i, want := range []time.Duration{2 * rto, 3 * time.Second, 3 * time.Second} {
+		clk.Advance(board.Stats().RTO)
+		lab.expect(Data)
+		<-clk.BlockUntil(1)
+		if got := board.Stats().RTO; got != want {
+			t.Fatalf("silent timeout %d: timeout %v, want %v", i+1, got, want)
+		}
 	}
 }
