@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -47,12 +46,6 @@ type FleetSetup struct {
 	OnEvent fleet.EventFunc
 	// Events is the run's event stream, for what a backend sees besides agent events (a board's console).
 	Events event.Sink
-}
-
-// FaultProvider is a Backend with faults of its own (a rig's power-cut, serial-noise, …): the environment
-// registers them beside the catalog's.
-type FaultProvider interface {
-	Faults() []faults.Definition
 }
 
 // InProc hosts robots as goroutines in the test's process (sim/fleet/inproc): the default backend. Its robots

@@ -220,16 +220,6 @@ func resolve(opts []Option) (config, error) {
 	if c.registry == nil {
 		c.registry = faults.Catalog()
 	}
-	if fp, ok := c.backend.(FaultProvider); ok {
-		for _, d := range fp.Faults() {
-			if _, have := c.registry.Lookup(d.Name); have {
-				continue // registered already (a registry given with WithFaultRegistry that has them)
-			}
-			if err := c.registry.Register(d); err != nil {
-				return c, err
-			}
-		}
-	}
 	if c.count == 0 && len(c.names) == 0 {
 		c.count = DefaultRobots
 	}

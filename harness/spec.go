@@ -45,9 +45,6 @@ type Spec struct {
 
 	// Options are more environment options (code only).
 	Options []Option `json:"-"`
-	// Registry, when set, is the fault registry Validate checks the plan against (default faults.Catalog());
-	// a backend's own faults (a rig's) are in it.
-	Registry *faults.Registry `json:"-"`
 	// Run drives a scenario that is not data only; it returns the ARN of the job Expect describes. Nil runs the
 	// data-only flow.
 	Run func(env *Env, spec Spec) string `json:"-"`
@@ -222,10 +219,7 @@ func (s Spec) Validate() error {
 	if t := s.Job.Timeout.D(); t != 0 && t < 60e9 {
 		bad("job: timeout %v is below RoboMaker's minimum of one minute", t)
 	}
-	reg := s.Registry
-	if reg == nil {
-		reg = faults.Catalog()
-	}
+	reg := faults.Catalog()
 	for i, f := range s.Faults {
 		if _, err := reg.New(f); err != nil {
 			bad("faults[%d]: %v", i, err)
@@ -262,19 +256,15 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ReadSpec decodes a data-only spec from JSON, strictly (an unknown member is an error), and validates it
-// against the fault catalog.
-func ReadSpec(r io.Reader) (Spec, error) { return ReadSpecWith(r, nil) }
-
-// ReadSpecWith is ReadSpec validating the fault plan against reg (nil: the catalog).
-func ReadSpecWith(r io.Reader, reg *faults.Registry) (Spec, error) {
+// ReadSpec decodes a data-only spec from JSON, strictly (an unknown member is an error), and validates it.
+func ReadSpec(r io.Reader) (Spec, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return Spec{}, fmt.Errorf("read spec: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	s := Spec{Registry: reg}
+	var s Spec
 	if err := dec.Decode(&s); err != nil {
 		return Spec{}, fmt.Errorf("decode spec: %w", err)
 	}

@@ -86,6 +86,10 @@ func (b *Board) Emulated() *emulated.Board { return b.emu }
 // Link returns the board's link shaper (between its bridge and the service).
 func (b *Board) Link() *link.Shaper { return b.shaper }
 
+// HookSteps holds the answer to each step report of the board's agent, on its way back from the service, until
+// fn returns (see link.Proxy.HookSteps).
+func (b *Board) HookSteps(fn link.StepHook) (remove func()) { return b.proxy.HookSteps(fn) }
+
 // Stats returns the counts of the board's frame session.
 func (b *Board) Stats() frame.Stats { return b.bridge.Session().Stats() }
 

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
-	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/rigs"
-	"github.com/fleetlab/fleetlab/rigs/righost"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -117,26 +115,17 @@ func rigAgent(f *rigs.File, flagPath string) (string, func(), error) {
 	return "", func() {}, nil
 }
 
-// rigBackend is the backend of `fleetlab run --rig`: the rig file's boards as the fleet host, with the fault
-// registry that has the rig's faults, for the scenarios' plans, and what to call when the run is over.
-func rigBackend(path, agentPath string) (harness.Backend, *faults.Registry, func(), error) {
+// rigBackend is the backend of `fleetlab run --rig`: the rig file's boards as the fleet host, and what to call
+// when the run is over.
+func rigBackend(path, agentPath string) (harness.Backend, func(), error) {
 	nothing := func() {}
 	f, err := rigs.Load(path)
 	if err != nil {
-		return nil, nil, nothing, &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples"}
+		return nil, nothing, &usageError{msg: err.Error(), hint: "see fixtures/rigs for examples"}
 	}
 	agent, done, err := rigAgent(f, agentPath)
 	if err != nil {
-		return nil, nil, nothing, err
+		return nil, nothing, err
 	}
-	reg := faults.Catalog()
-	for _, d := range righost.Faults() {
-		if _, have := reg.Lookup(d.Name); !have {
-			if err := reg.Register(d); err != nil {
-				done()
-				return nil, nil, nothing, &envError{err}
-			}
-		}
-	}
-	return righost.Backend{File: f, Agent: agent}, reg, done, nil
+	return harness.Rig{File: f, Agent: agent}, done, nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
-	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
@@ -46,14 +45,13 @@ func runCommand() *command {
 			return &usageError{msg: "--os is for --host inproc", hint: "robots of --host process and container always run real scripts"}
 		}
 		var backend harness.Backend
-		var reg *faults.Registry
 		done := func() {}
 		if *rigFile != "" {
 			if *host != "inproc" || *osExec {
 				return &usageError{msg: "--rig is a host of its own: give it without --host or --os",
 					hint: "fleetlab run --rig fixtures/rigs/emulated-4.yaml fixtures/rigs/scenarios"}
 			}
-			backend, reg, done, err = rigBackend(*rigFile, *agentPath)
+			backend, done, err = rigBackend(*rigFile, *agentPath)
 		} else {
 			backend, done, err = hostBackend(*host, *agentPath)
 		}
@@ -61,7 +59,7 @@ func runCommand() *command {
 			return err
 		}
 		defer done()
-		specs, paths, err := readScenarios(files, reg)
+		specs, paths, err := readScenarios(files)
 		if err != nil {
 			return err
 		}
@@ -144,8 +142,7 @@ func parseInterleaved(c *command, fs *flag.FlagSet, args []string) ([]string, er
 
 // readScenarios reads the scenario files, expanding directories to their *.json files. A file that cannot be
 // read or is not a valid scenario is a usage error: nothing is run.
-// Their fault plans are checked against reg (nil: the fault catalog).
-func readScenarios(args []string, reg *faults.Registry) ([]harness.Spec, []string, error) {
+func readScenarios(args []string) ([]harness.Spec, []string, error) {
 	var specs []harness.Spec
 	var paths []string
 	for _, a := range args {
@@ -164,7 +161,7 @@ func readScenarios(args []string, reg *faults.Registry) ([]harness.Spec, []strin
 			if err != nil {
 				return nil, nil, &usageError{msg: err.Error()}
 			}
-			spec, err := harness.ReadSpecWith(f, reg)
+			spec, err := harness.ReadSpec(f)
 			f.Close()
 			if err != nil {
 				return nil, nil, &usageError{msg: fmt.Sprintf("%s: %v", p, err),

@@ -1,14 +1,17 @@
-// Package righost hosts a harness fleet on a rig: harness.New(t, harness.WithBackend(righost.Backend{...}))
-// and `fleetlab run --rig RIG.yaml` run scenarios on the boards of a rig file, each robot a board whose agent
-// speaks the device API over its console. The boards are health-checked first: a board that fails is a rig
-// failure and no scenario runs on it.
+// Package righost hosts a fleet of robots on the boards of a rig file: each robot is a board whose agent speaks
+// the device API over its serial console, through the board's bridge to the service. The boards are
+// health-checked first: a board that fails is a rig failure, and no scenario runs on it.
 //
-// A board's device is a fleet.Crasher when it has a power line (Crash cuts the power, Restart powers it on and
-// waits for the boot prompt) and a fleet.Linker (its bridge calls the service through a link proxy). It cannot
-// be frozen or have its executors wrapped: those faults are refused when armed. The rig's own faults —
-// power-cut, reset, serial-noise, serial-unplug — come with the backend (see Faults).
+// A board's device has the fleet abilities its lines give it, and no others, so a fault that needs a line the
+// board lacks is refused when it is armed:
 //
-// It imports the harness, whose Backend it implements; the harness does not import it.
+//	fleet.Crasher     a power line: Crash cuts the power, Restart powers it on and waits for the boot prompt
+//	fleet.Resetter    a reset line (GPIO) or a modem-line reset (DTR/RTS): Reset pulses it
+//	fleet.SerialLine  every board: noise and an unplugged cable on its console port, and the line's counts
+//	fleet.StepHooker  every board: its bridge calls the service through a link proxy, which holds step reports
+//	fleet.Linker      every board: the same proxy shapes the bridge's link to the service
+//
+// It imports no harness: the harness's rig backend (harness.Rig) starts a fleet here.
 package righost
 
 import (
@@ -18,62 +21,63 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fleetlab/fleetlab/harness"
-	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/rigs"
+	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
-// Backend hosts robots on the boards of a rig file.
-type Backend struct {
-	// Rig is the rig file's path; File, when set, is the parsed file instead.
-	Rig  string
+// Options say which boards host which robots, and what their agents serve.
+type Options struct {
+	// File is the rig file. Required.
 	File *rigs.File
-	// Agent is the fleetlab-agent program emulated boards run.
+	// Agent is the fleetlab-agent program emulated boards run; required when the robots' boards include one.
 	Agent string
+	// Endpoint is the service's device API base URL. Required.
+	Endpoint string
+	// Names are the robots: each must be the thing of one of the file's boards. Architectures, when it has a
+	// robot, must match its board's.
+	Names         []string
+	Architectures map[string]string
+	// Clock is the run's clock: it stamps events and times link shapes.
+	Clock clock.Clock
+	// AgentTimings are the emulated agents' timings (polling, retries, request timeout…): they keep the wall
+	// clock, so a run faster than it shrinks them. Zero durations keep the agent's defaults.
+	AgentTimings agent.Options
+	// Seed seeds the lines' session identifiers and the emulated agents.
+	Seed uint64
+	// Dir holds the boards' console logs and the emulated boards' storage. Required.
+	Dir string
+	// OnEvent receives the agents' events; Events the boards' console lines and power changes.
+	OnEvent fleet.EventFunc
+	Events  event.Sink
 	// CheckTimeout bounds the health check (default 2m).
 	CheckTimeout time.Duration
 }
 
-var (
-	_ harness.Backend       = Backend{}
-	_ harness.FaultProvider = Backend{}
-)
-
-// Name implements harness.Backend.
-func (b Backend) Name() string { return "rig" }
-
-// DevicesOverHTTP implements harness.Backend: each bridge calls the service's device API over HTTP.
-func (b Backend) DevicesOverHTTP() error { return nil }
-
-// Faults implements harness.FaultProvider.
-func (b Backend) Faults() []faults.Definition { return Faults() }
-
-// Start implements harness.Backend: it opens the boards of the robots named, checks each, and returns them as
-// a fleet. A board's architecture must be the robot's.
-func (b Backend) Start(ctx context.Context, s harness.FleetSetup) (fleet.Fleet, error) {
-	f := b.File
+// Start opens the robots' boards, checks each, and returns them as a fleet. A board that fails its check is a
+// *rigs.RigError (among the joined errors).
+func Start(ctx context.Context, o Options) (*Fleet, error) {
+	f := o.File
 	if f == nil {
-		var err error
-		if f, err = rigs.Load(b.Rig); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("rig fleet: no rig file")
 	}
-	for _, name := range s.Names {
+	for _, name := range o.Names {
 		i := slices.IndexFunc(f.Boards, func(bs rigs.BoardSpec) bool { return bs.Thing == name })
 		if i < 0 {
 			return nil, fmt.Errorf("rig %s has no board for robot %s (its boards' things: %v)", f.Rig, name, f.Things())
 		}
-		if a := s.Architectures[name]; a != "" && a != f.Boards[i].Architecture {
+		if a := o.Architectures[name]; a != "" && a != f.Boards[i].Architecture {
 			return nil, fmt.Errorf("robot %s is %s but its board %s is %s", name, a, f.Boards[i].Name, f.Boards[i].Architecture)
 		}
 	}
-	r, err := rigs.Open(f, rigs.Options{Endpoint: s.Endpoint, Things: s.Names, Dir: s.Dir, Agent: b.Agent,
-		AgentArgs: agentArgs(s.Scale), Clock: s.Clock, Events: s.Events, OnAgentEvent: s.OnEvent, Seed: s.Seed})
+	r, err := rigs.Open(f, rigs.Options{Endpoint: o.Endpoint, Things: o.Names, Dir: o.Dir, Agent: o.Agent,
+		AgentArgs: fleet.AgentTimingFlags(o.AgentTimings), Clock: o.Clock, Events: o.Events, OnAgentEvent: o.OnEvent, Seed: o.Seed})
 	if err != nil {
 		return nil, err
 	}
-	timeout := b.CheckTimeout
+	timeout := o.CheckTimeout
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
@@ -90,10 +94,10 @@ func (b Backend) Start(ctx context.Context, s harness.FleetSetup) (fleet.Fleet, 
 		return nil, fmt.Errorf("rig %s failed its health check: %w", f.Rig, errors.Join(errs...))
 	}
 	fl := &Fleet{rig: r}
-	for _, bd := range r.Boards() {
-		fl.devs = append(fl.devs, &Device{b: bd})
+	for _, b := range r.Boards() {
+		fl.devs = append(fl.devs, deviceOf(b))
 	}
-	slices.SortFunc(fl.devs, func(x, y *Device) int {
+	slices.SortFunc(fl.devs, func(x, y fleet.Device) int {
 		if x.Name() < y.Name() {
 			return -1
 		}
@@ -102,22 +106,10 @@ func (b Backend) Start(ctx context.Context, s harness.FleetSetup) (fleet.Fleet, 
 	return fl, nil
 }
 
-// agentArgs are an emulated agent's timings, shrunk by the run's time scale as the process backend does.
-func agentArgs(scale float64) []string {
-	scale = max(scale, 1)
-	shrink := func(d time.Duration) string {
-		return max(time.Duration(float64(d)/scale), time.Millisecond).String()
-	}
-	req := max(time.Duration(float64(2*time.Minute)/scale), 5*time.Second) // a serial line is slow: not less
-	return []string{"--poll-min", shrink(5 * time.Second), "--poll-max", shrink(5 * time.Minute),
-		"--retry-base", shrink(time.Second), "--retry-max", shrink(time.Minute), "--request-timeout", req.String(),
-		"--stop-grace", shrink(10 * time.Second)}
-}
-
 // Fleet is a rig's boards as a fleet.
 type Fleet struct {
 	rig  *rigs.Rig
-	devs []*Device
+	devs []fleet.Device
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)
@@ -126,13 +118,7 @@ var _ fleet.Fleet = (*Fleet)(nil)
 func (f *Fleet) Rig() *rigs.Rig { return f.rig }
 
 // Devices implements fleet.Fleet.
-func (f *Fleet) Devices() []fleet.Device {
-	out := make([]fleet.Device, len(f.devs))
-	for i, d := range f.devs {
-		out[i] = d
-	}
-	return out
-}
+func (f *Fleet) Devices() []fleet.Device { return slices.Clone(f.devs) }
 
 // Device implements fleet.Fleet.
 func (f *Fleet) Device(name string) (fleet.Device, bool) {
@@ -147,13 +133,34 @@ func (f *Fleet) Device(name string) (fleet.Device, bool) {
 // Close implements fleet.Fleet: boards off, bridges and ports closed, emulated boards stopped.
 func (f *Fleet) Close() error { return f.rig.Close() }
 
-// Device is one board as a robot.
+// Device is one board as a robot, with the abilities every board has. Board reaches the board itself.
 type Device struct{ b *rigs.Board }
 
 var (
-	_ fleet.Crasher = (*Device)(nil)
-	_ fleet.Linker  = (*Device)(nil)
+	_ fleet.SerialLine = (*Device)(nil)
+	_ fleet.StepHooker = (*Device)(nil)
+	_ fleet.Linker     = (*Device)(nil)
+	_ fleet.Crasher    = poweredDevice{}
+	_ fleet.Resetter   = resetDevice{}
+	_ fleet.Crasher    = fullDevice{}
+	_ fleet.Resetter   = fullDevice{}
 )
+
+// deviceOf returns b as a device with the abilities its lines give it.
+func deviceOf(b *rigs.Board) fleet.Device {
+	d := &Device{b: b}
+	spec := b.Spec()
+	hasPower, hasReset := spec.Power != nil, spec.Reset != nil || spec.ModemReset != nil
+	switch {
+	case hasPower && hasReset:
+		return fullDevice{d, power{b}, resetLine{b}}
+	case hasPower:
+		return poweredDevice{d, power{b}}
+	case hasReset:
+		return resetDevice{d, resetLine{b}}
+	}
+	return d
+}
 
 // Board returns the board.
 func (d *Device) Board() *rigs.Board { return d.b }
@@ -164,24 +171,69 @@ func (d *Device) Name() string { return d.b.Thing() }
 // Architecture implements fleet.Device.
 func (d *Device) Architecture() string { return d.b.Spec().Architecture }
 
+// SetLink implements fleet.Linker.
+func (d *Device) SetLink(l fleet.Link) { d.b.Link().Set(l) }
+
+// HookSteps implements fleet.StepHooker: the bridge's link proxy holds the answer to each step report until fn
+// returns, so the agent on the board goes no further.
+func (d *Device) HookSteps(fn func(ctx context.Context, job, step string) error) (remove func()) {
+	return d.b.HookSteps(fn)
+}
+
+// SetSerialNoise implements fleet.SerialLine.
+func (d *Device) SetSerialNoise(rate float64, seed uint64) { d.b.SetNoise(rate, seed) }
+
+// SetSerialUnplugged implements fleet.SerialLine.
+func (d *Device) SetSerialUnplugged(u bool) { d.b.SetUnplugged(u) }
+
+// SerialStats implements fleet.SerialLine.
+func (d *Device) SerialStats() fleet.SerialStats {
+	st := d.b.Stats()
+	return fleet.SerialStats{BytesChanged: d.b.NoiseChanged(), FramesSent: st.FramesSent, FramesResent: st.FramesResent,
+		FramesCorrupt: st.FramesCorrupt}
+}
+
+// power is the fleet.Crasher of a board with a power line.
+type power struct{ b *rigs.Board }
+
 // Crash implements fleet.Crasher: it cuts the board's power.
-func (d *Device) Crash() error {
-	if !d.b.Powered() {
-		return fmt.Errorf("crash %s: not running", d.Name())
+func (p power) Crash() error {
+	if !p.b.Powered() {
+		return fmt.Errorf("crash %s: not running", p.b.Thing())
 	}
-	return d.b.PowerOff()
+	return p.b.PowerOff()
 }
 
 // Restart implements fleet.Crasher: power on, and wait for the boot prompt.
-func (d *Device) Restart(ctx context.Context) error {
-	if d.b.Powered() {
-		return fmt.Errorf("restart %s: already running", d.Name())
+func (p power) Restart(ctx context.Context) error {
+	if p.b.Powered() {
+		return fmt.Errorf("restart %s: already running", p.b.Thing())
 	}
-	return d.b.Boot(ctx)
+	return p.b.Boot(ctx)
 }
 
 // Running implements fleet.Crasher: whether the board has power.
-func (d *Device) Running() bool { return d.b.Powered() }
+func (p power) Running() bool { return p.b.Powered() }
 
-// SetLink implements fleet.Linker.
-func (d *Device) SetLink(l fleet.Link) { d.b.Link().Set(l) }
+// resetLine is the fleet.Resetter of a board with a reset line.
+type resetLine struct{ b *rigs.Board }
+
+// Reset implements fleet.Resetter.
+func (r resetLine) Reset(ctx context.Context) error { return r.b.Reset(ctx) }
+
+// The devices of boards with lines: the abilities of both embedded values.
+type (
+	poweredDevice struct {
+		*Device
+		power
+	}
+	resetDevice struct {
+		*Device
+		resetLine
+	}
+	fullDevice struct {
+		*Device
+		power
+		resetLine
+	}
+)
