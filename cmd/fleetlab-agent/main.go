@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/fleetlab/fleetlab/rigs/bridge"
+	"github.com/fleetlab/fleetlab/rigs/frame"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
@@ -55,6 +56,7 @@ const usageText = `fleetlab-agent carries out the deployments a fleetlab service
 
 Usage:
   fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+  fleetlab-agent --serial DEVICE [--baud N] --thing NAME --dir DIR [flags]
 
 It connects to the service's device API at --endpoint as the robot --thing, waits for deployment jobs (the
 service notifies it; it also polls now and then), and carries each one out: download the bundle and check its
@@ -65,6 +67,10 @@ new one, run the post-launch file, report every step. Everything it needs across
   DIR/versions/      unpacked versions;  DIR/current  the active one
   DIR/data/          the application's data (ROBOT_DATA_DIR), kept across versions
   DIR/device.log     output of the scripts and the application
+
+On a lab rig's board, --serial DEVICE (the console UART) instead of --endpoint: the device API travels as
+frames on the console line, between the board's own console text, to the rig's bridge on the lab host, which
+calls the service. The board needs no network. --baud is the line's speed (default 115200).
 
 Stop it with SIGINT (Ctrl-C) or SIGTERM: it stops the application; the next start launches it again and
 finishes any job that was cut short. A second signal makes it exit at once.
@@ -80,6 +86,9 @@ Examples:
   # The same from the environment, writing its events as JSON lines:
   FLEETLAB_ENDPOINT=http://10.0.0.5:4710 FLEETLAB_THING=arm-07 FLEETLAB_DIR=$HOME/agent \
     fleetlab-agent --events events.jsonl
+
+  # On a board of a lab rig, over its console (the rig's bridge on the lab host calls the service):
+  fleetlab-agent --serial /dev/ttyS0 --baud 115200 --thing arm-07 --dir /var/lib/fleetlab-agent
 
 The robot must exist in the service: create it and register it with a fleet (RoboMaker CreateRobot and
 RegisterRobot, with the same name and architecture), then create a deployment job for the fleet.
@@ -120,7 +129,7 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", defaultArch()), "this robot's architecture: X86_64, ARM64 or ARMHF [FLEETLAB_ARCH]")
 	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
 	fs.StringVar(&c.serial, "serial", env("FLEETLAB_SERIAL", ""), "speak the device API as frames on this serial device (a board's console, e.g. /dev/ttyS0) instead of HTTP; the lab's bridge forwards them, and --endpoint is not needed [FLEETLAB_SERIAL]")
-	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial")
+	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial, in bits a second (8N1); the frames are paced to it")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the retry and poll jitter, mixed with the thing name [FLEETLAB_SEED]")
 	fs.DurationVar(&c.opts.PollMin, "poll-min", 0, "first poll interval while the notify channel is down (default 5s)")
 	fs.DurationVar(&c.opts.PollMax, "poll-max", 0, "longest poll interval; also the safety poll while connected (default 5m)")
@@ -151,8 +160,20 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 		}
 		c.seed = n
 	}
-	if c.serial != "" && c.endpoint == "" {
+	if c.serial != "" {
+		if c.endpoint != "" {
+			return c, &usageError{msg: "give --serial or --endpoint, not both",
+				hint: "with --serial the agent speaks to the lab's bridge over the console, and the bridge calls the service; unset --endpoint (and FLEETLAB_ENDPOINT)"}
+		}
+		if _, _, err := serial.Parse(c.serial); err != nil {
+			return c, &usageError{msg: "--serial: " + err.Error(), hint: "e.g. --serial /dev/ttyS0, the board's console UART"}
+		}
+		if c.baud <= 0 {
+			return c, &usageError{msg: fmt.Sprintf("--baud %d is not a line speed", c.baud), hint: "e.g. --baud 115200, the console's speed"}
+		}
 		c.endpoint = bridge.Endpoint
+	} else if flagSet(fs, "baud") {
+		return c, &usageError{msg: "--baud is for --serial", hint: "give --serial DEVICE too, or leave --baud out"}
 	}
 	switch {
 	case c.endpoint == "":
@@ -243,7 +264,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
 			return exitDevice
 		}
-		link := bridge.NewClient(port, bridge.ClientOptions{Thing: c.thing, Seed: c.seed})
+		link := bridge.NewClient(port, bridge.ClientOptions{Thing: c.thing, Seed: c.seed,
+			Session: frame.Options{Baud: c.baud}})
 		defer link.Close()
 		if opts.Executors.Transport, err = link.Transport(c.thing); err != nil {
 			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,4 +48,51 @@ func TestRigCheckBadFile(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
 		}
 	}
+}
+
+// TestRunOnRigLeavesNothingInTemp runs a rig scenario with no --agent and no fleetlab-agent beside the program
+// or on PATH: the agent is built for the run, into the system's temporary directory, and removed with
+// everything else the run made there.
+func TestRunOnRigLeavesNothingInTemp(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("PATH", filepath.Dir(goTool(t))) // go, to build the agent; no fleetlab-agent
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "../../fixtures/rigs/scenarios/power-cut.json"}, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "--- PASS rig-power-cut") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("left in the temporary directory: %s", e.Name())
+	}
+}
+
+func TestRunOnRigUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "--host", "process", "../../fixtures/rigs/scenarios/power-cut.json"},
+		{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "--os", "../../fixtures/rigs/scenarios/power-cut.json"},
+		{"run", "--rig", "testdata/rig-bad.yaml", "../../fixtures/rigs/scenarios/power-cut.json"},
+		{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "--agent", "/no/such/agent", "../../fixtures/rigs/scenarios/power-cut.json"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "hint:") {
+			t.Errorf("%v: exit %d, want %d with a hint\n%s", args, code, exitUsage, errb.String())
+		}
+	}
+}
+
+// goTool is the go command that runs the tests.
+func goTool(t *testing.T) string {
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the agent with")
+	}
+	return p
 }
