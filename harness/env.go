@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
@@ -45,6 +47,7 @@ type Env struct {
 	svcMu        sync.Mutex
 	svc          *service.Service // nil while stopped
 	addr, s3Addr string           // kept across restarts
+	ids          io.Reader        // the service's id source, from the seed, going on across restarts
 
 	fleet    fleet.Fleet
 	robots   []string // every hosted robot, sorted
@@ -154,10 +157,14 @@ func (e *Env) createRobots(ctx context.Context, devs []fleet.Device) error {
 	return nil
 }
 
-// serviceOptions are the service's options, the same at every (re)start.
+// serviceOptions are the service's options, the same at every (re)start. Its ids come from the run's seed, so a
+// run repeats them; the source goes on across restarts, so a restarted service does not hand them out again.
 func (e *Env) serviceOptions() service.Options {
+	if e.ids == nil {
+		e.ids = awsapi.NewSeededSource(e.cfg.seed)
+	}
 	return service.Options{Dir: e.dir, Memory: e.cfg.memory, Clock: e.clock, Events: e.events,
-		Wrap: e.hooks.wrap, ArtifactIntercept: e.hooks.artifact}
+		Wrap: e.hooks.wrap, ArtifactIntercept: e.hooks.artifact, Random: e.ids}
 }
 
 // close tears everything down, last started first: faults, fleet, service, connections.

@@ -144,8 +144,8 @@ func WithSeed(seed uint64) Option {
 // backend's own when it is a TimeScaler; 1 is real time).
 func WithTimeScale(scale float64) Option {
 	return optionFunc(func(c *config) error {
-		if scale < 1 {
-			return fmt.Errorf("WithTimeScale(%v): want at least 1", scale)
+		if err := CheckTimeScale(scale); err != nil {
+			return fmt.Errorf("WithTimeScale: %w", err)
 		}
 		c.scale, c.scaleSet = scale, true
 		return nil

@@ -66,6 +66,10 @@ func TestSameSeedSameRun(t *testing.T) {
 	if !reflect.DeepEqual(runs[0].Targets, runs[1].Targets) {
 		t.Fatalf("seed %d struck %v, then %v", seed, runs[0].Targets, runs[1].Targets)
 	}
+	// The service's ids come from the seed too: the run's job has the same id both times.
+	if runs[0].Job.ID == "" || runs[0].Job.ID != runs[1].Job.ID {
+		t.Fatalf("seed %d made job %q, then %q", seed, runs[0].Job.ID, runs[1].Job.ID)
+	}
 	if len(outcomes[0]) != 10 {
 		t.Fatalf("outcomes of %d robots, want 10", len(outcomes[0]))
 	}

@@ -83,6 +83,10 @@ Examples:
   # A robot of the 'lab' fleet, against 'fleetlab serve' on this machine:
   fleetlab-agent --endpoint http://127.0.0.1:4710 --thing robot-01 --dir /var/lib/fleetlab-agent
 
+  # Against a service run with --auth sigv4, signing with the robots' keys it prints:
+  fleetlab-agent --endpoint http://10.0.0.5:4710 --thing robot-01 --dir /var/lib/fleetlab-agent \
+    --access-key device --secret-key device
+
   # The same from the environment, writing its events as JSON lines:
   FLEETLAB_ENDPOINT=http://10.0.0.5:4710 FLEETLAB_THING=arm-07 FLEETLAB_DIR=$HOME/agent \
     fleetlab-agent --events events.jsonl
@@ -102,6 +106,7 @@ type config struct {
 	endpoint, thing, dir, arch, events string
 	serial                             string // the console line to speak the device API over, instead of HTTP
 	baud                               int
+	accessKey, secretKey               string
 	seed                               uint64
 	opts                               agent.Options
 }
@@ -130,6 +135,8 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
 	fs.StringVar(&c.serial, "serial", env("FLEETLAB_SERIAL", ""), "speak the device API as frames on this serial device (a board's console, e.g. /dev/ttyS0) instead of HTTP; the lab's bridge forwards them, and --endpoint is not needed [FLEETLAB_SERIAL]")
 	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial, in bits a second (8N1); the frames are paced to it")
+	fs.StringVar(&c.accessKey, "access-key", env("FLEETLAB_DEVICE_ACCESS_KEY", ""), "sign every request with this access key id, for a service run with --auth sigv4: the robots' key it prints [FLEETLAB_DEVICE_ACCESS_KEY]")
+	fs.StringVar(&c.secretKey, "secret-key", env("FLEETLAB_DEVICE_SECRET_KEY", ""), "the secret key of --access-key [FLEETLAB_DEVICE_SECRET_KEY]")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the retry and poll jitter, mixed with the thing name [FLEETLAB_SEED]")
 	fs.DurationVar(&c.opts.PollMin, "poll-min", 0, "first poll interval while the notify channel is down (default 5s)")
 	fs.DurationVar(&c.opts.PollMax, "poll-max", 0, "longest poll interval; also the safety poll while connected (default 5m)")
@@ -182,6 +189,15 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 		return c, &usageError{msg: "no thing name", hint: "give --thing (or FLEETLAB_THING): the robot's name in the service"}
 	case c.dir == "":
 		return c, &usageError{msg: "no device directory", hint: "give --dir (or FLEETLAB_DIR): a directory the agent owns, e.g. /var/lib/fleetlab-agent"}
+	}
+	if (c.accessKey == "") != (c.secretKey == "") {
+		return c, &usageError{msg: "an access key without a secret key, or a secret key without an access key",
+			hint: "give both --access-key and --secret-key (the robots' key pair 'fleetlab serve --auth sigv4' prints), or neither"}
+	}
+	if c.serial != "" && c.accessKey != "" {
+		// A signature covers the host it was made for; over the console the lab's bridge makes the HTTP request.
+		return c, &usageError{msg: "--serial cannot sign requests with --access-key: the lab's bridge calls the service, not the board",
+			hint: "leave the keys out; a rig's bridges call a service run without --auth (they listen on loopback)"}
 	}
 	if u, err := url.Parse(c.endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return c, &usageError{msg: fmt.Sprintf("endpoint %q is not an http(s) URL", c.endpoint), hint: "e.g. --endpoint http://127.0.0.1:4710"}
@@ -279,6 +295,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 				write(e)
 			}
 		}
+	} else if c.accessKey != "" {
+		// A transport of its own, signing with the robot's keys.
+		ht, err := agent.NewHTTPTransport(c.endpoint, c.thing, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+			return exitUsage
+		}
+		ht.SignWith(agent.Credentials{AccessKey: c.accessKey, SecretKey: c.secretKey})
+		defer ht.CloseIdleConnections()
+		opts.Executors.Transport = ht
 	}
 	a, err := agent.New(opts)
 	if err != nil {

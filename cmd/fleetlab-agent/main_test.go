@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
 	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
@@ -48,6 +51,8 @@ func TestUsage(t *testing.T) {
 		{nil, map[string]string{"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "r1", "FLEETLAB_DIR": "d", "FLEETLAB_ARCH": "MIPS"}, "architecture"},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
 		{[]string{"--endpoint", "http://h:1", "extra"}, nil, "unexpected arguments"},
+		{[]string{"--endpoint", "http://h:1", "--thing", "r1", "--dir", "d", "--access-key", "k"}, nil, "give both --access-key and --secret-key"},
+		{[]string{"--endpoint", "http://h:1", "--thing", "r1", "--dir", "d"}, map[string]string{"FLEETLAB_DEVICE_SECRET_KEY": "s"}, "give both --access-key and --secret-key"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(tc.args, env(tc.env), &out, &errOut, nil); code != exitUsage || !strings.Contains(errOut.String(), tc.want) {
@@ -167,5 +172,52 @@ func TestRunDeployStopRestart(t *testing.T) {
 	fleettest.WaitRunning(t, dir, id, beat.Pid, 10*time.Second)
 	if code := r.stopped(t); code != exitOK {
 		t.Fatalf("exit %d: %s", code, r.err.String())
+	}
+}
+
+// TestRunSigned runs the program against a service that checks signatures, with the robots' keys from the
+// environment: it carries a job out. Without them its requests are refused and its job never starts.
+func TestRunSigned(t *testing.T) {
+	fleettest.CheckGoroutines(t)
+	w := fleettest.Start(t, service.Options{Memory: true, Auth: &awsapi.SigV4{Keys: map[string]string{"AK": "SK"},
+		DeviceKeys: map[string]string{"robot-key": "robot-secret"}}})
+	fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab",
+		[]fleet.Device{device{"robot-1"}, device{"robot-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedDir, unsignedDir := filepath.Join(t.TempDir(), "robot-1"), filepath.Join(t.TempDir(), "robot-2")
+	signedRun := &agentRun{stop: make(chan os.Signal, 2), code: make(chan int, 1)}
+	go func() {
+		signedRun.code <- run([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-1", "--dir", signedDir,
+			"--retry-base", "50ms"}, env(map[string]string{"FLEETLAB_DEVICE_ACCESS_KEY": "robot-key",
+			"FLEETLAB_DEVICE_SECRET_KEY": "robot-secret"}), &bytes.Buffer{}, &syncWriter{w: &signedRun.err}, signedRun.stop)
+	}()
+	unsignedRun := start([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-2", "--dir", unsignedDir,
+		"--retry-base", "50ms", "--poll-min", "50ms"})
+	app, version := w.App("beat", fleettest.Bundle(map[string]string{
+		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
+		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
+	job := w.Deploy(fleetARN, app, version, &types.DeploymentConfig{RobotDeploymentTimeoutInSeconds: aws.Int64(60)})
+	id := fleettest.JobID(job)
+	fleettest.WaitRunning(t, signedDir, id, 0, 20*time.Second)
+	deadline := clock.Real{}.Now().Add(20 * time.Second)
+	for {
+		x, err := w.Svc.Engine.Execution(id, "robot-1")
+		if err == nil && x.Status == engine.ExecSucceeded {
+			break
+		}
+		if now := (clock.Real{}).Now(); now.After(deadline) {
+			t.Fatalf("the signing robot's execution: %+v, %v", x, err)
+		}
+		<-clock.Real{}.NewTimer(10 * time.Millisecond).C()
+	}
+	if x, err := w.Svc.Engine.Execution(id, "robot-2"); err != nil || x.Status != engine.ExecQueued {
+		t.Fatalf("the robot without keys got its execution: %+v, %v", x, err)
+	}
+	for _, r := range []*agentRun{signedRun, unsignedRun} {
+		if code := r.stopped(t); code != exitOK {
+			t.Fatalf("exit %d: %s", code, r.err.String())
+		}
 	}
 }

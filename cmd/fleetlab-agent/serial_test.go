@@ -43,6 +43,7 @@ func TestSerialFlags(t *testing.T) {
 		{[]string{"--serial", "/dev/ttyS0", "--baud", "0", "--thing", "r1", "--dir", "d"}, nil, "not a line speed"},
 		{[]string{"--endpoint", "http://h:1", "--baud", "9600", "--thing", "r1", "--dir", "d"}, nil, "--baud is for --serial"},
 		{[]string{"--serial", "/dev/ttyS0", "--dir", "d"}, nil, "hint: give --thing"},
+		{[]string{"--serial", "/dev/ttyS0", "--access-key", "AK", "--secret-key", "SK", "--thing", "r1", "--dir", "d"}, nil, "cannot sign"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(tc.args, env(tc.env), &out, &errOut, nil); code != exitUsage || !strings.Contains(errOut.String(), tc.want) ||

@@ -35,8 +35,8 @@ func demoCommand() *command {
 				hint: "the failing rollout needs its three faulty robots in the first quarter of the fleet, and a " +
 					"whole-percent threshold that two failures reach and one does not"}
 		}
-		if *scale < 1 {
-			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale)}
+		if err := checkTimeScale(*scale); err != nil {
+			return err
 		}
 		d := &demo{out: stdout, robots: *robots, scale: *scale, seed: *seed, sim: *sim, keep: *keep,
 			tty: isTerminal(stdout)}
@@ -84,11 +84,10 @@ func (d *demo) scenario(t harness.T) {
 		family = "scripts and application simulated in memory"
 	}
 	fmt.Fprintf(d.out, `fleetlab demo — %d robots, one RoboMaker fleet, policy time %gx faster than the clock
-  deployment service   %s  (AWS APIs and the device API)
-  artifact store (S3)  %s
+  deployment service   %s  (one endpoint: AWS APIs, S3 and the device API)
   robots               %s … %s, in this process (%s)
 
-`, len(names), d.scale, env.Endpoint(), env.S3Endpoint(), names[0], names[len(names)-1], family)
+`, len(names), d.scale, env.Endpoint(), names[0], names[len(names)-1], family)
 
 	app := env.CreateApplication("hello")
 
@@ -254,7 +253,7 @@ func (d *demo) lookAround(env *harness.Env, jobs ...string) {
   aws --endpoint-url %s robomaker list-deployment-jobs
   aws --endpoint-url %s robomaker describe-deployment-job --job %s
   aws --endpoint-url %s s3 ls s3://%s --recursive
-`, env.Endpoint(), env.Endpoint(), jobs[len(jobs)-1], env.S3Endpoint(), harness.BundleBucket)
+`, env.Endpoint(), env.Endpoint(), jobs[len(jobs)-1], env.Endpoint(), harness.BundleBucket)
 	if !d.keep {
 		fmt.Fprintf(d.out, "\nTo look around with the AWS CLI, run 'fleetlab demo --keep'; the service then stays up and\nanswers commands such as:\n%s", cmds)
 		return

@@ -20,6 +20,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/fleetlab/fleetlab/harness"
 )
 
 // Exit codes scripts can rely on.
@@ -132,6 +134,24 @@ func newFlags(c *command, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// checkTimeScale checks a --time-scale the same way for every command: harness.CheckTimeScale, with a hint
+// of the range.
+func checkTimeScale(scale float64) error {
+	if err := harness.CheckTimeScale(scale); err != nil {
+		return &usageError{msg: "--time-scale: " + err.Error(),
+			hint: fmt.Sprintf("use 1 for real time, or a factor up to %d to compress policy time (at 600 a "+
+				"10-minute bake takes 1 s)", harness.MaxTimeScale)}
+	}
+	return nil
+}
+
+// given reports whether the flag name was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parse parses flags, turning a bad flag into a usageError with a hint.

@@ -37,9 +37,11 @@ func runCommand() *command {
 			return &usageError{msg: "no scenario file given",
 				hint: "fleetlab run fixtures/scenarios/no-response.json (or a directory of scenario files)"}
 		}
-		if *scale != 0 && *scale < 1 {
-			return &usageError{msg: fmt.Sprintf("--time-scale %v is below 1", *scale),
-				hint: "use 1 for real time, or a larger factor such as 600 to compress policy time"}
+		if given(fs, "time-scale") {
+			// 0 is the flag's "not given", not a scale: said explicitly, it is refused like any bad value.
+			if err := checkTimeScale(*scale); err != nil {
+				return err
+			}
 		}
 		if *osExec && *host != "inproc" {
 			return &usageError{msg: "--os is for --host inproc", hint: "robots of --host process and container always run real scripts"}
@@ -68,7 +70,7 @@ func runCommand() *command {
 			if *seed != 0 {
 				spec.Seed = *seed
 			}
-			if *scale != 0 {
+			if given(fs, "time-scale") {
 				spec.TimeScale = *scale
 			}
 			if *osExec {

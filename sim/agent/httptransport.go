@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +14,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/gorilla/websocket"
 
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 )
 
@@ -27,6 +32,46 @@ type HTTPTransport struct {
 	thing  string // path-escaped thing name
 	client *http.Client
 	dialer *websocket.Dialer
+	creds  *Credentials // nil: requests are not signed
+	signer *v4.Signer
+}
+
+// Credentials are a device's own keys for a service that checks signatures (`fleetlab serve --auth sigv4`).
+type Credentials struct {
+	AccessKey, SecretKey string
+	// Region is the credential scope's region (default us-east-1).
+	Region string
+}
+
+// SigningName is the credential scope the transport signs with: the IoT Jobs data plane's, as the AWS SDKs sign
+// for it.
+const SigningName = "iot-jobs-data"
+
+// SignWith makes the transport sign every request — the data plane, downloads and the notify channel's upgrade
+// — with c, by SigV4 as the AWS SDKs do for the IoT Jobs data plane, declaring each body's hash so the service
+// checks the signature before it reads the body. Call it before the transport is used.
+func (t *HTTPTransport) SignWith(c Credentials) {
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	t.creds, t.signer = &c, v4.NewSigner()
+}
+
+// sign signs req, whose body is body, when the transport has credentials. Signatures carry the wall-clock time,
+// which the service compares with its own wall clock whatever the device's clock says.
+func (t *HTTPTransport) sign(req *http.Request, body []byte) error {
+	if t.creds == nil {
+		return nil
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	err := t.signer.SignHTTP(req.Context(), aws.Credentials{AccessKeyID: t.creds.AccessKey,
+		SecretAccessKey: t.creds.SecretKey}, req, hash, SigningName, t.creds.Region, clock.Real{}.Now())
+	if err != nil {
+		return fmt.Errorf("sign %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
 }
 
 var _ Transport = (*HTTPTransport)(nil)
@@ -107,6 +152,9 @@ func (t *HTTPTransport) Fetch(ctx context.Context, bucket, key string, offset in
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
+	if err := t.sign(req, nil); err != nil {
+		return nil, err
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return nil, linkErr(ctx, fmt.Errorf("fetch %s/%s: %w", bucket, key, err))
@@ -132,8 +180,24 @@ func (t *HTTPTransport) Fetch(ctx context.Context, bucket, key string, offset in
 // Subscribe implements Transport: it dials the websocket notify channel and reads wire.Notify messages until
 // the connection ends or ctx does.
 func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
-	u := "ws" + strings.TrimPrefix(t.base, "http") + fmt.Sprintf(wire.PathNotify, t.thing)
-	conn, resp, err := t.dialer.DialContext(ctx, u, nil)
+	path := fmt.Sprintf(wire.PathNotify, t.thing)
+	var header http.Header
+	if t.creds != nil {
+		// The upgrade is an ordinary GET until it is answered: sign it as one, and send what the signature needs.
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("dial notify: %w", err)
+		}
+		if err := t.sign(req, nil); err != nil {
+			return nil, err
+		}
+		header = http.Header{}
+		for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Content-Sha256"} {
+			header.Set(h, req.Header.Get(h))
+		}
+	}
+	u := "ws" + strings.TrimPrefix(t.base, "http") + path
+	conn, resp, err := t.dialer.DialContext(ctx, u, header)
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			defer resp.Body.Close()
@@ -166,12 +230,13 @@ func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, erro
 // do sends one data-plane request with a JSON body (nil for none) and decodes a JSON answer into out.
 func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body, payload = bytes.NewReader(b), b
 	}
 	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
 	if err != nil {
@@ -179,6 +244,9 @@ func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if err := t.sign(req, payload); err != nil {
+		return err
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

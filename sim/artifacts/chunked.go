@@ -3,11 +3,16 @@ package artifacts
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 )
 
 // The aws-chunked content encoding, in which the SDKs send a body whose checksum they compute while sending
@@ -21,7 +26,10 @@ import (
 //	[<trailer name>:<value>\r\n ...]
 //	\r\n
 //
-// Chunk signatures are not verified: the service accepts unsigned requests.
+// Chunk signatures are verified when the service checks signatures: the request then carries a ChunkSigner
+// (awsapi.ChunkSignerOf), every chunk must be signed, each signature is checked at the end of its chunk, and a
+// trailer signature (x-amz-trailer-signature) over the trailers before it. Bytes of a chunk are handed on before
+// its signature is checked, so a bad signature fails the read that ends the chunk, and the upload with it.
 
 // Limits on the framing, so a hostile body cannot make the decoder hold much memory.
 const (
@@ -30,7 +38,10 @@ const (
 	chunkedBufSize  = 256 << 10 // the decoder's read buffer
 )
 
-var errMalformedChunk = errors.New("malformed aws-chunked body")
+var (
+	errMalformedChunk = errors.New("malformed aws-chunked body")
+	errChunkSignature = errors.New("a chunk signature does not match")
+)
 
 // chunkedReader decodes an aws-chunked body. Once Read has returned io.EOF, Trailer holds the trailers.
 type chunkedReader struct {
@@ -39,10 +50,19 @@ type chunkedReader struct {
 	inChunk bool  // a chunk has begun, so its closing CRLF is due once left is zero
 	trailer http.Header
 	err     error // sticky: io.EOF at the end, or what went wrong
+
+	signer awsapi.ChunkSigner // nil: signatures are not checked
+	sig    string             // the current chunk's signature
+	sum    hash.Hash          // of the current chunk's data
 }
 
-func newChunkedReader(r io.Reader) *chunkedReader {
-	return &chunkedReader{br: bufio.NewReaderSize(r, chunkedBufSize)}
+// newChunkedReader decodes r; signer, when not nil, checks every chunk's signature.
+func newChunkedReader(r io.Reader, signer awsapi.ChunkSigner) *chunkedReader {
+	c := &chunkedReader{br: bufio.NewReaderSize(r, chunkedBufSize), signer: signer}
+	if signer != nil {
+		c.sum = sha256.New()
+	}
+	return c
 }
 
 // Trailer returns the trailers, canonicalised; nil before the end of the body.
@@ -67,6 +87,9 @@ func (c *chunkedReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.br.Read(p)
 	c.left -= int64(n)
+	if c.sum != nil {
+		c.sum.Write(p[:n])
+	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
@@ -87,28 +110,57 @@ func (c *chunkedReader) next() error {
 			return fmt.Errorf("%w: chunk data not followed by CRLF", errMalformedChunk)
 		}
 		c.inChunk = false
+		if err := c.checkChunk(); err != nil {
+			return err
+		}
 	}
 	line, err := c.line()
 	if err != nil {
 		return err
 	}
+	var ext []byte
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i] // chunk extensions, such as chunk-signature
+		line, ext = line[:i], line[i+1:] // chunk extensions, such as chunk-signature
 	}
 	size, err := strconv.ParseUint(string(line), 16, 62)
 	if err != nil {
 		return fmt.Errorf("%w: bad chunk size %.32q", errMalformedChunk, line)
 	}
+	if c.signer != nil {
+		sig, ok := bytes.CutPrefix(ext, []byte("chunk-signature="))
+		if !ok {
+			return fmt.Errorf("%w: chunk without a chunk-signature", errChunkSignature)
+		}
+		c.sig = string(sig)
+	}
 	if size > 0 {
 		c.left, c.inChunk = int64(size), true
 		return nil
 	}
+	if err := c.checkChunk(); err != nil { // the final, empty chunk is signed too
+		return err
+	}
 	return c.readTrailer()
+}
+
+// checkChunk checks the signature of the chunk just read, when signatures are checked.
+func (c *chunkedReader) checkChunk() error {
+	if c.signer == nil {
+		return nil
+	}
+	var sum [sha256.Size]byte
+	c.sum.Sum(sum[:0])
+	c.sum.Reset()
+	if !c.signer.Chunk(sum, c.sig) {
+		return errChunkSignature
+	}
+	return nil
 }
 
 func (c *chunkedReader) readTrailer() error {
 	c.trailer = http.Header{}
 	total := 0
+	var signed []byte // the trailers as their signature covers them
 	for {
 		line, err := c.line()
 		if errors.Is(err, io.ErrUnexpectedEOF) && total == 0 {
@@ -118,6 +170,9 @@ func (c *chunkedReader) readTrailer() error {
 			return err
 		}
 		if len(line) == 0 {
+			if c.signer != nil && len(signed) > 0 {
+				return fmt.Errorf("%w: trailers without x-amz-trailer-signature", errChunkSignature)
+			}
 			return nil
 		}
 		if total += len(line); total > maxTrailerBytes {
@@ -128,7 +183,18 @@ func (c *chunkedReader) readTrailer() error {
 		if !ok || len(name) == 0 {
 			return fmt.Errorf("%w: bad trailer line %.32q", errMalformedChunk, line)
 		}
-		c.trailer.Add(string(name), string(bytes.TrimSpace(value)))
+		value = bytes.TrimSpace(value)
+		if c.signer != nil {
+			if strings.EqualFold(string(name), "x-amz-trailer-signature") {
+				if !c.signer.Trailer(signed, string(value)) {
+					return errChunkSignature
+				}
+				signed = nil
+				continue
+			}
+			signed = fmt.Appendf(signed, "%s:%s\n", strings.ToLower(string(name)), value)
+		}
+		c.trailer.Add(string(name), string(value))
 	}
 }
 

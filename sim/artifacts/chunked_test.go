@@ -35,7 +35,7 @@ func encodeChunked(data []byte, chunk int, signed bool, trailers ...string) []by
 }
 
 func decodeAll(encoded []byte) ([]byte, http.Header, error) {
-	cr := newChunkedReader(bytes.NewReader(encoded))
+	cr := newChunkedReader(bytes.NewReader(encoded), nil)
 	out, err := io.ReadAll(cr)
 	return out, cr.Trailer(), err
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 )
 
 // apiError is an S3 error response: the HTTP status, the code SDKs map to typed errors, and the extra elements
@@ -73,6 +75,12 @@ func (q *request) toAPIError(err error) *apiError {
 	case errors.Is(err, ErrTooLarge):
 		ae = &apiError{status: http.StatusBadRequest, code: "EntityTooLarge",
 			message: "Your proposed upload exceeds the maximum allowed size", maxSize: strconv.FormatInt(q.s.maxSize, 10)}
+	case errors.Is(err, errChunkSignature):
+		ae = &apiError{status: http.StatusForbidden, code: "SignatureDoesNotMatch",
+			message: "The request signature we calculated does not match the signature you provided."}
+	case errors.Is(err, awsapi.ErrPayloadMismatch):
+		ae = &apiError{status: http.StatusBadRequest, code: "XAmzContentSHA256Mismatch",
+			message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	case errors.Is(err, errMalformedChunk):
 		ae = invalidRequest("%v", err)
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 )
 
 // Handler returns the store's S3 REST API, path-style (http://host/bucket/key), to be served on a listener of
@@ -51,9 +53,15 @@ type request struct {
 const xmlns = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := &request{s: h.s, w: w, r: r, id: fmt.Sprintf("%016X", h.s.requests.Add(1))}
+	// Request ids as S3's: sixteen upper-case hex digits, and a longer base64 host id.
+	b, err := h.s.randomBytes(8 + 48)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	q := &request{s: h.s, w: w, r: r, id: strings.ToUpper(hex.EncodeToString(b[:8]))}
 	w.Header().Set("X-Amz-Request-Id", q.id)
-	w.Header().Set("X-Amz-Id-2", base64.StdEncoding.EncodeToString([]byte(q.id)))
+	w.Header().Set("X-Amz-Id-2", base64.StdEncoding.EncodeToString(b[8:]))
 	if err := h.serve(q); err != nil {
 		q.writeError(err)
 	}
@@ -542,7 +550,11 @@ func (s *Store) uploadOptions(r *http.Request) (putOptions, io.Reader, error) {
 	var body io.Reader = r.Body
 	var cr *chunkedReader
 	if chunked {
-		cr = newChunkedReader(r.Body)
+		var signer awsapi.ChunkSigner
+		if payloadHash == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" || payloadHash == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" {
+			signer, _ = awsapi.ChunkSignerOf(r.Context())
+		}
+		cr = newChunkedReader(r.Body, signer)
 		body = cr
 	}
 	o.verify = func(d digests) error {

@@ -2,7 +2,6 @@ package artifacts
 
 import (
 	"crypto/md5"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -53,10 +52,11 @@ func (s *Store) createUpload(bucket, key string, o putOptions) (string, error) {
 	if err := s.checkTarget(bucket, key); err != nil {
 		return "", fmt.Errorf("create upload %s/%s: %w", bucket, key, err)
 	}
-	// Upload ids are opaque to clients and decide nothing in a run, so they need not come from its seed.
-	var b [16]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	b, err := s.randomBytes(16)
+	if err != nil {
+		return "", fmt.Errorf("create upload: %w", err)
+	}
+	id := hex.EncodeToString(b)
 	tmp, err := os.MkdirTemp(s.tmpDir(), "upload-*")
 	if err != nil {
 		return "", fmt.Errorf("create upload: %w", err)

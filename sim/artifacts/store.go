@@ -15,6 +15,7 @@ package artifacts
 
 import (
 	"cmp"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fleetlab/fleetlab/sim/clock"
@@ -73,6 +73,9 @@ type Options struct {
 	// changes how the request is answered (nil: normally). It lets a harness inject cloud faults. It is not
 	// consulted by the Go methods of Store.
 	Intercept func(op Op, bucket, key string) *Fault
+	// Random is the source of request and upload ids; it must be safe for concurrent use. Nil means
+	// crypto/rand.
+	Random io.Reader
 }
 
 // Store is an object store in a directory. It is safe for concurrent use, but only one Store may use a
@@ -82,7 +85,7 @@ type Store struct {
 	clock     clock.Clock
 	maxSize   int64
 	intercept func(op Op, bucket, key string) *Fault
-	requests  atomic.Uint64 // numbers request ids
+	random    io.Reader
 
 	mu      sync.RWMutex // guards buckets, and orders renames into buckets/ with the index
 	buckets map[string]*bucketIndex
@@ -102,7 +105,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		clock:     clock.Or(opts.Clock),
 		maxSize:   opts.MaxObjectSize,
 		intercept: opts.Intercept,
+		random:    opts.Random,
 		buckets:   map[string]*bucketIndex{},
+	}
+	if s.random == nil {
+		s.random = rand.Reader
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxObjectSize
@@ -171,6 +178,15 @@ func (s *Store) objectPath(bucket, key string) string {
 
 // now is the store's time at S3's precision: Last-Modified has whole seconds.
 func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Second) }
+
+// randomBytes returns n bytes from the store's random source.
+func (s *Store) randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return nil, fmt.Errorf("random source: %w", err)
+	}
+	return b, nil
+}
 
 // CreateBucket creates an empty bucket. The name must follow S3's rules (ErrInvalidBucketName); a bucket that
 // exists already is ErrBucketExists.

@@ -85,26 +85,6 @@ func (e *Error) write(w http.ResponseWriter, messageMember, contentType string) 
 	_, _ = w.Write(data)
 }
 
-// Errors that are the same for every AWS service: authentication failures and an unknown route when no service
-// can be told from the request.
-var (
-	errMissingAuth = func() *Error {
-		return NewError("MissingAuthenticationTokenException", http.StatusForbidden, "Missing Authentication Token")
-	}
-	errUnknownKey = func() *Error {
-		return NewError("UnrecognizedClientException", http.StatusForbidden,
-			"The security token included in the request is invalid.")
-	}
-	errIncompleteSignature = func(why string) *Error {
-		return NewError("IncompleteSignatureException", http.StatusBadRequest, "%s", why)
-	}
-	errBadSignature = func() *Error {
-		return NewError("InvalidSignatureException", http.StatusForbidden,
-			"The request signature we calculated does not match the signature you provided. "+
-				"Check your AWS Secret Access Key and signing method.")
-	}
-)
-
 // UnknownOperation is the default answer to a request no operation of a service matches:
 // UnknownOperationException with HTTP 404.
 func UnknownOperation(method, path string) *Error {

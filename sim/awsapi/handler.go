@@ -11,20 +11,23 @@
 //		"CreateFleet": {Handle: svc.createFleet},
 //	})
 //
-// Routing, in order:
-//  1. A mounted prefix (the device API's /things/, /artifacts/) takes the request as is.
-//  2. POST / with X-Amz-Target goes to the awsJson1_1 service whose target prefix it names.
-//  3. Otherwise the method and path pick the operation. When several services serve the path (/tags/{arn} is
+// One endpoint serves everything, as users know it from LocalStack. Routing, in order:
+//  1. A request signed for S3 (credential scope s3, in the Authorization header or a presigned query) goes to
+//     the S3 handler (Options.S3), whatever its path: S3's path-style /{bucket}/{key} collides with every path.
+//  2. A mounted prefix (the device API's /things/, /artifacts/) takes the request as is.
+//  3. POST / with X-Amz-Target goes to the awsJson1_1 service whose target prefix it names.
+//  4. Otherwise the method and path pick the operation. When several services serve the path (/tags/{arn} is
 //     robomaker's, greengrass's and appconfig's), the SigV4 credential scope's service decides; an unsigned
 //     request is routed by the service field of an ARN in the path.
+//  5. An unsigned request that no operation's method and path match is S3's.
 //
-// Then the body is read (size-limited), the signature checked when Options.Auth is set, the input document bound
+// With Options.Auth set, every request is signed (SigV4): the signature is checked on the headers before the
+// body is read, and the payload after (see SigV4). Then the body is read (size-limited), the input document bound
 // and validated against the model, and the operation called. Every response carries x-amzn-RequestId.
 package awsapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +50,11 @@ type Options struct {
 	Auth *SigV4
 	// MaxBody is the default request body limit in bytes (DefaultMaxBody when zero).
 	MaxBody int64
+	// IDs makes the request ids (nil: RandomIDs).
+	IDs *IDs
+	// S3 serves the S3 REST API (the artifact store): requests signed for s3, and unsigned requests that match
+	// no operation. Nil: such requests get the dialects' unknown-operation answer.
+	S3 http.Handler
 }
 
 // Service describes a dialect to the Handler.
@@ -160,6 +168,9 @@ func NewHandler(opts Options) *Handler {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
 	}
+	if opts.IDs == nil {
+		opts.IDs = RandomIDs()
+	}
 	return &Handler{opts: opts, targets: map[string]*route{}}
 }
 
@@ -253,7 +264,9 @@ func (h *Handler) Register(s Service, ops map[string]Operation) error {
 }
 
 // Mount serves every request whose path starts with prefix (which must begin and end with '/') by handler,
-// before any AWS routing: the device API and the artifact downloads live beside the AWS APIs this way.
+// before the AWS routing: the device API and the artifact downloads live beside the AWS APIs this way. With
+// Options.Auth set, a mounted request must be signed by one of Auth's DeviceKeys with a device scope
+// (DeviceServices); unsigned ones are refused.
 func (h *Handler) Mount(prefix string, handler http.Handler) error {
 	if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || prefix == "/" {
 		return fmt.Errorf("mount %q: prefix must be /name/", prefix)
@@ -273,17 +286,16 @@ func (h *Handler) Mount(prefix string, handler http.Handler) error {
 
 // ServeHTTP routes and serves one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mu.RLock()
-	for _, m := range h.mounts {
-		if strings.HasPrefix(r.URL.Path, m.prefix) {
-			h.mu.RUnlock()
-			m.handler.ServeHTTP(w, r)
-			return
-		}
+	if h.RoutesToS3(r) {
+		h.serveS3(w, r)
+		return
 	}
-	h.mu.RUnlock()
+	if m := h.mounted(r); m != nil {
+		h.serveMounted(w, r, m)
+		return
+	}
 
-	id := newRequestID()
+	id := h.opts.IDs.UUID()
 	w.Header().Set("x-amzn-RequestId", id)
 	cred, _ := parseAuthorization(r.Header.Get("Authorization"))
 
@@ -299,7 +311,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	svc = rt.svc
 	fail := func(e *Error) { e.write(w, svc.MessageMember, svc.contentType) }
 
+	// The signature first, on the headers, so an unsigned or badly signed request costs no body read.
+	var signed *signedRequest
+	if a := h.opts.Auth; a != nil {
+		var e *authError
+		if signed, e = a.check(r, a.Keys, []string{svc.Name}, false); e != nil {
+			fail(e.json())
+			return
+		}
+	}
 	limit := firstPositive(rt.MaxBody, svc.MaxBody, h.opts.MaxBody)
+	if r.ContentLength > limit {
+		fail(svc.Invalid(fmt.Sprintf("request body is larger than the limit of %d bytes", limit)))
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		fail(svc.Invalid("request body could not be read: " + err.Error()))
@@ -309,9 +334,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(svc.Invalid(fmt.Sprintf("request body is larger than the limit of %d bytes", limit)))
 		return
 	}
-	if h.opts.Auth != nil {
-		if e := h.opts.Auth.Verify(r, body); e != nil {
-			fail(e)
+	if signed != nil {
+		if e := signed.payload(body); e != nil {
+			fail(e.json())
 			return
 		}
 	}
@@ -336,6 +361,58 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeOutput(w, out, rt.op.HTTP.Status(), svc.contentType)
+}
+
+// mounted returns the handler mounted at r's path, or nil.
+func (h *Handler) mounted(r *http.Request) http.Handler {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, m := range h.mounts {
+		if strings.HasPrefix(r.URL.Path, m.prefix) {
+			return m.handler
+		}
+	}
+	return nil
+}
+
+// RoutesToS3 reports whether r is an S3 request (routing rules 1 and 5 of the package comment): signed for s3,
+// or unsigned and matching no mount and no operation. It is false when there is no S3 handler.
+func (h *Handler) RoutesToS3(r *http.Request) bool {
+	if h.opts.S3 == nil {
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	if auth != "" {
+		cred, err := parseAuthorization(auth)
+		return err == nil && cred.Service == "s3"
+	}
+	if c := r.URL.Query().Get("X-Amz-Credential"); c != "" {
+		scope := strings.Split(c, "/")
+		return len(scope) == 5 && scope[3] == "s3"
+	}
+	if h.mounted(r) != nil || (r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") != "") {
+		return false
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	path, query := r.URL.EscapedPath(), r.URL.Query()
+	for _, rt := range h.routes {
+		if _, ok := rt.uri.Match(path); ok && rt.uri.MatchQuery(query) && rt.op.HTTP.Method == r.Method {
+			return false
+		}
+	}
+	return true
+}
+
+// S3 returns the S3 side of the handler alone, with its signature check: for a listener of its own.
+func (h *Handler) S3() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.opts.S3 == nil {
+			http.NotFound(w, r)
+			return
+		}
+		h.serveS3(w, r)
+	})
 }
 
 // route finds the operation for r. On failure it returns the error to send and the service whose spelling it
@@ -489,13 +566,4 @@ func firstPositive(vs ...int64) int64 {
 		}
 	}
 	return DefaultMaxBody
-}
-
-// newRequestID returns a random UUID (version 4), the form AWS request ids take.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

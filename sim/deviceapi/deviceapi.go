@@ -41,6 +41,10 @@ type Options struct {
 	Clock clock.Clock
 	// Artifacts serves GET/HEAD /{bucket}/{key} for downloads; nil answers 404 under /artifacts/.
 	Artifacts http.Handler
+	// NotifyPing is how often a notify websocket is pinged (default 30 s), NotifyTimeout how long it may go
+	// without a pong or any other frame from the device before it is dropped (default 75 s). Both are wall-clock
+	// times: they bound a real connection, not policy time.
+	NotifyPing, NotifyTimeout time.Duration
 }
 
 // API serves the device API. Close ends its notify connections.
@@ -51,6 +55,8 @@ type API struct {
 	hub       *hub
 	cancel    func()
 	mux       *http.ServeMux
+	ping      time.Duration
+	pongWait  time.Duration
 }
 
 // New returns the device API over opts.Engine and subscribes to its events for notifications.
@@ -58,7 +64,14 @@ func New(opts Options) (*API, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("deviceapi: an engine is required")
 	}
-	a := &API{eng: opts.Engine, clock: clock.Or(opts.Clock), artifacts: opts.Artifacts, hub: newHub()}
+	a := &API{eng: opts.Engine, clock: clock.Or(opts.Clock), artifacts: opts.Artifacts, hub: newHub(),
+		ping: opts.NotifyPing, pongWait: opts.NotifyTimeout}
+	if a.ping <= 0 {
+		a.ping = 30 * time.Second
+	}
+	if a.pongWait <= 0 {
+		a.pongWait = 75 * time.Second
+	}
 	a.cancel = opts.Engine.Subscribe(a.hub)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /things/{thing}/jobs", a.pending)

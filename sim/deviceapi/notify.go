@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -95,7 +96,9 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// notify upgrades to a websocket and writes the thing's notifications until either side closes.
+// notify upgrades to a websocket and writes the thing's notifications until either side closes. The device is
+// pinged every ping interval and dropped when no frame (a pong, or anything else) has come for pongWait: a peer
+// that stopped answering, or never reads, does not hold a connection and a subscription for ever.
 func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("thing")
 	if err := checkThing(name); err != nil {
@@ -109,7 +112,10 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 	c, unsubscribe := a.hub.subscribe(name)
 	defer unsubscribe()
-	// The reader notices the peer closing; devices send nothing else.
+	// Deadlines are on the wall clock: they bound network I/O, not simulated time.
+	conn.SetReadDeadline(wallDeadline(a.pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(wallDeadline(a.pongWait)) })
+	// The reader answers pings, takes pongs and notices the peer closing or going silent.
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
@@ -117,16 +123,23 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 			if _, _, err := conn.NextReader(); err != nil {
 				return
 			}
+			conn.SetReadDeadline(wallDeadline(a.pongWait))
 		}
 	}()
+	ping := clock.Real{}.NewTimer(a.ping)
+	defer func() { ping.Stop() }()
 	for {
 		select {
 		case n := <-c:
-			// A deadline on the wall clock: it bounds a network write, not simulated time.
 			conn.SetWriteDeadline(wallDeadline(10 * time.Second))
 			if err := conn.WriteJSON(n); err != nil {
 				return
 			}
+		case <-ping.C():
+			if err := conn.WriteControl(websocket.PingMessage, nil, wallDeadline(10*time.Second)); err != nil {
+				return
+			}
+			ping = clock.Real{}.NewTimer(a.ping)
 		case <-gone:
 			return
 		case <-a.hub.done:

@@ -5,7 +5,9 @@
 // The engine is logic over a Clock and a Store. Every method is synchronous; time-driven work (releases,
 // timeouts, bake) is done by Tick, which a caller (Run, or a test with a fake clock) calls when work is due.
 // State changes are written to the store before a method returns (group-committed across concurrent callers),
-// and every transition is delivered to the subscribed sinks as an event, in order.
+// and every transition is delivered to the subscribed sinks as an event, in order. Control operations (Create,
+// Cancel, Alarm, AddTarget, RemoveTarget) are all or nothing: nobody sees their changes before they are
+// committed, and a failed commit leaves memory as it was (change.go).
 package engine
 
 import (
@@ -34,7 +36,9 @@ const (
 type Options struct {
 	// Clock is the service clock; nil means the real clock.
 	Clock clock.Clock
-	// Store persists deployments and executions; required.
+	// Store persists deployments and executions; required. Control operations commit to it with the engine
+	// locked, so the engine must not be called from inside a transaction of this store (a View that asked the
+	// engine for something would wait on a commit that waits on the View).
 	Store store.Store
 	// Events, when set, receives every transition (as if passed to Subscribe).
 	Events event.Sink
@@ -55,6 +59,7 @@ type Engine struct {
 	pending  map[string][]byte // store writes not yet committed, by bucket+key
 	pendSeq  uint64            // sequence of the last queued write
 	evq      []event.Event     // events not yet delivered
+	chg      *change           // the control operation under way (change.go), nil outside one
 
 	commitMu sync.Mutex
 	durable  uint64 // sequence up to which writes are committed (guarded by commitMu)
@@ -136,12 +141,17 @@ func (e *Engine) load() error {
 		return err
 	}
 	slices.SortFunc(deps, func(a, b *rollout) int {
+		if c := cmp.Compare(a.d.Ordinal, b.d.Ordinal); c != 0 {
+			return c
+		}
 		if c := a.d.CreatedAt.Compare(b.d.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.d.ID, b.d.ID)
 	})
-	for _, r := range deps {
+	created := make(map[string]int, len(deps)) // deployment id → place in creation order
+	for i, r := range deps {
+		created[r.d.ID] = i
 		slices.SortFunc(r.execs, func(a, b *Execution) int { return cmp.Compare(a.Order, b.Order) })
 		// Counters and the last release are derived from the executions, which are written on every change.
 		r.d.Counters = Counters{}
@@ -154,12 +164,12 @@ func (e *Engine) load() error {
 				if !x.Status.Terminal() {
 					r.inFlight++
 				}
-				if x.Order >= r.d.Initial {
-					continue
-				}
-				r.paced++
-				if x.ReleasedAt.After(r.d.LastRelease) {
-					r.d.LastRelease = x.ReleasedAt
+				// Pacing counts only the initial targets; a device that joined later is released all the same.
+				if x.Order < r.d.Initial {
+					r.paced++
+					if x.ReleasedAt.After(r.d.LastRelease) {
+						r.d.LastRelease = x.ReleasedAt
+					}
 				}
 			}
 			e.byDevice[x.Device] = append(e.byDevice[x.Device], x)
@@ -174,7 +184,12 @@ func (e *Engine) load() error {
 		}
 	}
 	for dev, xs := range e.byDevice {
-		slices.SortStableFunc(xs, func(a, b *Execution) int { return a.QueuedAt.Compare(b.QueuedAt) })
+		slices.SortFunc(xs, func(a, b *Execution) int {
+			if c := a.QueuedAt.Compare(b.QueuedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(created[a.Deployment], created[b.Deployment])
+		})
 		e.byDevice[dev] = xs
 	}
 	return nil
@@ -196,52 +211,86 @@ func (e *Engine) Subscribe(s event.Sink) (cancel func()) {
 }
 
 // Create starts a deployment: at once, releasing what its pacing allows, or, when spec.Start is later, it is
-// Pending until the first Tick at or after it.
-func (e *Engine) Create(spec Spec) (Deployment, error) {
+// Pending until the first Tick at or after it. It is a control operation: when the store refuses the commit,
+// Create fails and nothing of it remains, in memory or on disk.
+func (e *Engine) Create(spec Spec) (Deployment, error) { return e.CreateWith(spec, nil) }
+
+// CreateWith is Create whose commit also runs write, in the same store transaction: a dialect records its own
+// resource (a job and its idempotency token) together with the deployment, so a failed commit leaves neither and
+// a crash leaves both or neither. An error from write fails CreateWith and changes nothing. write runs with the
+// engine locked: it must not call the engine.
+func (e *Engine) CreateWith(spec Spec, write func(store.Tx) error) (Deployment, error) {
 	if err := validate(spec); err != nil {
 		return Deployment{}, err
 	}
-	e.mu.Lock()
-	if _, ok := e.deps[spec.ID]; ok {
-		e.mu.Unlock()
-		return Deployment{}, fmt.Errorf("deployment %s: %w", spec.ID, ErrExists)
-	}
-	now := e.clock.Now()
-	if spec.Group != "" && spec.OnActive != Allow {
-		if active := e.activeLocked(spec.Group); active != nil {
-			if spec.OnActive == Reject {
-				e.mu.Unlock()
-				return Deployment{}, fmt.Errorf("group %s has %s: %w", spec.Group, active.d.ID, ErrConflict)
-			}
-			e.endLocked(active, StatusSuperseded, "superseded by "+spec.ID, ReasonSuperseded, now)
+	var out Deployment
+	err := e.control(func() (func(), error) {
+		if _, ok := e.deps[spec.ID]; ok {
+			return nil, fmt.Errorf("deployment %s: %w", spec.ID, ErrExists)
 		}
+		now := e.clock.Now()
+		if spec.Group != "" && spec.OnActive != Allow {
+			if active := e.activeLocked(spec.Group); active != nil {
+				if spec.OnActive == Reject {
+					return nil, fmt.Errorf("group %s has %s: %w", spec.Group, active.d.ID, ErrConflict)
+				}
+				e.endLocked(active, StatusSuperseded, "superseded by "+spec.ID, ReasonSuperseded, now)
+			}
+		}
+		start := spec.Start
+		if start.Before(now) {
+			start = now
+		}
+		r := &rollout{
+			d: Deployment{
+				ID: spec.ID, Kind: spec.Kind, Group: spec.Group, Status: StatusPending, Continuous: spec.Continuous,
+				Document: spec.Document, PacingSpec: spec.Pacing, Abort: spec.Abort, Timeouts: spec.Timeouts,
+				Bake: spec.Bake, CreatedAt: now, StartAt: start, UpdatedAt: now, Initial: len(spec.Targets),
+				Version: 1, Ordinal: len(e.order) + 1,
+			},
+			byDev: make(map[string]*Execution, len(spec.Targets)),
+			execs: make([]*Execution, 0, len(spec.Targets)),
+		}
+		e.chg.created[r] = true
+		e.deps[r.d.ID] = r
+		e.order = append(e.order, r)
+		e.live[r] = struct{}{}
+		e.saveDeployment(r)
+		e.emit(event.Event{Kind: event.DeploymentCreated, Deployment: r.d.ID, To: string(StatusPending), Time: now})
+		for _, dev := range spec.Targets {
+			e.addExecution(r, dev, now)
+		}
+		e.advance(r, now)
+		return func() { out = r.d }, nil
+	}, write)
+	return out, err
+}
+
+// control runs a control operation (change.go): fn checks, and returns an error that changes nothing, or changes
+// memory and returns publish, which is called once the changes and extra's writes are committed, to take the
+// operation's results. When the commit fails, memory is put back and the error returned.
+func (e *Engine) control(fn func() (publish func(), err error), extra func(store.Tx) error) error {
+	e.commitMu.Lock()
+	e.mu.Lock()
+	e.begin()
+	publish, err := fn()
+	if err != nil {
+		c := e.chg
+		e.chg = nil
+		e.undo(c)
+	} else if err = e.finish(extra); err != nil {
+		err = fmt.Errorf("commit: %w", err)
+	} else {
+		publish()
 	}
-	start := spec.Start
-	if start.Before(now) {
-		start = now
-	}
-	r := &rollout{
-		d: Deployment{
-			ID: spec.ID, Kind: spec.Kind, Group: spec.Group, Status: StatusPending, Continuous: spec.Continuous,
-			Document: spec.Document, PacingSpec: spec.Pacing, Abort: spec.Abort, Timeouts: spec.Timeouts,
-			Bake: spec.Bake, CreatedAt: now, StartAt: start, UpdatedAt: now, Initial: len(spec.Targets), Version: 1,
-		},
-		byDev: make(map[string]*Execution, len(spec.Targets)),
-		execs: make([]*Execution, 0, len(spec.Targets)),
-	}
-	e.deps[r.d.ID] = r
-	e.order = append(e.order, r)
-	e.live[r] = struct{}{}
-	e.saveDeployment(r)
-	e.emit(event.Event{Kind: event.DeploymentCreated, Deployment: r.d.ID, To: string(StatusPending), Time: now})
-	for _, dev := range spec.Targets {
-		e.addExecution(r, dev, now)
-	}
-	e.advance(r, now)
-	out := r.d
 	e.mu.Unlock()
+	e.commitMu.Unlock()
+	if err != nil {
+		return err
+	}
 	e.poke()
-	return out, e.commit()
+	e.deliver()
+	return nil
 }
 
 func validate(spec Spec) error {
@@ -276,6 +325,12 @@ func validate(spec Spec) error {
 }
 
 func (e *Engine) addExecution(r *rollout, dev string, now time.Time) *Execution {
+	e.touch(r)
+	if c := e.chg; c != nil {
+		if _, ok := c.devices[dev]; !ok {
+			c.devices[dev] = len(e.byDevice[dev])
+		}
+	}
 	x := &Execution{Deployment: r.d.ID, Device: dev, Status: ExecQueued, Number: 1, Version: 1, QueuedAt: now,
 		UpdatedAt: now, Order: len(r.execs)}
 	r.execs = append(r.execs, x)
@@ -394,22 +449,20 @@ func (e *Engine) Alarm(id, reason string) (Deployment, error) {
 }
 
 func (e *Engine) end(id string, to Status, reason, execReason string) (Deployment, error) {
-	e.mu.Lock()
-	r, ok := e.deps[id]
-	if !ok {
-		e.mu.Unlock()
-		return Deployment{}, fmt.Errorf("deployment %s: %w", id, ErrNotFound)
-	}
-	if r.d.Status.Terminal() {
-		d := r.d
-		e.mu.Unlock()
-		return d, fmt.Errorf("deployment %s is %s: %w", id, d.Status, ErrInvalidTransition)
-	}
-	e.endLocked(r, to, reason, execReason, e.clock.Now())
-	d := r.d
-	e.mu.Unlock()
-	e.poke()
-	return d, e.commit()
+	var d Deployment
+	err := e.control(func() (func(), error) {
+		r, ok := e.deps[id]
+		if !ok {
+			return nil, fmt.Errorf("deployment %s: %w", id, ErrNotFound)
+		}
+		if r.d.Status.Terminal() {
+			d = r.d
+			return nil, fmt.Errorf("deployment %s is %s: %w", id, r.d.Status, ErrInvalidTransition)
+		}
+		e.endLocked(r, to, reason, execReason, e.clock.Now())
+		return func() { d = r.d }, nil
+	}, nil)
+	return d, err
 }
 
 // endLocked moves r to a terminal status and cancels its queued executions.
@@ -423,57 +476,51 @@ func (e *Engine) endLocked(r *rollout, to Status, reason, execReason string, now
 }
 
 // AddTarget adds a device to a continuous deployment. Once the deployment has started, the device's execution is
-// released at once: pacing governs only the devices present at creation, as IoT Jobs does.
+// released at once: pacing governs only the devices present at creation, as IoT Jobs does. It is a control
+// operation: a failed commit leaves the deployment as it was.
 func (e *Engine) AddTarget(id, device string) error {
 	if device == "" {
 		return fmt.Errorf("%w: empty target name", ErrInvalid)
 	}
-	e.mu.Lock()
-	r, ok := e.deps[id]
-	if !ok {
-		e.mu.Unlock()
-		return fmt.Errorf("deployment %s: %w", id, ErrNotFound)
-	}
-	switch {
-	case !r.d.Continuous:
-		e.mu.Unlock()
-		return fmt.Errorf("deployment %s is not continuous: %w", id, ErrInvalidTransition)
-	case r.d.Status.Terminal():
-		e.mu.Unlock()
-		return fmt.Errorf("deployment %s is %s: %w", id, r.d.Status, ErrInvalidTransition)
-	case r.byDev[device] != nil:
-		e.mu.Unlock()
-		return fmt.Errorf("%s in deployment %s: %w", device, id, ErrExists)
-	}
-	now := e.clock.Now()
-	x := e.addExecution(r, device, now)
-	if r.d.Status == StatusPending {
-		r.d.Initial++
-	} else {
-		e.release(r, x, now)
-	}
-	e.mu.Unlock()
-	e.poke()
-	return e.commit()
+	return e.control(func() (func(), error) {
+		r, ok := e.deps[id]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("deployment %s: %w", id, ErrNotFound)
+		case !r.d.Continuous:
+			return nil, fmt.Errorf("deployment %s is not continuous: %w", id, ErrInvalidTransition)
+		case r.d.Status.Terminal():
+			return nil, fmt.Errorf("deployment %s is %s: %w", id, r.d.Status, ErrInvalidTransition)
+		case r.byDev[device] != nil:
+			return nil, fmt.Errorf("%s in deployment %s: %w", device, id, ErrExists)
+		}
+		now := e.clock.Now()
+		x := e.addExecution(r, device, now)
+		if r.d.Status == StatusPending {
+			r.d.Initial++
+		} else {
+			e.release(r, x, now)
+		}
+		return func() {}, nil
+	}, nil)
 }
 
-// RemoveTarget ends a device's unfinished execution as REMOVED (the device left the target group).
+// RemoveTarget ends a device's unfinished execution as REMOVED (the device left the target group). It is a
+// control operation: a failed commit leaves the execution as it was.
 func (e *Engine) RemoveTarget(id, device string) error {
-	e.mu.Lock()
-	x, err := e.findLocked(id, device)
-	if err != nil {
-		e.mu.Unlock()
-		return err
-	}
-	if !x.Status.Terminal() {
-		r := e.deps[id]
-		now := e.clock.Now()
-		e.transition(r, x, ExecRemoved, ReasonRemoved, now)
-		e.settle(r, now)
-	}
-	e.mu.Unlock()
-	e.poke()
-	return e.commit()
+	return e.control(func() (func(), error) {
+		x, err := e.findLocked(id, device)
+		if err != nil {
+			return nil, err
+		}
+		if !x.Status.Terminal() {
+			r := e.deps[id]
+			now := e.clock.Now()
+			e.transition(r, x, ExecRemoved, ReasonRemoved, now)
+			e.settle(r, now)
+		}
+		return func() {}, nil
+	}, nil)
 }
 
 // Pending returns the device's released executions that have not ended: those in progress and those queued,
@@ -597,6 +644,8 @@ func (e *Engine) reportLocked(x *Execution, u Update) (Execution, error) {
 
 // transition moves an execution to a new status, keeping counters and writing it.
 func (e *Engine) transition(r *rollout, x *Execution, to ExecStatus, reason string, now time.Time) {
+	e.touch(r)
+	e.saveExec(x)
 	from := x.Status
 	r.d.Counters.add(x, -1)
 	x.Status = to
@@ -622,6 +671,7 @@ func (e *Engine) transition(r *rollout, x *Execution, to ExecStatus, reason stri
 }
 
 func (e *Engine) setStatus(r *rollout, to Status, reason string, now time.Time) {
+	e.touch(r)
 	from := r.d.Status
 	r.d.Status = to
 	r.d.UpdatedAt = now
@@ -654,8 +704,8 @@ func (e *Engine) Tick() time.Time {
 		e.timeouts.pop()
 		x := top.x
 		r := e.deps[x.Deployment]
-		if x.Status.Terminal() || !x.Deadline(r.d.Timeouts).Equal(top.at) {
-			continue // stale: the execution ended or its deadline moved
+		if r == nil || r.byDev[x.Device] != x || x.Status.Terminal() || !x.Deadline(r.d.Timeouts).Equal(top.at) {
+			continue // stale: the execution ended, its deadline moved, or a failed control operation undid it
 		}
 		e.transition(r, x, ExecTimedOut, ReasonTimeout, now)
 		e.settle(r, now)
@@ -703,6 +753,8 @@ func (e *Engine) progress(r *rollout) Progress {
 }
 
 func (e *Engine) release(r *rollout, x *Execution, now time.Time) {
+	e.touch(r)
+	e.saveExec(x)
 	x.Released = true
 	x.ReleasedAt = now
 	x.UpdatedAt = now
@@ -750,6 +802,7 @@ func (e *Engine) settle(r *rollout, now time.Time) time.Time {
 			return done
 		}
 		if r.d.Bake > 0 {
+			e.touch(r)
 			r.d.BakeUntil = now.Add(r.d.Bake)
 			e.setStatus(r, StatusBaking, "", now)
 			return r.d.BakeUntil

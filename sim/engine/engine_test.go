@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/store"
+	"github.com/fleetlab/fleetlab/sim/store/storetest"
 )
 
 // rig is an engine over a memory store and a fake clock, recording its events.
@@ -26,9 +28,22 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: clocktest.New(time.Time{}), store: store.NewMemory()}
+	return newRigOn(t, store.NewMemory())
+}
+
+// newRigOn is a rig over st.
+func newRigOn(t *testing.T, st store.Store) *rig {
+	t.Helper()
+	r := &rig{t: t, clock: clocktest.New(time.Time{}), store: st}
 	r.open()
 	return r
+}
+
+// events returns how many events the rig has recorded.
+func (r *rig) events() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.evs)
 }
 
 // open (re)creates the engine over the rig's store, as a restarted service would.
@@ -630,5 +645,205 @@ func TestCreateRejectsBadSpecs(t *testing.T) {
 	}
 	if len(r.eng.Deployments("")) != 0 {
 		t.Fatal("a rejected spec was stored")
+	}
+}
+
+// TestJoinedDeviceSurvivesRestart adds a device to a continuous deployment after it started, restarts the
+// engine on the same store, and checks the device is still offered its execution, can run it, and times out on
+// the schedule set when it joined.
+func TestJoinedDeviceSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	r.create(engine.Spec{ID: "d", Targets: devices(1), Continuous: true, Pacing: engine.Rate(60),
+		Timeouts: engine.Timeouts{Execution: 10 * time.Minute}})
+	r.eng.Tick()
+	if err := r.eng.AddTarget("d", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.eng.AddTarget("d", "later"); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Minute)
+
+	r.open()
+	_, queued := r.eng.Pending("late")
+	if len(queued) != 1 || queued[0].Deployment != "d" {
+		t.Fatalf("after restart the joined device is offered %v, want its execution of d", queued)
+	}
+	if x, ok := r.eng.LatestForDevice("late"); !ok || x.Deployment != "d" {
+		t.Fatalf("latest execution of the joined device after restart: %+v, %v", x, ok)
+	}
+	r.start("late")
+	r.report("late", "d", engine.ExecSucceeded, "")
+
+	// "later" never answers: it times out ten minutes after it joined, not later and not never.
+	r.clock.Advance(8*time.Minute + 59*time.Second)
+	r.eng.Tick()
+	if x, _ := r.eng.Execution("d", "later"); x.Status != engine.ExecQueued {
+		t.Fatalf("joined device before its deadline: %s", x.Status)
+	}
+	r.clock.Advance(time.Second)
+	r.eng.Tick()
+	if x, _ := r.eng.Execution("d", "later"); x.Status != engine.ExecTimedOut {
+		t.Fatalf("joined device at its deadline: %s, want %s", x.Status, engine.ExecTimedOut)
+	}
+}
+
+// view is everything the engine shows of its state, as JSON so times compare by value: every deployment with
+// its executions, what each device is offered, each device's latest execution and each group's active
+// deployment.
+func (r *rig) view(devs []string, groups []string) string {
+	r.t.Helper()
+	type devView struct {
+		InProgress, Queued []engine.Execution
+		Latest             *engine.Execution
+	}
+	v := struct {
+		Deployments []engine.Deployment
+		Executions  map[string][]engine.Execution
+		Devices     map[string]devView
+		Active      map[string]string
+	}{Deployments: r.eng.Deployments(""), Executions: map[string][]engine.Execution{},
+		Devices: map[string]devView{}, Active: map[string]string{}}
+	for _, d := range v.Deployments {
+		xs, err := r.eng.Executions(d.ID)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		v.Executions[d.ID] = xs
+	}
+	for _, dev := range devs {
+		var dv devView
+		dv.InProgress, dv.Queued = r.eng.Pending(dev)
+		if x, ok := r.eng.LatestForDevice(dev); ok {
+			dv.Latest = &x
+		}
+		v.Devices[dev] = dv
+	}
+	for _, g := range groups {
+		if d, ok := r.eng.Active(g); ok {
+			v.Active[g] = d.ID
+		}
+	}
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestControlOperationsAllOrNothing fails each write of every control operation in turn — once, and from that
+// write on — and checks that the operation fails, that the engine shows exactly what it showed before, delivers
+// no event of it, stays so after a Tick, and shows the same after a restart on the same store.
+func TestControlOperationsAllOrNothing(t *testing.T) {
+	devs := append(devices(4), "late", "gone")
+	groups := []string{"fleet"}
+	// setup builds the state the operation starts from; op is the operation.
+	tests := []struct {
+		name  string
+		setup func(r *rig)
+		op    func(e *engine.Engine) error
+	}{
+		{"create", func(r *rig) {}, func(e *engine.Engine) error {
+			_, err := e.Create(engine.Spec{ID: "new", Group: "fleet", Targets: devices(4), Pacing: engine.Batch(50),
+				Timeouts: engine.Timeouts{Execution: time.Minute}})
+			return err
+		}},
+		{"create-superseding", func(r *rig) {
+			r.create(engine.Spec{ID: "old", Group: "fleet", Targets: devices(4), Pacing: engine.Batch(50)})
+			r.eng.Tick()
+			r.start("robot-00")
+		}, func(e *engine.Engine) error {
+			_, err := e.Create(engine.Spec{ID: "new", Group: "fleet", OnActive: engine.Supersede, Targets: devices(4),
+				Timeouts: engine.Timeouts{Execution: time.Minute}})
+			return err
+		}},
+		{"create-with-record", func(r *rig) {}, func(e *engine.Engine) error {
+			_, err := e.CreateWith(engine.Spec{ID: "new", Targets: devices(2)}, func(tx store.Tx) error {
+				if err := tx.Put("dialect.jobs", "new", []byte("{}")); err != nil {
+					return err
+				}
+				return tx.Put("dialect.index", "job/new", []byte("new"))
+			})
+			return err
+		}},
+		{"cancel", func(r *rig) {
+			r.create(engine.Spec{ID: "d", Group: "fleet", Targets: devices(4), Pacing: engine.Batch(50)})
+			r.eng.Tick()
+			r.start("robot-00")
+		}, func(e *engine.Engine) error {
+			_, err := e.Cancel("d", "by test")
+			return err
+		}},
+		{"alarm", func(r *rig) {
+			r.create(engine.Spec{ID: "d", Targets: devices(4), Bake: time.Hour})
+			r.eng.Tick()
+		}, func(e *engine.Engine) error {
+			_, err := e.Alarm("d", "alarm")
+			return err
+		}},
+		{"add-target-started", func(r *rig) {
+			r.create(engine.Spec{ID: "d", Targets: devices(2), Continuous: true, Pacing: engine.Rate(60),
+				Timeouts: engine.Timeouts{Execution: time.Minute}})
+			r.eng.Tick()
+		}, func(e *engine.Engine) error { return e.AddTarget("d", "late") }},
+		{"add-target-pending", func(r *rig) {
+			r.create(engine.Spec{ID: "d", Targets: devices(2), Continuous: true, Start: r.clock.Now().Add(time.Hour)})
+		}, func(e *engine.Engine) error { return e.AddTarget("d", "late") }},
+		{"remove-target", func(r *rig) {
+			r.create(engine.Spec{ID: "d", Targets: append(devices(2), "gone"), Pacing: engine.Batch(34),
+				Abort: []engine.AbortCriterion{{FailureTypes: []engine.ExecStatus{engine.ExecFailed}, Percent: 50}}})
+			r.eng.Tick()
+			r.start("robot-00")
+			r.report("robot-00", "d", engine.ExecFailed, "")
+			r.start("robot-01")
+		}, func(e *engine.Engine) error { return e.RemoveTarget("d", "robot-01") }},
+	}
+	for _, tc := range tests {
+		for _, sticky := range []bool{false, true} {
+			for n := 1; ; n++ {
+				fs := storetest.NewFailing(store.NewMemory())
+				r := newRigOn(t, fs)
+				tc.setup(r)
+				r.eng.Tick()
+				before, events := r.view(devs, groups), r.events()
+				fs.FailAt(n, sticky)
+				err := tc.op(r.eng)
+				fired := fs.Fired()
+				fs.Disarm()
+				if fired == 0 {
+					if err != nil {
+						t.Fatalf("%s: %v", tc.name, err)
+					}
+					if n == 1 {
+						t.Fatalf("%s wrote nothing", tc.name)
+					}
+					break // every write of the operation has been failed once
+				}
+				label := fmt.Sprintf("%s, write %d failed (sticky %v)", tc.name, n, sticky)
+				if !errors.Is(err, storetest.ErrInjected) {
+					t.Fatalf("%s: the operation returned %v", label, err)
+				}
+				if got := r.view(devs, groups); got != before {
+					t.Fatalf("%s: the engine shows\n%s\nwant, as before,\n%s", label, got, before)
+				}
+				if got := r.events(); got != events {
+					t.Fatalf("%s: %d events delivered, %d before", label, got, events)
+				}
+				r.eng.Tick()
+				if got := r.view(devs, groups); got != before {
+					t.Fatalf("%s, then a tick: the engine shows\n%s\nwant, as before,\n%s", label, got, before)
+				}
+				r.open()
+				if got := r.view(devs, groups); got != before {
+					t.Fatalf("%s, then a restart: the engine shows\n%s\nwant, as before,\n%s", label, got, before)
+				}
+				if err := fs.View(func(tx store.Tx) error {
+					_, err := tx.Get("dialect.jobs", "new")
+					return err
+				}); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s: the dialect's record was kept: %v", label, err)
+				}
+			}
+		}
 	}
 }

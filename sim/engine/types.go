@@ -159,6 +159,10 @@ type Deployment struct {
 	Initial  int      `json:"initial"`
 	Counters Counters `json:"counters"`
 	Version  int64    `json:"version"`
+	// Ordinal is the deployment's place in creation order, from 1, kept so that a restart orders deployments
+	// created at one instant (a clock that stands still, one millisecond) as they were created. Zero in
+	// records written before it existed.
+	Ordinal int `json:"ordinal,omitempty"`
 }
 
 // Counters count a deployment's executions by status, plus how many were released.

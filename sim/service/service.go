@@ -1,19 +1,20 @@
 // Package service assembles the deployment service: the store, the rollout engine, every API dialect, the device
-// API and the artifact store, behind two listeners — the AWS APIs and the device API on one, the S3-style artifact
-// store on the other (S3's path-style routes would collide with every other path). `fleetlab serve` and the
-// harness both start it through here.
+// API and the artifact store, behind one endpoint, as LocalStack users know it: the AWS APIs, the device API and
+// S3 (routed by the SigV4 credential scope, and unsigned requests no API route takes by S3's path-style rules;
+// see awsapi). A second listener serving the artifact store alone may be started too, for clients that want one.
+// `fleetlab serve` and the harness both start it through here.
 package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
@@ -25,11 +26,8 @@ import (
 	"github.com/fleetlab/fleetlab/sim/store"
 )
 
-// Default listen addresses of `fleetlab serve`: loopback, fixed, documented.
-const (
-	DefaultAddr   = "127.0.0.1:4710"
-	DefaultS3Addr = "127.0.0.1:4711"
-)
+// DefaultAddr is the listen address of `fleetlab serve`: loopback, fixed, documented.
+const DefaultAddr = "127.0.0.1:4710"
 
 // Options configure a Service. Nil fields get defaults in New.
 type Options struct {
@@ -41,21 +39,31 @@ type Options struct {
 	Clock clock.Clock
 	// Region and Account appear in ARNs (defaults us-east-1, 123456789012).
 	Region, Account string
-	// Auth, when set, requires SigV4 signatures on the AWS APIs.
+	// Auth, when set, requires SigV4 signatures on every request: the operators' keys for the AWS APIs and S3,
+	// the devices' own keys for the device API.
 	Auth *awsapi.SigV4
 	// Events receives every engine event.
 	Events event.Sink
 	// RoboMakerQuotas raise or lower RoboMaker's service limits (zero fields: the AWS defaults). Benchmarks of
 	// very large fleets raise RobotsPerFleet above AWS's 1,000.
 	RoboMakerQuotas robomaker.Quotas
-	// Wrap, when set, wraps the API handler and the artifact handler (the cloud fault layer uses it).
+	// Wrap, when set, wraps the handler of the AWS APIs and the device API (ListenerAPI) and that of S3
+	// (ListenerS3), whichever listener a request came in on (the cloud fault layer uses it).
 	Wrap func(listener string, h http.Handler) http.Handler
+	// Random is the source every generated id comes from — deployment job ids, revision ids, request ids,
+	// upload ids — each consumer keying a stream of its own from it (awsapi.IDs). Nil means crypto/rand, so ids
+	// are unique across services and data directories as AWS's are; a harness passes a seeded source
+	// (awsapi.NewSeededSource) for runs that repeat. A source given to a restarted service should go on where it
+	// was, not start again.
+	Random io.Reader
+	// Limits bound what clients can hold of each listener: timeouts, the connection cap, notify pings.
+	Limits Limits
 	// ArtifactIntercept, when set, is the artifact store's fault hook (artifacts.Options.Intercept): it is asked
 	// about every request for an object, from the S3 API and from device downloads alike.
 	ArtifactIntercept func(op artifacts.Op, bucket, key string) *artifacts.Fault
 }
 
-// Listener names passed to Options.Wrap.
+// Names of the handlers passed to Options.Wrap.
 const (
 	ListenerAPI = "api"
 	ListenerS3  = "s3"
@@ -68,13 +76,15 @@ type Service struct {
 	Artifacts *artifacts.Store
 	Devices   *deviceapi.API
 	RoboMaker *robomaker.Service
-	// API serves the AWS dialects and the device API; S3 serves the artifact store.
+	// API is the one endpoint: the AWS dialects, the device API and S3. S3 serves the artifact store alone.
 	API, S3 http.Handler
 
 	clock   clock.Clock
+	limits  Limits
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 	servers []*http.Server
+	lns     []*capped
 	addrs   []string
 	closeMu sync.Mutex
 	closed  bool
@@ -88,7 +98,7 @@ func New(opts Options) (*Service, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("service: data directory: %w", err)
 	}
-	s := &Service{clock: clock.Or(opts.Clock)}
+	s := &Service{clock: clock.Or(opts.Clock), limits: opts.Limits}
 	var err error
 	if opts.Memory {
 		s.Store = store.NewMemory()
@@ -101,22 +111,36 @@ func New(opts Options) (*Service, error) {
 			s.Store.Close()
 		}
 	}()
+	// One stream per consumer, keyed in a fixed order, so a seeded source gives the same ids run after run.
+	var ids [3]*awsapi.IDs
+	for i := range ids {
+		if ids[i], err = awsapi.NewIDs(opts.Random); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
+	}
 	if s.Artifacts, err = artifacts.Open(filepath.Join(opts.Dir, "artifacts"), artifacts.Options{Clock: s.clock,
-		Intercept: opts.ArtifactIntercept}); err != nil {
+		Intercept: opts.ArtifactIntercept, Random: ids[0]}); err != nil {
 		return nil, fmt.Errorf("service: artifacts: %w", err)
 	}
 	if s.Engine, err = engine.New(engine.Options{Clock: s.clock, Store: s.Store, Events: opts.Events}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
+	notify := opts.Limits.withDefaults(1)
 	if s.Devices, err = deviceapi.New(deviceapi.Options{Engine: s.Engine, Clock: s.clock,
-		Artifacts: s.Artifacts.DeviceHandler()}); err != nil {
+		Artifacts: s.Artifacts.DeviceHandler(), NotifyPing: notify.NotifyPing,
+		NotifyTimeout: notify.NotifyTimeout}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	if s.RoboMaker, err = robomaker.New(robomaker.Options{Engine: s.Engine, Store: s.Store, Clock: s.clock,
-		Objects: s.Artifacts, Region: opts.Region, Account: opts.Account, Quotas: opts.RoboMakerQuotas}); err != nil {
+		Objects: s.Artifacts, Region: opts.Region, Account: opts.Account, Quotas: opts.RoboMakerQuotas,
+		IDs: ids[1]}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth})
+	s3 := s.Artifacts.Handler()
+	if opts.Wrap != nil {
+		s3 = opts.Wrap(ListenerS3, s3)
+	}
+	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth, IDs: ids[2], S3: s3})
 	if err := s.RoboMaker.Register(h); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -126,16 +150,26 @@ func New(opts Options) (*Service, error) {
 	if err := h.Mount("/artifacts/", s.Devices); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s.API, s.S3 = h, s.Artifacts.Handler()
+	api := http.Handler(h)
 	if opts.Wrap != nil {
-		s.API, s.S3 = opts.Wrap(ListenerAPI, s.API), opts.Wrap(ListenerS3, s.S3)
+		api = opts.Wrap(ListenerAPI, h)
 	}
+	s.S3 = h.S3()
+	// S3 requests are told apart before the API's wrapper sees them, so it sees the same requests on one
+	// endpoint as it did when S3 had a listener of its own.
+	s.API = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.RoutesToS3(r) {
+			s.S3.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 	ok = true
 	return s, nil
 }
 
-// Start runs the engine and listens on addr (APIs) and s3Addr (artifacts); ":0"-style addresses pick free
-// ports, which Endpoint and S3Endpoint then tell.
+// Start runs the engine and listens on addr, the one endpoint, and, unless s3Addr is empty, on s3Addr for the
+// artifact store alone; ":0"-style addresses pick free ports, which Endpoint and S3Endpoint then tell.
 func (s *Service) Start(addr, s3Addr string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -144,32 +178,49 @@ func (s *Service) Start(addr, s3Addr string) error {
 		defer s.running.Done()
 		s.Engine.Run(ctx)
 	}()
-	for _, l := range []struct {
+	type listener struct {
 		addr string
 		h    http.Handler
-	}{{addr, s.API}, {s3Addr, s.S3}} {
+	}
+	ls := []listener{{addr, s.API}}
+	if s3Addr != "" {
+		ls = append(ls, listener{s3Addr, s.S3})
+	}
+	limits := s.limits.withDefaults(len(ls))
+	for _, l := range ls {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("listen on %s: %w", l.addr, err)
 		}
-		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 10 * time.Second}
+		cl := &capped{Listener: ln, max: limits.MaxConns}
+		srv := limits.server(l.h)
 		s.servers = append(s.servers, srv)
+		s.lns = append(s.lns, cl)
 		s.addrs = append(s.addrs, ln.Addr().String())
 		s.running.Add(1)
 		go func() {
 			defer s.running.Done()
-			srv.Serve(ln)
+			srv.Serve(cl)
 		}()
 	}
 	return nil
 }
 
-// Endpoint is the URL of the AWS APIs and the device API.
+// Conns returns how many connections each listener holds open, the one endpoint first.
+func (s *Service) Conns() []int {
+	out := make([]int, len(s.lns))
+	for i, l := range s.lns {
+		out[i] = l.Open()
+	}
+	return out
+}
+
+// Endpoint is the URL of the one endpoint: the AWS APIs, S3 and the device API.
 func (s *Service) Endpoint() string { return "http://" + s.addrs[0] }
 
-// S3Endpoint is the URL of the artifact store.
-func (s *Service) S3Endpoint() string { return "http://" + s.addrs[1] }
+// S3Endpoint is the URL of the artifact store's own listener, or the endpoint when it has none.
+func (s *Service) S3Endpoint() string { return "http://" + s.addrs[len(s.addrs)-1] }
 
 // Close stops listening (open connections are closed, notify channels told the service is going away), stops
 // the engine and closes the store. Every acknowledged change is already on disk: Close adds nothing a crash

@@ -174,7 +174,7 @@ func TestBoltCrashKeepsAcknowledgedWrites(t *testing.T) {
 // crashChild writes until it is killed. Each writer puts keys w<writer>/<n>; a key's value is derived from the
 // key and spans several pages, so a torn write would show.
 func crashChild(path string) {
-	s, err := Open(path, Options{MaxBatchDelay: time.Millisecond})
+	s, err := Open(path, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

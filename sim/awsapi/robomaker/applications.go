@@ -45,11 +45,9 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 	if err := s.resolveETags(sources); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var app appRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		if _, _, taken, err := lookup(tx, "app/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot application %s already exists.", in.Name)
@@ -61,7 +59,7 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 			return err
 		}
 		app = appRec{Key: key, Name: in.Name, ARN: arn, Suite: in.RobotSoftwareSuite, Environment: in.Environment,
-			Sources: sources, RevisionID: revisionID(arn, latest), UpdatedAt: now}
+			Sources: sources, RevisionID: s.ids.UUID(), UpdatedAt: now}
 		return insert(tx, bucketApps, kindApp, key, arn, &app, in.Tags, "app/"+in.Name)
 	})
 	if err != nil {
@@ -99,8 +97,6 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var (
 		app *appRec
 		err error
@@ -135,8 +131,9 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 	}
 	now := s.clock.Now()
 	var v versionRec
-	err = s.store.Update(func(tx store.Tx) error {
-		// Read again inside the transaction: the record is what the version number is taken from.
+	err = s.store.Batch(func(tx store.Tx) error {
+		// Read again inside the transaction: the record is what the version number is taken from, and a
+		// concurrent request may have changed it.
 		cur, err := s.loadApp(tx, in.Application)
 		if err != nil {
 			return err
@@ -144,10 +141,14 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 		if cur == nil {
 			return invalidParameter("Robot application %s does not exist.", in.Application)
 		}
+		if in.CurrentRevisionID != "" && in.CurrentRevisionID != cur.RevisionID {
+			return invalidParameter("The revision id %s is not the latest revision %s of %s.",
+				in.CurrentRevisionID, cur.RevisionID, cur.Name)
+		}
 		app = cur
 		app.LastVersion++
 		v = versionRec{Version: strconv.Itoa(app.LastVersion), Sources: sources, Environment: app.Environment,
-			ImageDigest: in.ImageDigest, RevisionID: revisionID(app.ARN, strconv.Itoa(app.LastVersion)),
+			ImageDigest: in.ImageDigest, RevisionID: s.ids.UUID(),
 			UpdatedAt: now}
 		if err := putJSON(tx, bucketVersions, versionKey(app.Key, app.LastVersion), &v); err != nil {
 			return err
@@ -276,9 +277,7 @@ func (s *Service) deleteRobotApplication(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		app, err := s.loadApp(tx, in.Application)
 		if err != nil {
 			return err

@@ -39,6 +39,7 @@ type env struct {
 	objects *objects
 	opts    Options
 	ctx     context.Context
+	direct  bool // the client calls the handler directly (handlerTransport), not over the test server
 }
 
 // objects is an artifact store of ETags only.
@@ -70,9 +71,19 @@ func (o *objects) remove(bucket, key string) {
 
 func newEnv(t testing.TB, mods ...func(*Options)) *env {
 	t.Helper()
-	st := store.NewMemory()
+	return newEnvOn(t, store.NewMemory(), mods...)
+}
+
+// newEnvOn is newEnv over st, which it closes at cleanup.
+func newEnvOn(t testing.TB, st store.Store, mods ...func(*Options)) *env {
+	return newEnvWith(t, st, false, mods...)
+}
+
+// newEnvWith is newEnvOn whose client calls the handler directly when direct.
+func newEnvWith(t testing.TB, st store.Store, direct bool, mods ...func(*Options)) *env {
+	t.Helper()
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, clock: clocktest.New(time.Time{}), store: st, ctx: context.Background(),
+	e := &env{t: t, clock: clocktest.New(time.Time{}), store: st, ctx: context.Background(), direct: direct,
 		objects: &objects{etags: map[string]string{
 			"bundles/app-x86.tar":  `"11111111111111111111111111111111"`,
 			"bundles/app-arm.tar":  `"22222222222222222222222222222222"`,
@@ -107,7 +118,25 @@ func (e *env) start() {
 	e.t.Cleanup(srv.Close)
 	e.engine, e.svc, e.srv = eng, svc, srv
 	e.c = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
+		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1},
+		func(o *robomaker.Options) {
+			if e.direct {
+				o.HTTPClient = &http.Client{Transport: handlerTransport{h}}
+			}
+		})
+}
+
+// handlerTransport serves a client's requests with a handler in the same goroutine, without a socket: for tests
+// that make thousands of calls.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	return rec.Result(), nil
 }
 
 // restart drops the engine and the service and starts new ones over the same store.

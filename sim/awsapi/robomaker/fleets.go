@@ -18,11 +18,9 @@ func (s *Service) createFleet(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var f fleetRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		n := 0
 		if err := tx.ForEach(bucketFleets, "", func(string, []byte) error { n++; return nil }); err != nil {
 			return err
@@ -55,14 +53,14 @@ func (s *Service) deleteFleet(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Jobs start only under s.mu, so a fleet found idle here stays idle until the Update below is done; the
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
+	// Jobs start only under s.jobs, so a fleet found idle here stays idle until the write below is done; the
 	// engine is asked outside the store transaction.
 	if d, active := s.engine.Active(in.Fleet); active {
 		return nil, invalidParameter("Fleet %s has a deployment job in progress (%s).", in.Fleet, d.ID)
 	}
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
 			return err
@@ -103,30 +101,21 @@ func (s *Service) describeFleet(r *awsapi.Request) (any, error) {
 		Robots []robot           `json:"robots"`
 		Tags   map[string]string `json:"tags,omitempty"`
 	}
-	var out output
+	var (
+		out    output
+		f      *fleetRec
+		robots []robotRec
+	)
 	err := s.store.View(func(tx store.Tx) error {
-		f, err := s.loadFleet(tx, in.Fleet)
-		if err != nil {
+		var err error
+		if f, err = s.loadFleet(tx, in.Fleet); err != nil {
 			return err
 		}
 		if f == nil {
 			return notFound("Fleet %s does not exist.", in.Fleet)
 		}
-		out.fleet, err = s.fleetSummary(tx, f)
-		if err != nil {
+		if robots, err = fleetRobots(tx, f.Key); err != nil {
 			return err
-		}
-		robots, err := fleetRobots(tx, f.Key)
-		if err != nil {
-			return err
-		}
-		out.Robots = make([]robot, 0, len(robots))
-		for i := range robots {
-			rb, err := s.robotSummary(tx, &robots[i])
-			if err != nil {
-				return err
-			}
-			out.Robots = append(out.Robots, rb)
 		}
 		out.Tags, err = getTags(tx, f.ARN)
 		return err
@@ -134,26 +123,51 @@ func (s *Service) describeFleet(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	sums, err := s.fleetSummaries([]fleetRec{*f})
+	if err != nil {
+		return nil, err
+	}
+	out.fleet = sums[0]
+	if out.Robots, err = s.robotSummaries(robots); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// fleetSummary renders a fleet with its latest deployment job.
-func (s *Service) fleetSummary(tx store.Tx, f *fleetRec) (fleet, error) {
-	out := fleet{Name: f.Name, ARN: f.ARN, CreatedAt: epoch(f.CreatedAt)}
-	if f.LastJob == "" {
-		return out, nil
-	}
-	j, err := loadJobKey(tx, f.LastJob)
-	if err != nil || j == nil {
-		return out, err
-	}
-	d, err := s.engine.Deployment(j.ID)
+// fleetSummaries render fleets with their latest deployment job. The store is read first and the engine asked
+// after, never from inside a store transaction: the engine's control operations commit with the engine locked.
+func (s *Service) fleetSummaries(fs []fleetRec) ([]fleet, error) {
+	last := make([]*jobRec, len(fs))
+	err := s.store.View(func(tx store.Tx) error {
+		for i := range fs {
+			if fs[i].LastJob == "" {
+				continue
+			}
+			var err error
+			if last[i], err = loadJobKey(tx, fs[i].LastJob); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return out, nil // the job's deployment is being created or recovered; report none yet
+		return nil, err
 	}
-	out.LastDeploymentStatus, _, _ = s.jobStatus(d, s.executions(j.ID))
-	out.LastDeploymentJob = j.ARN
-	out.LastDeploymentTime = epoch(j.CreatedAt)
+	out := make([]fleet, len(fs))
+	for i, f := range fs {
+		out[i] = fleet{Name: f.Name, ARN: f.ARN, CreatedAt: epoch(f.CreatedAt)}
+		j := last[i]
+		if j == nil {
+			continue
+		}
+		d, err := s.engine.Deployment(j.ID)
+		if err != nil {
+			continue // the job's deployment is being created or recovered; report none yet
+		}
+		out[i].LastDeploymentStatus, _, _ = s.jobStatus(d, s.executions(j.ID))
+		out[i].LastDeploymentJob = j.ARN
+		out[i].LastDeploymentTime = epoch(j.CreatedAt)
+	}
 	return out, nil
 }
 
@@ -166,23 +180,26 @@ func (s *Service) listFleets(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []keyed[fleet]
+	var fs []fleetRec
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketFleets, func(f *fleetRec) error {
-			if !q.match("name", f.Name) {
-				return nil
+			if q.match("name", f.Name) {
+				fs = append(fs, *f)
 			}
-			sum, err := s.fleetSummary(tx, f)
-			if err != nil {
-				return err
-			}
-			// Fleets are in creation order, and so are their ARNs' stamps; page by stamp.
-			all = append(all, keyed[fleet]{stampKey(f.ARN), sum})
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	sums, err := s.fleetSummaries(fs)
+	if err != nil {
+		return nil, err
+	}
+	all := make([]keyed[fleet], len(fs))
+	for i, f := range fs {
+		// Fleets are in creation order, and so are their ARNs' stamps; page by stamp.
+		all[i] = keyed[fleet]{stampKey(f.ARN), sums[i]}
 	}
 	page, next, err := pageOf(q, all)
 	if err != nil {

@@ -56,8 +56,8 @@ func (s *Service) createDeploymentJob(r *awsapi.Request) (any, error) {
 	}
 	hash := awsapi.RequestHash(r.Input, "clientRequestToken")
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	if out, done, err := s.replay(scopeCreate, in.ClientRequestToken, hash, true); done || err != nil {
 		return out, err
 	}
@@ -173,8 +173,9 @@ func (s *Service) replay(scope, token, hash string, withTags bool) (any, bool, e
 	}{out, tags}, true, nil
 }
 
-// startJob records a job and creates its engine deployment. The record is written first, so a crash between the
-// two leaves a record that New completes; when the engine refuses, the record is removed again.
+// startJob creates a job's engine deployment and records the job, its fleet's last job and its client token in
+// the same store transaction (engine.CreateWith): when the commit fails, neither the job nor the deployment
+// exists, in memory or on disk, and the token is unused.
 func (s *Service) startJob(nj newJob) (*jobRec, error) {
 	if d, active := s.engine.Active(nj.fleet.ARN); active {
 		return nil, concurrentDeployment("Fleet %s already has deployment job %s in progress.", nj.fleet.Name,
@@ -190,47 +191,43 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 		return nil, limitExceeded("The account has reached its limit of %d concurrent deployment jobs.",
 			s.quotas.ConcurrentJobs)
 	}
-	now := s.clock.Now()
-	var j jobRec
-	err := s.store.Update(func(tx store.Tx) error {
-		key, seq, err := nextKey(tx)
+	id, err := s.newJobID()
+	if err != nil {
+		return nil, err
+	}
+	j := jobRec{ID: id, ARN: s.arn("deployment-job/" + id), Fleet: nj.fleet.ARN, FleetName: nj.fleet.Name,
+		CreatedAt: s.clock.Now(), Config: nj.config, Apps: nj.apps, Targets: nj.targets, Payload: nj.payload}
+	j.Payload.Job = j.ARN
+	spec, err := s.spec(&j)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.engine.CreateWith(spec, func(tx store.Tx) error {
+		key, _, err := nextKey(tx)
 		if err != nil {
 			return err
 		}
-		id := jobID(seq)
-		j = jobRec{Key: key, ID: id, ARN: s.arn("deployment-job/" + id), Fleet: nj.fleet.ARN,
-			FleetName: nj.fleet.Name, CreatedAt: now, Config: nj.config, Apps: nj.apps, Targets: nj.targets,
-			Payload: nj.payload}
-		j.Payload.Job = j.ARN
+		j.Key = key
 		if err := insert(tx, bucketJobs, kindJob, key, j.ARN, &j, nj.tags, "job/"+id); err != nil {
 			return err
 		}
-		f := *nj.fleet
+		f, err := s.loadFleet(tx, j.Fleet)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return fmt.Errorf("fleet %s is gone", j.Fleet)
+		}
 		f.LastJob = key
-		if err := putJSON(tx, bucketFleets, f.Key, &f); err != nil {
+		if err := putJSON(tx, bucketFleets, f.Key, f); err != nil {
 			return err
 		}
 		return s.tokens.Record(tx, nj.scope, nj.token, nj.hash, key)
 	})
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.spec(&j)
-	if err == nil {
-		_, err = s.engine.Create(spec)
+	if errors.Is(err, engine.ErrConflict) {
+		return nil, concurrentDeployment("Fleet %s already has a deployment job in progress.", nj.fleet.Name)
 	}
 	if err != nil {
-		if rerr := s.store.Update(func(tx store.Tx) error {
-			if err := s.tokens.Forget(tx, nj.scope, nj.token); err != nil {
-				return err
-			}
-			return s.dropJob(tx, &j)
-		}); rerr != nil {
-			return nil, fmt.Errorf("roll back job %s: %w (after: %w)", j.ID, rerr, err)
-		}
-		if errors.Is(err, engine.ErrConflict) {
-			return nil, concurrentDeployment("Fleet %s already has a deployment job in progress.", nj.fleet.Name)
-		}
 		return nil, fmt.Errorf("create deployment %s: %w", j.ID, err)
 	}
 	return &j, nil
@@ -307,21 +304,23 @@ func (s *Service) spec(j *jobRec) (engine.Spec, error) {
 // A job the engine now refuses (its fleet has since got another active job) is removed: its creation was never
 // acknowledged.
 func (s *Service) recover() error {
-	var orphans []jobRec
+	var live, orphans []jobRec
 	now := s.clock.Now()
 	err := s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketJobs, func(j *jobRec) error {
-			if j.expired(now) {
-				return nil
-			}
-			if _, err := s.engine.Deployment(j.ID); errors.Is(err, engine.ErrNotFound) {
-				orphans = append(orphans, *j)
+			if !j.expired(now) {
+				live = append(live, *j)
 			}
 			return nil
 		})
 	})
 	if err != nil {
 		return err
+	}
+	for _, j := range live {
+		if _, err := s.engine.Deployment(j.ID); errors.Is(err, engine.ErrNotFound) {
+			orphans = append(orphans, j)
+		}
 	}
 	for i := range orphans {
 		j := &orphans[i]
@@ -435,21 +434,24 @@ func (s *Service) listDeploymentJobs(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	now := s.clock.Now()
-	var all []keyed[deploymentJob]
+	var recs []jobRec
 	err = s.store.View(func(tx store.Tx) error {
 		return each(tx, bucketJobs, func(j *jobRec) error {
-			if j.expired(now) || !q.match("fleetName", j.FleetName) {
-				return nil
-			}
-			out := s.describeJob(j)
-			if q.match("status", out.Status) {
-				all = append(all, keyed[deploymentJob]{j.Key, out})
+			if !j.expired(now) && q.match("fleetName", j.FleetName) {
+				recs = append(recs, *j)
 			}
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The engine is asked once the store transaction is over (see fleetSummaries).
+	var all []keyed[deploymentJob]
+	for i := range recs {
+		if out := s.describeJob(&recs[i]); q.match("status", out.Status) {
+			all = append(all, keyed[deploymentJob]{recs[i].Key, out})
+		}
 	}
 	jobs, next, err := pageOf(q, all)
 	if err != nil {
@@ -468,8 +470,8 @@ func (s *Service) cancelDeploymentJob(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	j, err := s.jobByARN(in.Job)
 	if err != nil {
 		return nil, err
@@ -493,13 +495,17 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	hash := awsapi.RequestHash(r.Input, "clientRequestToken")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
 	if out, done, err := s.replay(scopeSync, in.ClientRequestToken, hash, false); done || err != nil {
 		return out, err
 	}
 	now := s.clock.Now()
 	nj := newJob{scope: scopeSync, token: in.ClientRequestToken, hash: hash}
+	var (
+		jobs   []jobRec
+		robots []robotRec
+	)
 	err := s.store.View(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
@@ -509,42 +515,43 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 			return notFound("Fleet %s does not exist.", in.Fleet)
 		}
 		nj.fleet = f
-		// The reference is the fleet's latest job that succeeded.
-		var ref *jobRec
 		if err := each(tx, bucketJobs, func(j *jobRec) error {
-			if j.Fleet != f.ARN || j.expired(now) {
-				return nil
-			}
-			if d, err := s.engine.Deployment(j.ID); err == nil && d.Status == engine.StatusSucceeded {
-				ref = j
+			if j.Fleet == f.ARN && !j.expired(now) {
+				jobs = append(jobs, *j)
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if ref == nil {
-			return notFound("Fleet %s has no successful deployment job to synchronize with.", f.Name)
-		}
-		robots, err := fleetRobots(tx, f.Key)
-		if err != nil {
-			return err
-		}
-		for _, rb := range robots {
-			x, ok := s.engine.LatestForDevice(rb.Name)
-			if ok && x.Deployment == ref.ID && x.Status == engine.ExecSucceeded {
-				continue
-			}
-			nj.targets = append(nj.targets, jobTarget{Name: rb.Name, ARN: rb.ARN})
-		}
-		if len(nj.targets) == 0 {
-			return invalidParameter("Every robot of fleet %s is in sync with deployment job %s.", f.Name, ref.ARN)
-		}
-		nj.apps, nj.config, nj.payload = ref.Apps, ref.Config, ref.Payload
-		return nil
+		robots, err = fleetRobots(tx, f.Key)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The engine is asked once the store transaction is over (see fleetSummaries). The reference is the fleet's
+	// latest job that succeeded.
+	var ref *jobRec
+	for i := range jobs {
+		if d, err := s.engine.Deployment(jobs[i].ID); err == nil && d.Status == engine.StatusSucceeded {
+			ref = &jobs[i]
+		}
+	}
+	if ref == nil {
+		return nil, notFound("Fleet %s has no successful deployment job to synchronize with.", nj.fleet.Name)
+	}
+	for _, rb := range robots {
+		x, ok := s.engine.LatestForDevice(rb.Name)
+		if ok && x.Deployment == ref.ID && x.Status == engine.ExecSucceeded {
+			continue
+		}
+		nj.targets = append(nj.targets, jobTarget{Name: rb.Name, ARN: rb.ARN})
+	}
+	if len(nj.targets) == 0 {
+		return nil, invalidParameter("Every robot of fleet %s is in sync with deployment job %s.", nj.fleet.Name,
+			ref.ARN)
+	}
+	nj.apps, nj.config, nj.payload = ref.Apps, ref.Config, ref.Payload
 	j, err := s.startJob(nj)
 	if err != nil {
 		return nil, err

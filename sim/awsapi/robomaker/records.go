@@ -1,8 +1,6 @@
 package robomaker
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,32 +193,29 @@ func stamp(tx store.Tx, now time.Time) (int64, error) {
 	return ms, nil
 }
 
-// jobID formats a sequence number like RoboMaker's job ids ("deployment-xl8qssl6pbcn"): twelve base-36 digits of
-// a bijective scramble of the number (a four-round Feistel network over two six-digit halves), so ids are unique
-// and deterministic yet do not look sequential. Sequences up to 36^12 map to distinct ids.
-func jobID(seq uint64) string {
-	const half = 2176782336 // 36^6
-	l, r := (seq/half)%half, seq%half
-	for round := uint64(1); round <= 4; round++ {
-		l, r = r, (l+mix(r, round))%half
+// newJobID returns an id for a new deployment job, in RoboMaker's form ("deployment-xl8qssl6pbcn": twelve
+// random base-36 digits), that no job and no engine deployment has. Ids are random, as AWS's are, so two
+// services never hand out the same one; the check guards against a source that repeats itself (a seeded source
+// passed again to a service on the same data).
+func (s *Service) newJobID() (string, error) {
+	for range 16 {
+		id := "deployment-" + s.ids.Base36(12)
+		var taken bool
+		if err := s.store.View(func(tx store.Tx) error {
+			var err error
+			_, _, taken, err = lookup(tx, "job/"+id)
+			return err
+		}); err != nil {
+			return "", err
+		}
+		if _, err := s.engine.Deployment(id); err == nil {
+			taken = true
+		}
+		if !taken {
+			return id, nil
+		}
 	}
-	s := strconv.FormatUint(l*half+r, 36)
-	return "deployment-" + strings.Repeat("0", 12-len(s)) + s
-}
-
-// mix is the Feistel round function (splitmix64's finaliser, keyed by the round).
-func mix(x, k uint64) uint64 {
-	x += k * 0x9E3779B97F4A7C15
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
-	return x ^ (x >> 31)
-}
-
-// revisionID derives a revision id (UUID-shaped, as RoboMaker's) from what it revises.
-func revisionID(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	h := hex.EncodeToString(sum[:16])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return "", errors.New("the id source keeps repeating ids already in use")
 }
 
 func (s *Service) arn(resource string) string {

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
@@ -118,7 +119,7 @@ func TestRecoverDropsJobTheEngineRefuses(t *testing.T) {
 	active := aws.ToString(e.job(f, app, v, nil).Arn)
 
 	// A job record for the same fleet, made its last job, whose deployment never reached the engine.
-	orphan := jobRec{Key: "0000000000009999", ID: jobID(9999), Fleet: f, FleetName: "lab", CreatedAt: e.clock.Now(),
+	orphan := jobRec{Key: "0000000000009999", ID: "deployment-orphan000001", Fleet: f, FleetName: "lab", CreatedAt: e.clock.Now(),
 		Apps: nil, Targets: []jobTarget{{Name: "lab-r1"}}}
 	orphan.ARN = e.svc.arn("deployment-job/" + orphan.ID)
 	timeout := int64(60)
@@ -156,19 +157,37 @@ func TestRecoverDropsJobTheEngineRefuses(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
+	e := newEnv(t)
 	seen := map[string]bool{}
-	for i := uint64(1); i <= 20000; i++ {
-		id := jobID(i)
+	for range 20000 {
+		id, err := e.svc.newJobID()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !jobARNPattern.MatchString("arn:aws:robomaker:us-east-1:123456789012:deployment-job/"+id) || seen[id] {
-			t.Fatalf("jobID(%d) = %q: malformed or repeated", i, id)
+			t.Fatalf("job id %q: malformed or repeated", id)
 		}
 		seen[id] = true
 	}
-	if jobID(1) != jobID(1) || jobID(1) == jobID(2) {
-		t.Fatal("jobID is not a function of the sequence")
+	// A source that repeats itself (the same seed given again to a service on the same data) does not make a
+	// job id that is taken.
+	f, _ := e.fleetWith("lab", 1)
+	app := e.app("hello")
+	v := e.version(app)
+	for range 2 {
+		e.opts.IDs, _ = awsapi.NewIDs(awsapi.NewSeededSource(7))
+		e.restart()
+		job := aws.ToString(e.job(f, app, v, nil).Arn)
+		if _, err := e.c.CancelDeploymentJob(e.ctx, &robomaker.CancelDeploymentJobInput{Job: aws.String(job)}); err != nil {
+			t.Fatal(err)
+		}
+		if seen[name(job)] {
+			t.Fatalf("job %s was made twice", job)
+		}
+		seen[name(job)] = true
 	}
-	if r := revisionID("a", "1"); len(r) != 36 || r != revisionID("a", "1") || r == revisionID("a", "2") {
-		t.Fatalf("revisionID = %q", r)
+	if r := e.svc.ids.UUID(); len(r) != 36 || r == e.svc.ids.UUID() {
+		t.Fatalf("revision id %q", r)
 	}
 	// Stamps move past each other on a clock that stands still.
 	st := store.NewMemory()

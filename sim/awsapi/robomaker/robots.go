@@ -2,6 +2,7 @@ package robomaker
 
 import (
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
 
@@ -17,11 +18,9 @@ func (s *Service) createRobot(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var rb robotRec
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		if _, _, taken, err := lookup(tx, "robot/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot %s already exists.", in.Name)
@@ -56,9 +55,7 @@ func (s *Service) deleteRobot(r *awsapi.Request) (any, error) {
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		rb, err := s.loadRobot(tx, in.Robot)
 		if err != nil {
 			return err
@@ -98,58 +95,86 @@ func (s *Service) describeRobot(r *awsapi.Request) (any, error) {
 		LastDeploymentTime epoch             `json:"lastDeploymentTime,omitzero"`
 		Tags               map[string]string `json:"tags,omitempty"`
 	}
-	var out output
+	var (
+		rb   *robotRec
+		tags map[string]string
+	)
 	err := s.store.View(func(tx store.Tx) error {
-		rb, err := s.loadRobot(tx, in.Robot)
-		if err != nil {
+		var err error
+		if rb, err = s.loadRobot(tx, in.Robot); err != nil {
 			return err
 		}
 		if rb == nil {
 			return notFound("Robot %s does not exist.", in.Robot)
 		}
-		sum, err := s.robotSummary(tx, rb)
-		if err != nil {
-			return err
+		tags, err = getTags(tx, rb.ARN)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sums, err := s.robotSummaries([]robotRec{*rb})
+	if err != nil {
+		return nil, err
+	}
+	sum := sums[0]
+	return output{ARN: sum.ARN, Name: sum.Name, FleetARN: sum.FleetARN, Status: sum.Status,
+		GreengrassGroupID: sum.GreenGrassGroupID, CreatedAt: sum.CreatedAt, Architecture: sum.Architecture,
+		LastDeploymentJob: sum.LastDeploymentJob, LastDeploymentTime: sum.LastDeploymentTime, Tags: tags}, nil
+}
+
+// robotSummaries render robots with their status: Available outside a fleet, Registered in a fleet none of
+// whose jobs it has been part of, and otherwise the status of its latest execution in a job of its fleet. The
+// engine is asked first and the store read after, never the engine from inside a store transaction: the
+// engine's control operations commit with the engine locked.
+func (s *Service) robotSummaries(rbs []robotRec) ([]robot, error) {
+	latest := make([]*engine.Execution, len(rbs))
+	for i, rb := range rbs {
+		if rb.Fleet == "" {
+			continue
 		}
-		tags, err := getTags(tx, rb.ARN)
-		if err != nil {
-			return err
+		if x, ok := s.engine.LatestForDevice(rb.Name); ok {
+			latest[i] = &x
 		}
-		out = output{ARN: sum.ARN, Name: sum.Name, FleetARN: sum.FleetARN, Status: sum.Status,
-			GreengrassGroupID: sum.GreenGrassGroupID, CreatedAt: sum.CreatedAt, Architecture: sum.Architecture,
-			LastDeploymentJob: sum.LastDeploymentJob, LastDeploymentTime: sum.LastDeploymentTime, Tags: tags}
+	}
+	jobs := make([]*jobRec, len(rbs))
+	err := s.store.View(func(tx store.Tx) error {
+		for i, x := range latest {
+			if x == nil {
+				continue
+			}
+			kind, key, found, err := lookup(tx, "job/"+x.Deployment)
+			if err != nil {
+				return err
+			}
+			if !found || kind != kindJob {
+				continue
+			}
+			if jobs[i], err = loadJobKey(tx, key); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
-}
-
-// robotSummary renders a robot with its status: Available outside a fleet, Registered in a fleet none of whose
-// jobs it has been part of, and otherwise the status of its latest execution in a job of its fleet.
-func (s *Service) robotSummary(tx store.Tx, rb *robotRec) (robot, error) {
-	out := robot{ARN: rb.ARN, Name: rb.Name, FleetARN: rb.Fleet, Status: robotAvailable,
-		GreenGrassGroupID: rb.GreengrassID, CreatedAt: epoch(rb.CreatedAt), Architecture: rb.Architecture}
-	if rb.Fleet == "" {
-		return out, nil
+	out := make([]robot, len(rbs))
+	for i, rb := range rbs {
+		out[i] = robot{ARN: rb.ARN, Name: rb.Name, FleetARN: rb.Fleet, Status: robotAvailable,
+			GreenGrassGroupID: rb.GreengrassID, CreatedAt: epoch(rb.CreatedAt), Architecture: rb.Architecture}
+		if rb.Fleet == "" {
+			continue
+		}
+		out[i].Status = robotRegistered
+		j := jobs[i]
+		if j == nil || j.Fleet != rb.Fleet {
+			continue
+		}
+		out[i].Status = s.robotDeployment(*latest[i], rb.ARN, j.ARN).Status
+		out[i].LastDeploymentJob = j.ARN
+		out[i].LastDeploymentTime = epoch(j.CreatedAt)
 	}
-	out.Status = robotRegistered
-	x, ok := s.engine.LatestForDevice(rb.Name)
-	if !ok {
-		return out, nil
-	}
-	kind, key, found, err := lookup(tx, "job/"+x.Deployment)
-	if err != nil || !found || kind != kindJob {
-		return out, err
-	}
-	j, err := loadJobKey(tx, key)
-	if err != nil || j == nil || j.Fleet != rb.Fleet {
-		return out, err
-	}
-	out.Status = s.robotDeployment(x, rb.ARN, j.ARN).Status
-	out.LastDeploymentJob = j.ARN
-	out.LastDeploymentTime = epoch(j.CreatedAt)
 	return out, nil
 }
 
@@ -162,7 +187,7 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var all []keyed[robot]
+	var rbs []robotRec
 	err = s.store.View(func(tx store.Tx) error {
 		fleetNames := map[string]string{}
 		if err := each(tx, bucketFleets, func(f *fleetRec) error {
@@ -172,21 +197,24 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 			return err
 		}
 		return each(tx, bucketRobots, func(rb *robotRec) error {
-			if !q.match("fleetName", fleetNames[rb.Fleet]) {
-				return nil
-			}
-			sum, err := s.robotSummary(tx, rb)
-			if err != nil {
-				return err
-			}
-			if q.match("status", sum.Status) {
-				all = append(all, keyed[robot]{stampKey(rb.ARN), sum})
+			if q.match("fleetName", fleetNames[rb.Fleet]) {
+				rbs = append(rbs, *rb)
 			}
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	sums, err := s.robotSummaries(rbs)
+	if err != nil {
+		return nil, err
+	}
+	var all []keyed[robot]
+	for i, sum := range sums {
+		if q.match("status", sum.Status) {
+			all = append(all, keyed[robot]{stampKey(rbs[i].ARN), sum})
+		}
 	}
 	page, next, err := pageOf(q, all)
 	if err != nil {
@@ -247,9 +275,7 @@ func (s *Service) changeMembership(r *awsapi.Request, change func(tx store.Tx, f
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		f, err := s.loadFleet(tx, in.Fleet)
 		if err != nil {
 			return err

@@ -71,6 +71,8 @@ type Options struct {
 	Region, Account string
 	// Quotas are the service limits.
 	Quotas Quotas
+	// IDs makes job and revision ids (nil: awsapi.RandomIDs).
+	IDs *awsapi.IDs
 }
 
 // JobLifetime is how long a deployment job can be described or listed after it was created.
@@ -87,11 +89,14 @@ type Service struct {
 	quotas  Quotas
 	model   *model.Model
 	tokens  awsapi.Tokens
+	ids     *awsapi.IDs
 	codes   map[string]bool // DeploymentJobErrorCode values
 
-	// mu serialises the operations that change state, so checks and the writes that follow them (a name is
-	// free, a token is unused, a fleet has no active job) are atomic.
-	mu sync.Mutex
+	// jobs serialises the operations that start, cancel or depend on deployment jobs (create, sync, cancel,
+	// DeleteFleet), whose checks (a token is unused, a fleet has no active job, the quota) read the engine
+	// outside a store transaction. Every other write checks inside its transaction and is group-committed with
+	// its concurrent peers (store.Batch), never waiting behind another's disk sync.
+	jobs sync.Mutex
 }
 
 // New returns the dialect over opts. Deployment jobs whose record was written but whose engine deployment was
@@ -107,6 +112,10 @@ func New(opts Options) (*Service, error) {
 	s := &Service{
 		engine: opts.Engine, store: opts.Store, clock: clock.Or(opts.Clock), objects: opts.Objects,
 		region: opts.Region, account: opts.Account, quotas: opts.Quotas, model: m, codes: map[string]bool{},
+		ids: opts.IDs,
+	}
+	if s.ids == nil {
+		s.ids = awsapi.RandomIDs()
 	}
 	if s.region == "" {
 		s.region = "us-east-1"

@@ -61,9 +61,7 @@ func (s *Service) editTags(r *awsapi.Request, edit func(in tagsInput, tags map[s
 	if err := r.Decode(&in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.store.Update(func(tx store.Tx) error {
+	err := s.store.Batch(func(tx store.Tx) error {
 		if err := s.taggable(tx, in.ResourceARN); err != nil {
 			return err
 		}
