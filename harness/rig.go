@@ -30,6 +30,8 @@ type Rig struct {
 	Agent string
 	// CheckTimeout bounds the boards' health check (default 2m).
 	CheckTimeout time.Duration
+	// GPIO opens the real boards' lines (default: the Linux GPIO character devices).
+	GPIO rigs.GPIO
 }
 
 var _ Backend = Rig{}
@@ -53,7 +55,7 @@ func (b Rig) Start(ctx context.Context, s FleetSetup) (fleet.Fleet, error) {
 	timings.RequestTimeout = max(timings.RequestTimeout, 5*time.Second)
 	fl, err := righost.Start(ctx, righost.Options{File: f, Agent: b.Agent, Endpoint: s.Endpoint, Names: s.Names,
 		Architectures: s.Architectures, Clock: s.Clock, AgentTimings: timings, Seed: s.Seed, Dir: s.Dir,
-		OnEvent: s.OnEvent, Events: s.Events, CheckTimeout: b.CheckTimeout})
+		OnEvent: s.OnEvent, Events: s.Events, CheckTimeout: b.CheckTimeout, GPIO: b.GPIO})
 	if err != nil {
 		return nil, fmt.Errorf("start rig fleet: %w", err)
 	}

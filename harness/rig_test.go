@@ -8,11 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"periph.io/x/conn/v3/gpio"
+
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/rigs"
+	"github.com/fleetlab/fleetlab/rigs/emulated"
 	"github.com/fleetlab/fleetlab/rigs/righost"
+	"github.com/fleetlab/fleetlab/rigs/serial"
+	"github.com/fleetlab/fleetlab/rigs/serial/ser2nettest"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -175,4 +180,48 @@ boards:
 	// The board works all the same.
 	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
+}
+
+// pins is a GPIO of one chip, "lab", with an emulated board's lines: a remote board's relay and status pins.
+type pins map[string]gpio.PinIO
+
+func (p pins) Line(chip, line string) (gpio.PinIO, error) {
+	if l, ok := p[line]; ok && chip == "lab" {
+		return l, nil
+	}
+	return nil, fmt.Errorf("no line %s/%s", chip, line)
+}
+
+// TestRigDeploysOverSer2net deploys to a board whose console ser2net exports as raw TCP, as a lab host exports
+// the boards wired to it: the rig file names only tcp://host:port and the GPIO lines. The board is an emulated
+// one whose pseudo-terminal ser2net serves; its agent's timings are those the rig backend gives at scale 20.
+func TestRigDeploysOverSer2net(t *testing.T) {
+	ser2nettest.Require(t)
+	emu, err := emulated.New(emulated.Options{Thing: "robot-0001", Agent: agentBinary, Dir: t.TempDir(),
+		AgentArgs: []string{"--poll-min", "250ms", "--poll-max", "15s", "--retry-base", "50ms", "--retry-max", "3s",
+			"--request-timeout", "6s", "--stop-grace", "500ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	addr := ser2nettest.Export(t, emu.LabPort(), 115200, serial.TCP)
+	f, err := rigs.Parse("remote.yaml", strings.NewReader(fmt.Sprintf(`
+rig: remote
+boards:
+  - name: far-board
+    thing: robot-0001
+    serial: {port: "%s", baud: 115200}
+    power: {chip: lab, line: power, off: 200ms}
+    expect: {bootTimeout: 20s}
+`, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := harness.New(t, harness.WithBackend(harness.Rig{File: f, GPIO: pins(emu.Pins())}), harness.WithRobots(1),
+		harness.WithTimeScale(20), harness.WithWait(2*time.Minute))
+	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
+	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
+	if st := board(e, "robot-0001").Stats(); st.MessagesReceived == 0 || st.FramesCorrupt != 0 {
+		t.Errorf("the line over %s: %+v", addr, st)
+	}
 }

@@ -192,26 +192,31 @@ func (b *Board) Reset(ctx context.Context) error {
 		return ctx.Err()
 	case b.spec.ModemReset != nil:
 		m := b.spec.ModemReset
-		ml, ok := b.port.Port.(serial.ModemLines)
-		if !ok {
-			return &RigError{Board: b.spec.Name, Err: serial.ErrNoModemLines}
-		}
-		set := ml.SetDTR
-		if m.Signal == "rts" {
-			set = ml.SetRTS
-		}
 		// Asserting the signal drives the reset pin low through the adapter's inverter, as wired by default.
-		if err := set(m.ActiveLow); err != nil {
-			return &RigError{Board: b.spec.Name, Err: fmt.Errorf("reset by %s: %w", m.Signal, err)}
+		if err := b.modemLine(m.Signal, m.ActiveLow); err != nil {
+			return &RigError{Board: b.spec.Name, Err: fmt.Errorf("reset: %w", err)}
 		}
 		b.emit(event.Log, "reset by "+m.Signal)
 		clock.Sleep(b.line, m.Pulse, ctx.Done())
-		if err := set(!m.ActiveLow); err != nil {
-			return &RigError{Board: b.spec.Name, Err: fmt.Errorf("reset by %s: %w", m.Signal, err)}
+		if err := b.modemLine(m.Signal, !m.ActiveLow); err != nil {
+			return &RigError{Board: b.spec.Name, Err: fmt.Errorf("reset: %w", err)}
 		}
 		return ctx.Err()
 	}
 	return &RigError{Board: b.spec.Name, Err: ErrNoReset}
+}
+
+// modemLine sets the console port's DTR or RTS (true: asserted).
+func (b *Board) modemLine(signal string, on bool) error {
+	ml, ok := b.port.Port.(serial.ModemLines)
+	if !ok {
+		return fmt.Errorf("%s: %w", signal, serial.ErrNoModemLines)
+	}
+	set := ml.SetDTR
+	if signal == "rts" {
+		set = ml.SetRTS
+	}
+	return set(on)
 }
 
 // Status reads the status line: true when it is at its active level.

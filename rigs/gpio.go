@@ -9,6 +9,8 @@ import (
 	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/host/v3/gpioioctl"
+
+	"github.com/fleetlab/fleetlab/rigs/serial"
 )
 
 // PinOut is an output line: a relay's coil, a reset pin. periph's gpio.PinOut satisfies it.
@@ -19,6 +21,22 @@ type PinOut interface {
 // PinIn is an input line: a board's status LED or ready pin. periph's gpio.PinIn satisfies it.
 type PinIn interface {
 	Read() gpio.Level
+}
+
+// Ports opens serial ports: a board's console. SystemPorts is the real one; tests give one that hands out
+// serialtest ports.
+type Ports interface {
+	Open(addr string, o serial.Options) (serial.Port, error)
+}
+
+// SystemPorts opens ports with package serial: device paths, tcp:// and rfc2217://.
+type SystemPorts struct{}
+
+var _ Ports = SystemPorts{}
+
+// Open implements Ports.
+func (SystemPorts) Open(addr string, o serial.Options) (serial.Port, error) {
+	return serial.Open(addr, o)
 }
 
 // GPIO opens GPIO lines by chip and line name or offset.

@@ -37,6 +37,12 @@ type Options struct {
 	AgentArgs []string
 	// GPIO opens the real boards' lines. Default: the Linux GPIO character devices.
 	GPIO GPIO
+	// Ports opens the boards' console ports. Default: SystemPorts.
+	Ports Ports
+	// LineClock times what happens on the boards and their lines — reset pulses, power-off times, boot and
+	// expect timeouts, the consoles' log stamps. They are real, so the default is the real clock whatever the
+	// run's; a test of the pulses gives a fake.
+	LineClock clock.Clock
 	// Clock is the run's clock: it stamps events and times the link shapers. The lines and boards are real and
 	// keep the real clock.
 	Clock clock.Clock
@@ -64,6 +70,9 @@ func Open(f *File, opts Options) (*Rig, error) {
 	}
 	if opts.GPIO == nil {
 		opts.GPIO = &LinuxGPIO{}
+	}
+	if opts.Ports == nil {
+		opts.Ports = SystemPorts{}
 	}
 	r := &Rig{file: f}
 	ok := false
@@ -110,7 +119,7 @@ func openBoard(spec BoardSpec, opts Options) (*Board, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console log: %w", err)
 	}
-	b := &Board{spec: spec, clk: clock.Or(opts.Clock), line: clock.Real{}, log: logf, events: opts.Events,
+	b := &Board{spec: spec, clk: clock.Or(opts.Clock), line: clock.Or(opts.LineClock), log: logf, events: opts.Events,
 		open: make(chan struct{})}
 	b.prompt, err = regexp.Compile(spec.Expect.Prompt)
 	if err != nil {
@@ -161,11 +170,19 @@ func openBoard(spec BoardSpec, opts Options) (*Board, error) {
 			*l.in = p
 		}
 	}
-	port, err := serial.Open(addr, serial.Options{Baud: spec.Serial.Baud})
+	port, err := opts.Ports.Open(addr, serial.Options{Baud: spec.Serial.Baud})
 	if err != nil {
 		return b, err
 	}
 	b.port = &faultPort{Port: port}
+	if m := spec.ModemReset; m != nil {
+		// Opening a port asserts DTR and RTS (Linux does so on open): a board wired to them would be held in
+		// reset. Release it.
+		if err := b.modemLine(m.Signal, !m.ActiveLow); err != nil {
+			port.Close()
+			return b, fmt.Errorf("release the modem-line reset: %w", err)
+		}
+	}
 	b.shaper = link.NewShaper(opts.Clock)
 	if b.proxy, err = link.NewProxy(opts.Endpoint, b.shaper); err != nil {
 		port.Close()

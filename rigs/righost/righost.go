@@ -54,6 +54,8 @@ type Options struct {
 	Events  event.Sink
 	// CheckTimeout bounds the health check (default 2m).
 	CheckTimeout time.Duration
+	// GPIO opens the real boards' lines (default: the Linux GPIO character devices).
+	GPIO rigs.GPIO
 }
 
 // Start opens the robots' boards, checks each, and returns them as a fleet. A board that fails its check is a
@@ -73,7 +75,7 @@ func Start(ctx context.Context, o Options) (*Fleet, error) {
 		}
 	}
 	r, err := rigs.Open(f, rigs.Options{Endpoint: o.Endpoint, Things: o.Names, Dir: o.Dir, Agent: o.Agent,
-		AgentArgs: fleet.AgentTimingFlags(o.AgentTimings), Clock: o.Clock, Events: o.Events, OnAgentEvent: o.OnEvent, Seed: o.Seed})
+		AgentArgs: fleet.AgentTimingFlags(o.AgentTimings), GPIO: o.GPIO, Clock: o.Clock, Events: o.Events, OnAgentEvent: o.OnEvent, Seed: o.Seed})
 	if err != nil {
 		return nil, err
 	}

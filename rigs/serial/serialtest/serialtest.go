@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/fleetlab/fleetlab/rigs/serial"
+	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
 // Port is one end of a Pair. Writes never block; reads wait for the other end's writes. Its exported fields
@@ -15,13 +17,16 @@ import (
 type Port struct {
 	// NoModemLines makes SetDTR and SetRTS fail as on a pseudo-terminal.
 	NoModemLines bool
+	// Clock stamps the modem-line changes (nil: the real clock).
+	Clock clock.Clock
 
 	// Mu guards the fields below.
 	Mu sync.Mutex
 	// DTR and RTS are the modem lines' levels (true: asserted); Changes records every change, in order, as
-	// "DTR=1" or "RTS=0".
-	DTR, RTS bool
-	Changes  []string
+	// "DTR=1" or "RTS=0", and ChangedAt when each was made, on Clock.
+	DTR, RTS  bool
+	Changes   []string
+	ChangedAt []time.Time
 
 	in   *buffer
 	out  *buffer
@@ -72,6 +77,7 @@ func (p *Port) set(name string, line *bool, on bool) error {
 		v = 1
 	}
 	p.Changes = append(p.Changes, fmt.Sprintf("%s=%d", name, v))
+	p.ChangedAt = append(p.ChangedAt, clock.Or(p.Clock).Now())
 	return nil
 }
 
