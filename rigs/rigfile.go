@@ -6,8 +6,9 @@
 // DTR/RTS modem lines, the status input, and the bridge to the service. Check is the health check that comes
 // before a rig is used; a board that fails it is a rig failure, never a deployment failure.
 //
-// Serial ports and GPIO lines sit behind small interfaces (serial.Port, PinOut, PinIn) so tests drive fakes
-// (serialtest, periph's gpiotest) through the same code.
+// Serial ports and GPIO lines sit behind small interfaces (Ports and serial.Port, GPIO, PinOut, PinIn) so tests
+// drive fakes (serialtest, periph's gpiotest) through the same code; the boards' own timings (reset pulses,
+// power-off times, boot timeouts) run on Options.LineClock, which a test can fake.
 package rigs
 
 import (
