@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
@@ -182,16 +180,6 @@ boards:
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
 }
 
-// pins is a GPIO of one chip, "lab", with an emulated board's lines: a remote board's relay and status pins.
-type pins map[string]gpio.PinIO
-
-func (p pins) Line(chip, line string) (gpio.PinIO, error) {
-	if l, ok := p[line]; ok && chip == "lab" {
-		return l, nil
-	}
-	return nil, fmt.Errorf("no line %s/%s", chip, line)
-}
-
 // TestRigDeploysOverSer2net deploys to a board whose console ser2net exports as raw TCP, as a lab host exports
 // the boards wired to it: the rig file names only tcp://host:port and the GPIO lines. The board is an emulated
 // one whose pseudo-terminal ser2net serves; its agent's timings are those the rig backend gives at scale 20.
@@ -217,7 +205,7 @@ boards:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := harness.New(t, harness.WithBackend(harness.Rig{File: f, GPIO: pins(emu.Pins())}), harness.WithRobots(1),
+	e := harness.New(t, harness.WithBackend(harness.Rig{File: f, GPIO: emu}), harness.WithRobots(1),
 		harness.WithTimeScale(20), harness.WithWait(2*time.Minute))
 	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))

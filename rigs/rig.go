@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -140,7 +139,7 @@ func openBoard(spec BoardSpec, opts Options) (*Board, error) {
 			return b, err
 		}
 		addr = b.emu.LabPort()
-		gp = emulatedGPIO{b.emu}
+		gp = b.emu
 		if spec.Power == nil { // an emulated board without a power line is always on
 			b.emu.Power.Out(gpio.High)
 		}
@@ -198,23 +197,8 @@ func openBoard(spec BoardSpec, opts Options) (*Board, error) {
 	return b, nil
 }
 
-// emulatedGPIO gives an emulated board's pins by name.
-type emulatedGPIO struct{ b *emulated.Board }
-
-func (g emulatedGPIO) Line(chip, line string) (gpio.PinIO, error) {
-	p, ok := g.b.Pins()[line]
-	if !ok {
-		if n, err := strconv.Atoi(line); err == nil {
-			for _, q := range g.b.Pins() {
-				if q.Number() == n {
-					return q, nil
-				}
-			}
-		}
-		return nil, fmt.Errorf("emulated board: no line %q (it has power, reset and status)", line)
-	}
-	return p, nil
-}
+// An emulated board is the GPIO of its own lines.
+var _ GPIO = (*emulated.Board)(nil)
 
 // File returns the rig file.
 func (r *Rig) File() *File { return r.file }

@@ -7,23 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"github.com/fleetlab/fleetlab/rigs"
 	"github.com/fleetlab/fleetlab/rigs/emulated"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/rigs/serial/ser2nettest"
 )
-
-// pins is a GPIO of named lines on one chip: an emulated board's, as a remote board's relay and reset pins.
-type pins map[string]gpio.PinIO
-
-func (p pins) Line(chip, line string) (gpio.PinIO, error) {
-	if l, ok := p[line]; ok && chip == "lab" {
-		return l, nil
-	}
-	return nil, fmt.Errorf("no line %s/%s", chip, line)
-}
 
 // TestCheckBoardBehindSer2net checks a board whose console is exported by ser2net — raw TCP, and telnet with
 // RFC 2217 — as a lab host exports the boards wired to it: the rig knows only the network port and the GPIO
@@ -52,7 +40,7 @@ boards:
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := rigs.Open(f, rigs.Options{Endpoint: serve(t), Dir: t.TempDir(), GPIO: pins(emu.Pins())})
+			r, err := rigs.Open(f, rigs.Options{Endpoint: serve(t), Dir: t.TempDir(), GPIO: emu})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -177,9 +177,16 @@ func (b *Board) LabPort() string { return b.labPath }
 // BoardPort is the device path the agent opens: the board's end.
 func (b *Board) BoardPort() string { return b.boardPath }
 
-// Pins returns the board's lines by name, for the rig file's "emulated" chip.
-func (b *Board) Pins() map[string]gpio.PinIO {
-	return map[string]gpio.PinIO{"power": b.Power, "reset": b.Reset, "status": b.Status}
+// Line returns the board's line by name (power, reset, status) or number (0, 1, 2), whatever the chip: the board
+// is the GPIO of its own lines (rigs.GPIO), for a rig file's emulated board or a test that wires a board's
+// lines to a rig as a remote one's.
+func (b *Board) Line(_, line string) (gpio.PinIO, error) {
+	for _, p := range []gpio.PinIO{b.Power, b.Reset, b.Status} {
+		if p.Name() == line || strconv.Itoa(p.Number()) == line {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("emulated board: no line %q (it has power, reset and status)", line)
 }
 
 // Powered reports whether the board has power.
