@@ -69,7 +69,7 @@ func rigCommand() *command {
 		fmt.Fprintf(stdout, "rig %s: checking %d boards\n\n", f.Rig, len(r.Boards()))
 		hs := r.Check(ctx)
 		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "BOARD\tTHING\tBOOT\tAGENT\tSTATUS\tFRAMES\tRESULT")
+		fmt.Fprintln(tw, "BOARD\tTHING\tBOOT\tAGENT\tSTATUS\tFRAMES IN\tRESENT\tDAMAGED\tRESULT")
 		var bad []string
 		for i, h := range hs {
 			st := "-"
@@ -85,8 +85,9 @@ func rigCommand() *command {
 				res = "FAILED"
 				bad = append(bad, h.Board)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", h.Board, h.Thing, boot, map[bool]string{true: "answers", false: "-"}[h.Agent],
-				st, r.Boards()[i].Stats().FramesReceived, res)
+			fs := r.Boards()[i].Stats()
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", h.Board, h.Thing, boot, map[bool]string{true: "answers", false: "-"}[h.Agent],
+				st, fs.FramesReceived, fs.FramesResent, fs.FramesCorrupt, res)
 		}
 		tw.Flush()
 		for _, h := range hs {
