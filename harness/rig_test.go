@@ -16,6 +16,7 @@ import (
 	"github.com/fleetlab/fleetlab/rigs/righost"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/rigs/serial/ser2nettest"
+	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -211,5 +212,53 @@ boards:
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
 	if st := board(e, "robot-0001").Stats(); st.MessagesReceived == 0 || st.FramesCorrupt != 0 {
 		t.Errorf("the line over %s: %+v", addr, st)
+	}
+}
+
+// rigSmokes are the smoke tests of the faults only a rig's boards can have: a reset line, a serial line.
+func rigSmokes() []smoke {
+	return []smoke{
+		{name: "reset", fault: spec("reset", "", on(wire.StepExecutingPreLaunch)),
+			shows: both(rebooted, agentSaid(harness.AgentResume, target, ""))},
+		{name: "serial-noise", fault: spec("serial-noise", `{"rate":0.01}`, faults.Selector{Devices: []string{target}}),
+			shows: both(robotIs(harness.RobotInSync, ""), damagedFrames)},
+		{name: "serial-unplug", fault: spec("serial-unplug", `{"for":"1h"}`, on(wire.StepDownloadingExtracting)),
+			job: harness.Deployment{Timeout: 2 * time.Minute}, shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
+	}
+}
+
+// rebooted reports whether the target's board booted again after the rig's health check booted it.
+func rebooted(env *harness.Env, _ harness.Job, _ bool) bool {
+	return board(env, target).Emulated().Boots() > 1
+}
+
+// damagedFrames reports whether frames of the target's line arrived damaged (never on a clean line) and were
+// resent.
+func damagedFrames(env *harness.Env, _ harness.Job, _ bool) bool {
+	st := board(env, target).Stats()
+	return st.FramesCorrupt > 0 && st.FramesResent > 0
+}
+
+// TestRigFaultSmoke runs the smoke test of each rig fault on the emulated boards: injected, its signature shows
+// (the board really reboots, its bytes are really changed, its line really carries nothing); not injected, it
+// does not; recovered, a later job succeeds.
+func TestRigFaultSmoke(t *testing.T) {
+	f, err := rigs.Load(rigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := []harness.Option{harness.WithBackend(harness.Rig{File: f, Agent: agentBinary}), harness.WithTimeScale(20),
+		harness.WithWait(2 * time.Minute)}
+	for _, s := range rigSmokes() {
+		t.Run(s.name, func(t *testing.T) {
+			if !s.run(t, false, backend...) {
+				t.Errorf("%s injected: its signature does not show", s.name)
+			}
+			t.Run("noop", func(t *testing.T) {
+				if s.run(t, true, backend...) {
+					t.Errorf("%s not injected: its signature shows anyway", s.name)
+				}
+			})
+		})
 	}
 }
