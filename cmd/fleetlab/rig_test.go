@@ -50,20 +50,22 @@ func TestRigCheckBadFile(t *testing.T) {
 	}
 }
 
-// TestRunOnRigLeavesNothingInTemp runs a rig scenario with no --agent and no fleetlab-agent beside the program
-// or on PATH: the agent is built for the run, into the system's temporary directory, and removed with
-// everything else the run made there.
+// TestRunOnRigLeavesNothingInTemp runs the rig scenarios (a power cut, 1 % serial noise) with no --agent and no
+// fleetlab-agent beside the program or on PATH: the agent is built for the run, into the system's temporary
+// directory, and removed with everything else the run made there.
 func TestRunOnRigLeavesNothingInTemp(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	t.Setenv("PATH", filepath.Dir(goTool(t))) // go, to build the agent; no fleetlab-agent
 	var out, errb bytes.Buffer
-	code := run([]string{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "../../fixtures/rigs/scenarios/power-cut.json"}, &out, &errb)
+	code := run([]string{"run", "--rig", "../../fixtures/rigs/emulated-4.yaml", "../../fixtures/rigs/scenarios"}, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "--- PASS rig-power-cut") {
-		t.Errorf("output:\n%s", out.String())
+	for _, want := range []string{"--- PASS rig-power-cut", "--- PASS rig-serial-noise", "scenarios: 2 passed, 0 failed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 	left, err := os.ReadDir(tmp)
 	if err != nil {
