@@ -98,3 +98,22 @@ func goTool(t *testing.T) string {
 	}
 	return p
 }
+
+// TestRunOnRigWithABrokenBoardIsARigFailure: a board whose console never shows its prompt fails the rig's
+// check, and the scenario is reported broken (exit 3), never failed: the product was not tested.
+func TestRunOnRigWithABrokenBoardIsARigFailure(t *testing.T) {
+	scenario := filepath.Join(t.TempDir(), "one.json")
+	if err := os.WriteFile(scenario, []byte(`{"name": "one-robot", "fleet": {"robots": 1}, "timeScale": 20,
+		"job": {"bundle": "hello", "timeout": "2m"}, "expect": {"status": "Succeeded", "others": {"status": "InSync"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"run", "--rig", "testdata/rig-no-prompt.yaml", "--agent", agentBinary, scenario}, &out, &errb)
+	if code != exitEnviron {
+		t.Fatalf("exit %d, want %d (a rig failure)\n%s\n%s", code, exitEnviron, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "--- BROKEN one-robot") || !strings.Contains(out.String(), "Kernel panic") ||
+		strings.Contains(out.String(), "--- FAIL") {
+		t.Errorf("output:\n%s\n%s", out.String(), errb.String())
+	}
+}
