@@ -120,7 +120,7 @@ func New(t T, opts ...Option) *Env {
 	ctx, cancel := e.waitContext()
 	defer cancel()
 	f, err := cfg.backend.Start(ctx, FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots,
-		Architectures: archs, Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent})
+		Architectures: archs, Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent, Events: e.events})
 	if err != nil {
 		infraFatal(t, "backend %s: %v", cfg.backend.Name(), err)
 	}

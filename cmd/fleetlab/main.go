@@ -64,7 +64,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), reportCommand(), bundleCommand(), versionCommand()}
+	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), reportCommand(), rigCommand(), bundleCommand(), versionCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c
