@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
+	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
@@ -55,6 +56,8 @@ type FleetSetup struct {
 	Dir string
 	// OnEvent receives every agent event.
 	OnEvent fleet.EventFunc
+	// Events is the run's event stream, for what a backend sees besides agent events (a board's console).
+	Events event.Sink
 }
 
 // InProc hosts robots as goroutines in the test's process (sim/fleet/inproc): the default backend. Its robots

@@ -149,7 +149,8 @@ func (e *Env) start(cfg config) {
 	ctx, cancel := e.callContext()
 	defer cancel()
 	setup := FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots, Architectures: archs,
-		Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent}
+		Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent,
+		Events: e.events}
 	if e.world != nil {
 		setup.HTTP = e.inproc.ForActors()
 	}

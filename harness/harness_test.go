@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -280,5 +281,42 @@ func TestRecorderRemovesTempDirsLast(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("%s still there after the run: %v", dir, err)
+	}
+}
+
+// TestSpecErrorsArePlaced: every problem of a scenario file says where it is — the line and column of a JSON
+// syntax error, of a member the format does not have (listing those it has), of a value of the wrong kind, of a
+// value the checks refuse, of a fault's unknown parameter (listing the fault's parameters) — and a fault or an
+// expectation aimed at a robot outside the fleet is refused with the spec.
+func TestSpecErrorsArePlaced(t *testing.T) {
+	const tail = `, "expect": {"status": "Failed", "others": {"status": "InSync"}}}`
+	for _, tc := range []struct{ in, want string }{
+		{"{\"name\": \"x\",\n  \"fleet\": {\"robots\": 2,,}}", "line 2, column 26: JSON syntax: invalid character ','"},
+		{"{\"name\": \"x\",\n  \"job\": {\n    \"bundel\": \"hello\"}" + tail,
+			`line 3, column 5: unknown field "bundel" in job (fields: architectures, bundle, concurrency, downloadCondition, failureThreshold, timeout)`},
+		{"{\"name\": \"x\", \"jobb\": {}" + tail, `line 1, column 15: unknown field "jobb" in the scenario (fields: description, expect, faults, fleet, job, name, seed, timeScale)`},
+		{"{\"name\": \"x\",\n  \"job\": {\"concurrency\": \"50\"}" + tail, "line 2, column 26: a JSON string where job.concurrency wants a whole number"},
+		{"{\"name\": \"x\",\n  \"job\": {\"concurrency\": 150}" + tail, "line 2, column 26: job: concurrency 150 outside 1-100"},
+		{"{\"name\": \"x\",\n  \"job\": {\"timeout\": \"5x\"}" + tail, `line 2, column 22: job.timeout: duration "5x"`},
+		{"{\"name\": \"x\", \"faults\": [\n {\"fault\": \"crash\", \"params\": {\"dwon\": \"30s\"}}]" + tail,
+			`line 2, column 32: unknown field "dwon" in faults[0].params (fields: down, stay)`},
+		{"{\"name\": \"x\", \"faults\": [\n {\"fault\": \"script-exit\", \"params\": {\"script\": \"pre-launch\", \"code\": 300}}]" + tail,
+			"line 2, column 37: faults[0]: fault script-exit: code 300 outside 1-255"},
+		{"{\"name\": \"x\", \"fleet\": {\"robots\": 4}, \"faults\": [\n {\"fault\": \"crash\", \"target\": {\"devices\": [\"robot-0001\", \"robot-0009\"]}}]" + tail,
+			"line 2, column 58: faults[0]: target: robot-0009 is not a robot of the fleet (robot-0001, robot-0002, robot-0003, robot-0004)"},
+		{"{\"name\": \"x\", \"faults\": [\n {\"fault\": \"crash\", \"target\": {\"count\": 5}}]" + tail,
+			"line 2, column 41: faults[0]: target: count 5 is more robots than the fleet's 3"},
+		{"{\"name\": \"x\", \"expect\": {\"status\": \"Failed\", \"robots\": {\n \"robot-0007\": {\"status\": \"Failed\"}}}}",
+			"line 2, column 16: expect: robots: robot-0007 is not a robot of the fleet"},
+	} {
+		_, err := harness.ReadSpec(strings.NewReader(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s\n  error %v\n  want  %s", tc.in, err, tc.want)
+		}
+	}
+	// The registry lists a fault's parameters however the fault is given.
+	_, err := faults.Catalog().New(faults.Spec{Fault: "script-exit", Params: json.RawMessage(`{"scrpit": "pre-launch"}`)})
+	if err == nil || !strings.Contains(err.Error(), "(params of script-exit: code, script)") || !errors.Is(err, faults.ErrParams) {
+		t.Errorf("unknown parameter: %v", err)
 	}
 }

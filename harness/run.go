@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -100,7 +101,8 @@ func runSpec(t T, spec Spec) *Result {
 	t.Helper()
 	env := New(t, spec.options()...)
 	res := &Result{Spec: spec, Seed: env.Seed()}
-	env.emit(event.Event{Kind: event.ScenarioStarted, Reason: spec.Description})
+	env.emit(event.Event{Kind: event.ScenarioStarted, Reason: spec.Description,
+		Attrs: map[string]string{"seed": strconv.FormatUint(env.Seed(), 10), "backend": env.cfg.backend.Name()}})
 	targeted := map[string]bool{}
 	for _, f := range spec.Faults {
 		h := env.Inject(f)
@@ -132,12 +134,13 @@ func runSpec(t T, spec Spec) *Result {
 	for _, f := range res.Failures {
 		t.Errorf("scenario %s: product failure: %s", spec.Name, f)
 	}
-	outcome := "passed"
+	outcome := event.OutcomePassed
 	if len(res.Failures) > 0 {
-		outcome = "failed"
+		outcome = event.OutcomeFailed
 		t.Logf("scenario %s: %s\ntimeline:\n%s", spec.Name, res.Job, Timeline(res.Job.Timeline))
 	}
-	env.emit(event.Event{Kind: event.ScenarioEnded, Deployment: res.Job.ID, Reason: outcome})
+	env.emit(event.Event{Kind: event.ScenarioEnded, Deployment: res.Job.ID, Code: outcome,
+		Reason: strings.Join(res.Failures, "\n")})
 	return res
 }
 

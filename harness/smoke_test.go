@@ -237,7 +237,7 @@ func TestFaultSmoke(t *testing.T) {
 			})
 		})
 	}
-	for _, s := range containerSmokes() {
+	for _, s := range append(containerSmokes(), rigSmokes()...) {
 		covered[s.fault.Fault] = true
 	}
 	for _, d := range faults.Catalog().Definitions() {

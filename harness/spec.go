@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -169,66 +170,99 @@ func (s Spec) options() []Option {
 }
 
 // Validate checks the spec as a whole, reporting every problem at once.
-func (s Spec) Validate() error {
+func (s Spec) Validate() error { return s.validate(nil) }
+
+// validate is Validate, placing each problem in the scenario file when pos knows where it is.
+func (s Spec) validate(pos *positions) error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, pos.place(path, fmt.Errorf(format, args...)))
+	}
 	if s.Name == "" || strings.ContainsAny(s.Name, " /\t\n") {
-		bad("name %q: want a non-empty name without spaces or slashes", s.Name)
+		bad("name", "name %q: want a non-empty name without spaces or slashes", s.Name)
 	}
 	if s.Fleet.Robots < 0 {
-		bad("fleet: robots %d is negative", s.Fleet.Robots)
+		bad("fleet.robots", "fleet: robots %d is negative", s.Fleet.Robots)
 	}
 	if s.Fleet.Robots > 0 && len(s.Fleet.Names) > 0 {
-		bad("fleet: give robots or names, not both")
+		bad("fleet", "fleet: give robots or names, not both")
 	}
-	for _, n := range append(slices.Clone(s.Fleet.Names), s.Fleet.Late...) {
+	for i, n := range s.Fleet.Names {
 		if err := fleet.CheckName(n); err != nil {
-			bad("fleet: %v", err)
+			bad(fmt.Sprintf("fleet.names[%d]", i), "fleet: %v", err)
+		}
+	}
+	for i, n := range s.Fleet.Late {
+		if err := fleet.CheckName(n); err != nil {
+			bad(fmt.Sprintf("fleet.late[%d]", i), "fleet: %v", err)
 		}
 	}
 	if s.Fleet.Architecture != "" {
 		if err := fleet.CheckArchitecture(s.Fleet.Architecture); err != nil {
-			bad("fleet: %v", err)
+			bad("fleet.architecture", "fleet: %v", err)
 		}
 	}
-	for n, a := range s.Fleet.Architectures {
-		if err := fleet.CheckArchitecture(a); err != nil {
-			bad("fleet: robot %s: %v", n, err)
+	for _, n := range slices.Sorted(maps.Keys(s.Fleet.Architectures)) {
+		if err := fleet.CheckArchitecture(s.Fleet.Architectures[n]); err != nil {
+			bad("fleet.architectures."+n, "fleet: robot %s: %v", n, err)
 		}
 	}
 	if s.TimeScale != 0 && s.TimeScale < 1 {
-		bad("timeScale %v: want at least 1", s.TimeScale)
+		bad("timeScale", "timeScale %v: want at least 1", s.TimeScale)
 	}
 	if b := s.Job.Bundle; b != "" && !slices.Contains(bundles.Names(), b) {
-		bad("job: bundle %q is not a fixture bundle (%s)", b, strings.Join(bundles.Names(), ", "))
+		bad("job.bundle", "job: bundle %q is not a fixture bundle (%s)", b, strings.Join(bundles.Names(), ", "))
 	}
 	if c := s.Job.DownloadCondition; c != "" && !slices.Contains(bundles.Scripts(), c) {
-		bad("job: download condition %q is not a fixture script (%s)", c, strings.Join(bundles.Scripts(), ", "))
+		bad("job.downloadCondition", "job: download condition %q is not a fixture script (%s)", c, strings.Join(bundles.Scripts(), ", "))
 	}
-	for _, a := range s.Job.Architectures {
+	for i, a := range s.Job.Architectures {
 		if err := fleet.CheckArchitecture(a); err != nil {
-			bad("job: %v", err)
+			bad(fmt.Sprintf("job.architectures[%d]", i), "job: %v", err)
 		}
 	}
 	if c := s.Job.Concurrency; c < 0 || c > 100 {
-		bad("job: concurrency %d outside 1-100", c)
+		bad("job.concurrency", "job: concurrency %d outside 1-100", c)
 	}
 	if c := s.Job.FailureThreshold; c < 0 || c > 100 {
-		bad("job: failureThreshold %d outside 1-100", c)
+		bad("job.failureThreshold", "job: failureThreshold %d outside 1-100", c)
 	}
 	if t := s.Job.Timeout.D(); t != 0 && t < 60e9 {
-		bad("job: timeout %v is below RoboMaker's minimum of one minute", t)
+		bad("job.timeout", "job: timeout %v is below RoboMaker's minimum of one minute", t)
 	}
 	reg := faults.Catalog()
+	robots := s.robots()
 	for i, f := range s.Faults {
+		at := fmt.Sprintf("faults[%d]", i)
 		if _, err := reg.New(f); err != nil {
-			bad("faults[%d]: %v", i, err)
+			switch {
+			case errors.Is(err, faults.ErrUnknown):
+				at += ".fault"
+			case errors.Is(err, faults.ErrParams):
+				at += ".params"
+			case errors.Is(err, faults.ErrTarget):
+				at += ".target"
+			}
+			bad(at, "faults[%d]: %v", i, err)
+			continue
+		}
+		if robots == nil {
+			continue
+		}
+		for j, d := range f.Target.Devices {
+			if !slices.Contains(robots, d) {
+				bad(fmt.Sprintf("%s.target.devices[%d]", at, j), "faults[%d]: target: %s is not a robot of the fleet (%s)",
+					i, d, strings.Join(robots, ", "))
+			}
+		}
+		if n := f.Target.Count; n > len(robots) {
+			bad(at+".target.count", "faults[%d]: target: count %d is more robots than the fleet's %d", i, n, len(robots))
 		}
 	}
 	switch s.Expect.Status {
 	case JobSucceeded, JobFailed, JobCanceled:
 	default:
-		bad("expect: status %q: want %s, %s or %s", s.Expect.Status, JobSucceeded, JobFailed, JobCanceled)
+		bad("expect.status", "expect: status %q: want %s, %s or %s", s.Expect.Status, JobSucceeded, JobFailed, JobCanceled)
 	}
 	robotExpects := map[string]RobotExpect{}
 	for n, r := range s.Expect.Robots {
@@ -241,37 +275,85 @@ func (s Spec) Validate() error {
 		robotExpects["others"] = *s.Expect.Others
 	}
 	if len(robotExpects) == 0 {
-		bad("expect: no robot expectation: every robot's final state must be expected (robots, targets or others)")
+		bad("expect", "expect: no robot expectation: every robot's final state must be expected (robots, targets or others)")
 	}
-	for where, r := range robotExpects {
+	for _, where := range slices.Sorted(maps.Keys(robotExpects)) {
+		r := robotExpects[where]
 		switch r.Status {
 		case RobotInSync, RobotFailed, RobotNoResponse, RobotDeploying, RobotPending:
 		default:
-			bad("expect: %s: status %q is not a RoboMaker robot status", where, r.Status)
+			bad("expect."+where+".status", "expect: %s: status %q is not a RoboMaker robot status", where, r.Status)
 		}
 		if r.Step != "" && !slices.Contains(faults.Steps, r.Step) {
-			bad("expect: %s: step %q is not a RoboMaker step", where, r.Step)
+			bad("expect."+where+".step", "expect: %s: step %q is not a RoboMaker step", where, r.Step)
+		}
+	}
+	for n := range s.Expect.Robots {
+		if robots != nil && !slices.Contains(robots, n) {
+			bad("expect.robots."+n, "expect: robots: %s is not a robot of the fleet (%s)", n, strings.Join(robots, ", "))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// robots returns the names of the fleet's robots, late ones included, when the spec alone decides them (no
+// code Options, which may change the fleet); nil otherwise.
+func (s Spec) robots() []string {
+	if len(s.Options) > 0 {
+		return nil
+	}
+	count := s.Fleet.Robots
+	if count == 0 && len(s.Fleet.Names) == 0 {
+		count = DefaultRobots
+	}
+	names, err := fleet.Names(s.Fleet.Names, count, "")
+	if err != nil {
+		return nil
+	}
+	return append(names, s.Fleet.Late...)
+}
+
 // ReadSpec decodes a data-only spec from JSON, strictly (an unknown member is an error), and validates it.
+// Every problem it reports says where it is in the file, "line L, column C: …": a JSON syntax error, a
+// member the scenario format does not have (with the members there are), a value of the wrong kind, a value
+// the checks refuse — a fault's parameters included.
 func ReadSpec(r io.Reader) (Spec, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return Spec{}, fmt.Errorf("read spec: %w", err)
 	}
+	pos := &positions{src: b, at: map[string]int{}}
+	var syntax any
+	if err := json.Unmarshal(b, &syntax); err != nil {
+		return Spec{}, fmt.Errorf("decode spec: %w", pos.decodeError(err))
+	}
+	start := skipSpace(b, 0)
+	if err := pos.walk(b[start:], start, reflect.TypeFor[Spec](), ""); err != nil {
+		return Spec{}, fmt.Errorf("decode spec: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var s Spec
 	if err := dec.Decode(&s); err != nil {
-		return Spec{}, fmt.Errorf("decode spec: %w", err)
+		return Spec{}, fmt.Errorf("decode spec: %w", pos.decodeError(err))
 	}
 	if dec.More() {
 		return Spec{}, errors.New("decode spec: more than one JSON value")
 	}
-	if err := s.Validate(); err != nil {
+	reg := faults.Catalog()
+	for i, f := range s.Faults {
+		// A fault's parameters decode into the fault's own type: place them too.
+		path := fmt.Sprintf("faults[%d].params", i)
+		d, ok := reg.Lookup(f.Fault)
+		off, placed := pos.at[path]
+		if !ok || !placed {
+			continue
+		}
+		if err := pos.walk(f.Params, off, reflect.TypeOf(d.New()), path); err != nil {
+			return Spec{}, fmt.Errorf("decode spec: %w", err)
+		}
+	}
+	if err := s.validate(pos); err != nil {
 		return Spec{}, fmt.Errorf("spec %s: %w", s.Name, err)
 	}
 	return s, nil

@@ -1,7 +1,6 @@
 package scenarios_test
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -9,11 +8,6 @@ import (
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
 )
-
-// agentBinary is the fleetlab-agent built once for the test binary, for the robot image.
-var agentBinary string
-
-func TestMain(m *testing.M) { os.Exit(containertest.Main(m, &agentBinary)) }
 
 // TestScenariosInContainers runs every scenario of the suite again with its robots in containers, at the
 // container backend's time scale: the same fleet, job, fault plan and expectation, another host. Without a

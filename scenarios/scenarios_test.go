@@ -33,7 +33,7 @@ func registry(t *testing.T) *harness.Registry {
 func TestScenarios(t *testing.T) {
 	for _, spec := range registry(t).All() {
 		t.Run(spec.Name, func(t *testing.T) {
-			res := harness.RunSpec(t, spec)
+			res := harness.RunSpec(t, reported(t, spec))
 			if res.OK() {
 				// What the seed decided, for runs to compare: the same digest for every run of one seed.
 				t.Logf("sequence %s seed %d: %d events, digest %s", spec.Name, res.Seed, len(res.Events),

@@ -6,6 +6,7 @@
 // Usage:
 //
 //	fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+//	fleetlab-agent --serial DEVICE --thing NAME --dir DIR [flags]
 //
 // Run 'fleetlab-agent --help' for the flags and their environment variables.
 //
@@ -19,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -27,6 +29,9 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/fleetlab/fleetlab/rigs/bridge"
+	"github.com/fleetlab/fleetlab/rigs/frame"
+	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
 )
@@ -52,6 +57,7 @@ const usageText = `fleetlab-agent carries out the deployments a fleetlab service
 
 Usage:
   fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
+  fleetlab-agent --serial DEVICE [--baud N] --thing NAME --dir DIR [flags]
 
 It connects to the service's device API at --endpoint as the robot --thing, waits for deployment jobs (the
 service notifies it; it also polls now and then), and carries each one out: download the bundle and check its
@@ -59,12 +65,20 @@ ETag, unpack it, run the download condition and the pre-launch file, stop the ol
 new one, run the post-launch file, report every step. Everything it needs across restarts lives in --dir:
 
   DIR/state.json     the installed versions and the job in flight
+  DIR/app.json       the application running (pid, start time), for the next start to adopt
   DIR/versions/      unpacked versions;  DIR/current  the active one
   DIR/data/          the application's data (ROBOT_DATA_DIR), kept across versions
   DIR/device.log     output of the scripts and the application
 
+It logs to stderr what it does: every step, the notify channel, retries and errors (--log-level, --quiet).
+On a lab rig's board, --serial DEVICE (the console UART) instead of --endpoint: the device API travels as
+frames on the console line, between the board's own console text, to the rig's bridge on the lab host, which
+calls the service. The board needs no network. --baud is the line's speed (default 115200).
+
 Stop it with SIGINT (Ctrl-C) or SIGTERM: it stops the application; the next start launches it again and
-finishes any job that was cut short. A second signal makes it exit at once.
+finishes any job that was cut short. A second signal makes it exit at once. Killed (SIGKILL, a crash) it
+leaves the application running: the next start adopts it, or stops it if it is not the version the robot
+runs, so exactly one application runs at any time.
 
 Flags (each can also be set by the environment variable shown; a flag wins):
 `
@@ -82,6 +96,9 @@ Examples:
   FLEETLAB_ENDPOINT=http://10.0.0.5:4710 FLEETLAB_THING=arm-07 FLEETLAB_DIR=$HOME/agent \
     fleetlab-agent --events events.jsonl
 
+  # On a board of a lab rig, over its console (the rig's bridge on the lab host calls the service):
+  fleetlab-agent --serial /dev/ttyS0 --baud 115200 --thing arm-07 --dir /var/lib/fleetlab-agent
+
 The robot must exist in the service: create it and register it with a fleet (RoboMaker CreateRobot and
 RegisterRobot, with the same name and architecture), then create a deployment job for the fleet.
 
@@ -92,9 +109,12 @@ used or the state cannot be kept.
 // config is what the flags and the environment say.
 type config struct {
 	endpoint, thing, dir, arch, events string
+	serial                             string // the console line to speak the device API over, instead of HTTP
+	baud                               int
 	accessKey, secretKey               string
 	seed                               uint64
 	opts                               agent.Options
+	level                              slog.Level
 }
 
 // usageError is a mistake in how the agent was called; it carries a hint of what to do.
@@ -119,6 +139,8 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.StringVar(&c.dir, "dir", env("FLEETLAB_DIR", ""), "the device directory, created if missing [FLEETLAB_DIR]")
 	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", defaultArch()), "this robot's architecture: X86_64, ARM64 or ARMHF [FLEETLAB_ARCH]")
 	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
+	fs.StringVar(&c.serial, "serial", env("FLEETLAB_SERIAL", ""), "speak the device API as frames on this serial device (a board's console, e.g. /dev/ttyS0) instead of HTTP; the lab's bridge forwards them, and --endpoint is not needed [FLEETLAB_SERIAL]")
+	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial, in bits a second (8N1); the frames are paced to it")
 	fs.StringVar(&c.accessKey, "access-key", env("FLEETLAB_DEVICE_ACCESS_KEY", ""), "sign every request with this access key id, for a service run with --auth sigv4: the robots' key it prints [FLEETLAB_DEVICE_ACCESS_KEY]")
 	fs.StringVar(&c.secretKey, "secret-key", env("FLEETLAB_DEVICE_SECRET_KEY", ""), "the secret key of --access-key [FLEETLAB_DEVICE_SECRET_KEY]")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the retry and poll jitter, mixed with the thing name [FLEETLAB_SEED]")
@@ -129,8 +151,11 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.DurationVar(&c.opts.RequestTimeout, "request-timeout", 0, "bound of each device API call (default 30s)")
 	fs.DurationVar(&c.opts.ScriptTimeout, "script-timeout", 0, "bound of each script (default 5m)")
 	fs.DurationVar(&c.opts.StopGrace, "stop-grace", 0, "time a stopping application gets before it is killed (default 10s)")
+	logLevel := fs.String("log-level", env("FLEETLAB_LOG_LEVEL", "info"), "what the agent logs to stderr: debug, info (every step, connection and retry), warn (retries and failures) or error [FLEETLAB_LOG_LEVEL]")
+	quiet := fs.Bool("quiet", false, "log errors only: --log-level error")
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usageText)
 			fs.SetOutput(stdout)
@@ -144,12 +169,33 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 		return c, &usageError{msg: fmt.Sprintf("unexpected arguments: %q", fs.Args()),
 			hint: "every setting is a flag; run 'fleetlab-agent --help'"}
 	}
+	if c.level, err = parseLevel(*logLevel); err != nil {
+		return c, &usageError{msg: err.Error(), hint: "--log-level info logs every step; --quiet only errors"}
+	}
+	if *quiet {
+		c.level = slog.LevelError
+	}
 	if v := getenv("FLEETLAB_SEED"); v != "" && !flagSet(fs, "seed") {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return c, &usageError{msg: fmt.Sprintf("FLEETLAB_SEED %q is not a number", v)}
 		}
 		c.seed = n
+	}
+	if c.serial != "" {
+		if c.endpoint != "" {
+			return c, &usageError{msg: "give --serial or --endpoint, not both",
+				hint: "with --serial the agent speaks to the lab's bridge over the console, and the bridge calls the service; unset --endpoint (and FLEETLAB_ENDPOINT)"}
+		}
+		if _, _, err := serial.Parse(c.serial); err != nil {
+			return c, &usageError{msg: "--serial: " + err.Error(), hint: "e.g. --serial /dev/ttyS0, the board's console UART"}
+		}
+		if c.baud <= 0 {
+			return c, &usageError{msg: fmt.Sprintf("--baud %d is not a line speed", c.baud), hint: "e.g. --baud 115200, the console's speed"}
+		}
+		c.endpoint = bridge.Endpoint
+	} else if flagSet(fs, "baud") {
+		return c, &usageError{msg: "--baud is for --serial", hint: "give --serial DEVICE too, or leave --baud out"}
 	}
 	switch {
 	case c.endpoint == "":
@@ -162,6 +208,11 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	if (c.accessKey == "") != (c.secretKey == "") {
 		return c, &usageError{msg: "an access key without a secret key, or a secret key without an access key",
 			hint: "give both --access-key and --secret-key (the robots' key pair 'fleetlab serve --auth sigv4' prints), or neither"}
+	}
+	if c.serial != "" && c.accessKey != "" {
+		// A signature covers the host it was made for; over the console the lab's bridge makes the HTTP request.
+		return c, &usageError{msg: "--serial cannot sign requests with --access-key: the lab's bridge calls the service, not the board",
+			hint: "leave the keys out; a rig's bridges call a service run without --auth (they listen on loopback)"}
 	}
 	if u, err := url.Parse(c.endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return c, &usageError{msg: fmt.Sprintf("endpoint %q is not an http(s) URL", c.endpoint), hint: "e.g. --endpoint http://127.0.0.1:4710"}
@@ -219,6 +270,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		fmt.Fprintf(stderr, "fleetlab-agent: device directory: %v\n", err)
 		return exitDevice
 	}
+	log := newLogger(stderr, c.level, c.thing)
 	opts := c.opts
 	opts.Thing, opts.Architecture, opts.Endpoint, opts.Dir, opts.Seed = c.thing, c.arch, c.endpoint, c.dir, c.seed
 	var events *eventlog.Writer
@@ -235,10 +287,34 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		defer f.Close()
 		events = eventlog.NewWriter(f)
 	}
-	if events != nil {
-		opts.OnEvent = events.Write
+	opts.OnEvent = func(e agent.Event) {
+		logEvent(log, e)
+		if events != nil {
+			events.Write(e)
+		}
 	}
-	if c.accessKey != "" {
+	if c.serial != "" {
+		port, err := serial.Open(c.serial, serial.Options{Baud: c.baud})
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+			return exitDevice
+		}
+		link := bridge.NewClient(port, bridge.ClientOptions{Thing: c.thing, Seed: c.seed,
+			Session: frame.Options{Baud: c.baud}})
+		defer link.Close()
+		if opts.Executors.Transport, err = link.Transport(c.thing); err != nil {
+			fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
+			return exitDevice
+		}
+		c.endpoint = c.serial + " (frames)"
+		write := opts.OnEvent
+		opts.OnEvent = func(e agent.Event) {
+			link.Event(e)
+			if write != nil {
+				write(e)
+			}
+		}
+	} else if c.accessKey != "" {
 		// A transport of its own, signing with the robot's keys.
 		ht, err := agent.NewHTTPTransport(c.endpoint, c.thing, nil)
 		if err != nil {
@@ -254,7 +330,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", err)
 		return exitDevice
 	}
-	fmt.Fprintf(stderr, "fleetlab-agent: robot %s (%s), device API %s, device directory %s\n", c.thing, c.arch, c.endpoint, c.dir)
+	log.Info("started", "arch", c.arch, "endpoint", c.endpoint, "dir", c.dir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -264,12 +340,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	select {
 	case runErr = <-done:
 	case s := <-stop:
-		fmt.Fprintf(stderr, "fleetlab-agent: %v: stopping (again to force)\n", s)
+		log.Info("stopping (signal again to force)", "signal", s.String())
 		cancel()
 		select {
 		case runErr = <-done:
 		case <-stop:
-			fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+			log.Warn("forced to stop")
 			return exitForced
 		}
 	}
@@ -279,20 +355,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	select {
 	case closeErr = <-stopped:
 	case <-stop:
-		fmt.Fprintln(stderr, "fleetlab-agent: forced to stop")
+		log.Warn("forced to stop")
 		return exitForced
 	}
 	if events != nil && events.Err() != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", events.Err())
+		log.Error("events file", "err", events.Err())
 	}
 	if runErr != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", runErr)
+		log.Error("the device cannot keep its state", "err", runErr)
 		return exitDevice
 	}
 	if closeErr != nil {
-		fmt.Fprintf(stderr, "fleetlab-agent: %v\n", closeErr)
+		log.Error("stop", "err", closeErr)
 		return exitDevice
 	}
-	fmt.Fprintln(stderr, "fleetlab-agent: stopped")
+	log.Info("stopped")
 	return exitOK
 }

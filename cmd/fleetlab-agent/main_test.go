@@ -119,6 +119,19 @@ type device struct{ name string }
 func (d device) Name() string         { return d.name }
 func (d device) Architecture() string { return "X86_64" }
 
+// deployBeat deploys the heartbeat application to the fleet, waits for the job to succeed and returns its id.
+func deployBeat(t *testing.T, w *fleettest.World, fleetARN string) string {
+	t.Helper()
+	app, version := w.App("beat", fleettest.Bundle(map[string]string{
+		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
+		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
+	job := w.Deploy(fleetARN, app, version, nil)
+	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+	}
+	return fleettest.JobID(job)
+}
+
 // TestRunDeployStopRestart: the program carries out a job and writes its events as JSON lines; stopped with a
 // signal it stops the application and exits 0; started again on the same directory it relaunches the version.
 func TestRunDeployStopRestart(t *testing.T) {
@@ -133,14 +146,7 @@ func TestRunDeployStopRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, version := w.App("beat", fleettest.Bundle(map[string]string{
-		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
-		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
-	job := w.Deploy(fleetARN, app, version, nil)
-	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
-	}
-	id := fleettest.JobID(job)
+	id := deployBeat(t, w, fleetARN)
 	beat := fleettest.WaitRunning(t, dir, id, 0, 10*time.Second)
 	if code := r.stopped(t); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM: %s", code, r.err.String())

@@ -19,14 +19,16 @@ import (
 
 func demoCommand() *command {
 	c := &command{name: "demo", summary: "run the showcase: a fleet of robots, a clean rollout, then one that goes wrong",
-		usage: "[--robots N] [--time-scale N] [--seed N] [--sim] [--keep]"}
+		usage: "[--robots N] [--time-scale N] [--seed N] [--sim] [--keep] [--report DIR] [--no-live]"}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		robots := fs.Int("robots", 24, "robots in the fleet, 17 to 200")
 		scale := fs.Float64("time-scale", 0, "run on scaled wall time, policy time this many times faster (100: the 5-minute robot timeout takes 3 s), instead of virtual time")
 		seed := fs.Uint64("seed", 1, "seed of every random choice, so a run repeats")
 		sim := fs.Bool("sim", false, "simulate scripts and the robot application in memory instead of running them as processes")
-		keep := fs.Bool("keep", false, "leave the service running afterwards, to look around with the AWS CLI (Ctrl-C stops it)")
+		keep := fs.Bool("keep", false, "leave the service and the live view running afterwards, to look around (Ctrl-C stops them)")
+		var rf reportFlags
+		rf.register(fs)
 		if err := parse(c, fs, args); err != nil {
 			return err
 		}
@@ -42,7 +44,21 @@ func demoCommand() *command {
 		}
 		d := &demo{out: stdout, robots: *robots, scale: *scale, seed: *seed, sim: *sim, keep: *keep,
 			tty: isTerminal(stdout)}
-		return d.run()
+		report, err := startReport("fleetlab demo", rf)
+		if err != nil {
+			return err
+		}
+		defer report.stop()
+		d.report = report
+		if u := report.liveURL(); u != "" {
+			fmt.Fprintf(stdout, "live view: %s\n\n", u)
+		}
+		err = d.run()
+		report.run.Finish("demo", err != nil)
+		if rerr := report.finish(stdout); err == nil {
+			err = rerr
+		}
+		return err
 	}
 	return c
 }
@@ -58,6 +74,7 @@ type demo struct {
 	tty         bool
 	problems    []string
 	environment error
+	report      *runReport
 }
 
 func (d *demo) run() error {
@@ -80,7 +97,7 @@ func (d *demo) run() error {
 
 func (d *demo) scenario(t harness.T) {
 	opts := []harness.Option{harness.WithRobots(d.robots), harness.WithSeed(d.seed),
-		harness.WithBackend(harness.InProc{OS: !d.sim})}
+		harness.WithBackend(harness.InProc{OS: !d.sim}), harness.WithScenario("demo"), harness.WithSink(d.report.run)}
 	timing := fmt.Sprintf("virtual time (seed %d)", d.seed)
 	if d.scale != 0 {
 		opts = append(opts, harness.WithTimeScale(d.scale))

@@ -5,8 +5,14 @@
 //	fleetlab demo     run the showcase: service, an in-process fleet, a clean rollout and a failing one
 //	fleetlab serve    run the deployment service (AWS APIs, device API, artifact store)
 //	fleetlab run      run scenario files (fixtures/scenarios/*.json) outside go test
+//	fleetlab bundle   write a fixture robot bundle (hello by default), or list them
 //	fleetlab model    print a dialect's AWS service model, for aws configure add-model
+//	fleetlab report   serve a run's events.jsonl in the live report view
+//	fleetlab version  print the module version, commit and Go version
 //	fleetlab help     show help for a command
+//
+// Help asked for (fleetlab help, fleetlab help CMD, -h, --help) goes to stdout and exits 0; a usage error goes
+// to stderr, once, with a hint, and exits 2.
 //
 // Exit codes: 0 success; 1 the work ran and found a failure (a scenario or benchmark target not met);
 // 2 bad usage (flags, arguments); 3 the environment failed (a port in use, a data directory locked, a rig down).
@@ -38,6 +44,7 @@ type command struct {
 	summary string
 	usage   string // the argument synopsis after the name
 	run     func(args []string, stdout, stderr io.Writer) error
+	flags   *flag.FlagSet // set by newFlags, for the help
 }
 
 // usageError is a mistake in how the command was called; it carries a hint of what to do.
@@ -57,7 +64,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand()}
+	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), reportCommand(), rigCommand(), bundleCommand(), versionCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c
@@ -74,6 +81,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		printUsage(stdout, cmds)
 		return exitOK
+	}
+	if args[0] == "--version" {
+		args = []string{"version"}
 	}
 	if args[0] == "help" {
 		args = []string{args[1], "--help"}
@@ -92,6 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
+		printCommandUsage(stdout, c)
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "fleetlab %s: %s\n", c.name, ue.msg)
@@ -122,18 +133,36 @@ func printUsage(w io.Writer, cmds map[string]*command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "show a command's flags: fleetlab help <command>")
 	fmt.Fprintln(w, "\nRun 'fleetlab help <command>' for its flags. Start with 'fleetlab demo'.")
 }
 
-// newFlags returns a flag set whose usage prints the command's synopsis and flags.
-func newFlags(c *command, stderr io.Writer) *flag.FlagSet {
+// newFlags returns the command's flag set. The flag set prints nothing itself: run prints a bad flag once, with
+// a hint, on stderr, and the help asked for on stdout (printCommandUsage). The writer the commands pass is not
+// used.
+func newFlags(c *command, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("fleetlab "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fleetlab %s %s\n\n%s\n\nFlags:\n", c.name, c.usage, c.summary)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	c.flags = fs
 	return fs
+}
+
+// printCommandUsage prints the command's synopsis, summary and flags.
+func printCommandUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("fleetlab "+c.name+" "+c.usage), c.summary)
+	if c.flags == nil {
+		return
+	}
+	n := 0
+	c.flags.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nFlags:\n")
+	c.flags.SetOutput(w)
+	c.flags.PrintDefaults()
+	c.flags.SetOutput(io.Discard)
 }
 
 // checkTimeScale checks a --time-scale the same way for every command: harness.CheckTimeScale, with a hint

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -13,7 +15,10 @@ func modelCommand() *command {
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		if err := fs.Parse(args); err != nil {
-			return parse(c, fs, args)
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return &usageError{msg: err.Error(), hint: "run 'fleetlab help model'"}
 		}
 		if fs.NArg() != 1 {
 			return &usageError{msg: "name one service", hint: "fleetlab model robomaker > robomaker.json"}

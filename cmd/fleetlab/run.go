@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 
 func runCommand() *command {
 	c := &command{name: "run", summary: "run scenario files (fixtures/scenarios/*.json) outside go test and check their outcome",
-		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container] [--agent PATH] [--timeline] FILE.json|DIR..."}
+		usage: "[--seed N] [--time-scale N] [--os] [--host inproc|process|container | --rig RIG.yaml] [--agent PATH] [--timeline] [--report DIR] [--no-live] FILE.json|DIR..."}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
@@ -27,7 +28,10 @@ func runCommand() *command {
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
 		host := fs.String("host", "inproc", "where the robots run: inproc (goroutines in this process), process (one fleetlab-agent process each) or container (one container each, on the Docker engine DOCKER_HOST names)")
-		agentPath := fs.String("agent", "", "the fleetlab-agent program for --host process or container (default: beside fleetlab, on PATH, else built from the module in this directory); static for containers")
+		agentPath := fs.String("agent", "", "the fleetlab-agent program for --host process or container, or the emulated boards of --rig (default: beside fleetlab, on PATH, else built from the module in this directory); static for containers")
+		rigFile := fs.String("rig", "", "run the robots on the boards of this rig file (fixtures/rigs/emulated-4.yaml), each agent over its board's serial console, instead of --host")
+		var rf reportFlags
+		rf.register(fs)
 		files, err := parseInterleaved(c, fs, args)
 		if err != nil {
 			return err
@@ -49,13 +53,32 @@ func runCommand() *command {
 		if err != nil {
 			return err
 		}
-		backend, done, err := hostBackend(*host, *agentPath)
+		var backend harness.Backend
+		done := func() {}
+		if *rigFile != "" {
+			if *host != "inproc" || *osExec {
+				return &usageError{msg: "--rig is a host of its own: give it without --host or --os",
+					hint: "fleetlab run --rig fixtures/rigs/emulated-4.yaml fixtures/rigs/scenarios"}
+			}
+			backend, done, err = rigBackend(*rigFile, *agentPath)
+		} else {
+			backend, done, err = hostBackend(*host, *agentPath)
+		}
 		if err != nil {
 			return err
 		}
 		defer done()
+		report, err := startReport("fleetlab run", rf)
+		if err != nil {
+			return err
+		}
+		defer report.stop()
+		if u := report.liveURL(); u != "" {
+			fmt.Fprintf(stdout, "live view: %s\n\n", u)
+		}
 		var failed, broken []string
 		for i, spec := range specs {
+			spec.Options = append(slices.Clip(spec.Options), harness.WithSink(report.run))
 			if *seed != 0 {
 				spec.Seed = *seed
 			}
@@ -76,7 +99,11 @@ func runCommand() *command {
 			if *host != "inproc" {
 				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), paths[i])
 			}
+			if *rigFile != "" {
+				rerun = fmt.Sprintf("fleetlab run --rig %s --seed %d %s", *rigFile, seedOf(spec), paths[i])
+			}
 			res, err := harness.Execute(spec, stderr, rerun)
+			report.run.Finish(spec.Name, err != nil || !res.OK())
 			if res != nil && res.Job.ID != "" {
 				res.WriteTable(stdout)
 				if *timeline {
@@ -94,6 +121,9 @@ func runCommand() *command {
 			default:
 				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", spec.Name, time.Since(started).Seconds())
 			}
+		}
+		if err := report.finish(stdout); err != nil {
+			return err
 		}
 		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(specs)-len(failed)-len(broken),
 			len(failed)+len(broken))

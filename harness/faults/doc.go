@@ -32,12 +32,12 @@
 //
 // # Layers
 //
-//	device   no-response, crash, power-cut, script-exit, slow-step, slow-device, disk-full, clock-skew
-//	link     partition, latency, drop, bandwidth
+//	device   no-response, crash, power-cut, reset, script-exit, slow-step, slow-device, disk-full, clock-skew
+//	link     partition, latency, drop, bandwidth, serial-noise, serial-unplug
 //	cloud    etag-mismatch, missing-object, http-5xx, throttle, service-restart
 //
 // Device faults act through the fleet backend's abilities (sim/fleet: Freezer, Crasher, ExecutorHook, StepHooker,
-// ScriptFailer, Linker, Limiter, ClockSkewer); cloud faults through the service's hooks (HTTP middleware and the
+// ScriptFailer, Linker, Limiter, ClockSkewer, Resetter, SerialLine); cloud faults through the service's hooks (HTTP middleware and the
 // artifact store's intercept).
 // Cloud faults act on an API or an object, not on devices, except the device API faults of http-5xx and
 // throttle, whose requests name their thing.

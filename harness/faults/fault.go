@@ -205,6 +205,11 @@ var (
 	ErrUnsupported = errors.New("not supported by the fleet backend")
 	// ErrUnknown is a fault name the registry does not have.
 	ErrUnknown = errors.New("unknown fault")
+	// ErrParams is a fault's params the registry refuses: a member the fault does not have, a value it
+	// cannot take.
+	ErrParams = errors.New("fault params")
+	// ErrTarget is a target selector the registry refuses for the fault.
+	ErrTarget = errors.New("fault target")
 )
 
 // UnsupportedError is a fault refused at arm time because the backend lacks an ability.

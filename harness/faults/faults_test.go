@@ -109,6 +109,7 @@ func TestCatalog(t *testing.T) {
 		"partition": faults.LayerLink, "latency": faults.LayerLink, "drop": faults.LayerLink, "bandwidth": faults.LayerLink,
 		"etag-mismatch": faults.LayerCloud, "missing-object": faults.LayerCloud, "http-5xx": faults.LayerCloud,
 		"throttle": faults.LayerCloud, "service-restart": faults.LayerCloud,
+		"reset": faults.LayerDevice, "serial-noise": faults.LayerLink, "serial-unplug": faults.LayerLink,
 	}
 	defs := faults.Catalog().Definitions()
 	if len(defs) != len(want) {
@@ -270,6 +271,9 @@ func TestUnsupportedAtArm(t *testing.T) {
 		{"clock-skew", `{"skew":"1h"}`, "fleet.ClockSkewer"},
 		{"partition", "", "fleet.Linker"},
 		{"bandwidth", `{"bytesPerSecond":10}`, "fleet.Linker"},
+		{"reset", "", "fleet.Resetter"},
+		{"serial-noise", `{"rate":0.01}`, "fleet.SerialLine"},
+		{"serial-unplug", "", "fleet.SerialLine"},
 	} {
 		w := faultstest.NewWorld(faultstest.Plain{N: "board-1"})
 		w.BackendName = "rig"
@@ -699,4 +703,92 @@ func TestDurationJSON(t *testing.T) {
 	if string(b) != `"2m0s"` {
 		t.Fatalf("%s", b)
 	}
+}
+
+// TestResetAtStep pulses the target's reset in its report of the step, once per execution.
+func TestResetAtStep(t *testing.T) {
+	w, devs := world("a", "b")
+	h := mustNew(t, "reset", "", faults.Selector{Devices: []string{"a"}, Step: wire.StepExecutingPreLaunch})
+	if err := h.Arm(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Inject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ex := w.Executors("a", agent.Executors{Transport: newTransport()})
+	for _, step := range []string{wire.StepDownloadingExtracting, wire.StepExecutingPreLaunch, wire.StepExecutingPreLaunch} {
+		if err := report(ex, context.Background(), "job-1", step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resets := 0
+	for _, c := range devs["a"].Calls() {
+		if c == "Reset" {
+			resets++
+		}
+	}
+	if resets != 1 {
+		t.Fatalf("calls %v, want one Reset (at the step, once per execution)", devs["a"].Calls())
+	}
+	if got := devs["b"].Calls(); slices.Contains(got, "Reset") {
+		t.Fatalf("b was reset: %v", got)
+	}
+	h.Close(context.Background())
+}
+
+// TestSerialNoiseAndUnplug makes the target's line noisy from Inject to Recover, with the line's counts in the
+// recovery's event, and unplugs a line for a duration of the run's clock.
+func TestSerialNoiseAndUnplug(t *testing.T) {
+	clk := clocktest.New(time.Time{})
+	w, devs := world("a")
+	w.Clk = clk
+	ctx := context.Background()
+	if _, err := faults.Catalog().New(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(`{"rate":0.01}`),
+		Target: faults.Selector{Step: wire.StepLaunching}}); err == nil {
+		t.Error("serial-noise took a step")
+	}
+	for _, bad := range []string{`{"rate":0}`, `{"rate":0.9}`, `{}`} {
+		if _, err := faults.Catalog().New(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(bad)}); err == nil {
+			t.Errorf("serial-noise %s accepted", bad)
+		}
+	}
+	noise := mustNew(t, "serial-noise", `{"rate":0.01}`, faults.Selector{})
+	if err := noise.Arm(w); err != nil {
+		t.Fatal(err)
+	}
+	devs["a"].SetSerialStats(fleet.SerialStats{BytesChanged: 1, FramesSent: 10, FramesResent: 2, FramesCorrupt: 1})
+	noise.Inject(ctx)
+	if r, _ := devs["a"].Serial(); r != 0.01 {
+		t.Fatalf("noise %v, want 0.01", r)
+	}
+	devs["a"].SetSerialStats(fleet.SerialStats{BytesChanged: 41, FramesSent: 110, FramesResent: 27, FramesCorrupt: 13})
+	noise.Recover(ctx)
+	if r, _ := devs["a"].Serial(); r != 0 {
+		t.Fatalf("noise %v after recover", r)
+	}
+	var recovered string
+	for _, e := range w.Events() {
+		if e.Kind == event.FaultRecovered && e.Fault == "serial-noise" && e.Device == "a" {
+			recovered = e.Reason
+		}
+	}
+	if want := "40 bytes changed; lab side: 100 frames sent, 25 resent, 12 received damaged"; recovered != want {
+		t.Errorf("recovery event %q, want %q", recovered, want)
+	}
+	noise.Close(ctx)
+
+	unplug := mustNew(t, "serial-unplug", `{"for":"30s"}`, faults.Selector{})
+	if err := unplug.Arm(w); err != nil {
+		t.Fatal(err)
+	}
+	unplug.Inject(ctx)
+	if _, u := devs["a"].Serial(); !u {
+		t.Fatal("not unplugged")
+	}
+	<-clk.BlockUntil(1)
+	clk.Advance(30 * time.Second)
+	if err := devs["a"].Await(within(t), func(d *faultstest.Device) bool { _, u := d.Serial(); return !u }); err != nil {
+		t.Fatal("not plugged back after 30 s")
+	}
+	unplug.Close(ctx)
 }

@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/clock"
@@ -90,6 +91,7 @@ func (h *Handle) Arm(w World) error {
 		return fmt.Errorf("arm %s: %w", h.name, err)
 	}
 	h.armed, h.arming, h.targets, h.state = armed, a, a.Targets, StateArmed
+	h.arming.emit(event.FaultArmed, "", h.sel.Step, targetsReason(a.Targets))
 	return nil
 }
 
@@ -175,4 +177,16 @@ func (h *Handle) close(ctx context.Context) error {
 	}
 	h.state = StateClosed
 	return err
+}
+
+// targetsReason names a fault's targets for its armed event, the first few of a long list.
+func targetsReason(targets []string) string {
+	const shown = 8
+	switch {
+	case len(targets) == 0:
+		return "no device targets"
+	case len(targets) <= shown:
+		return "targets " + strings.Join(targets, ", ")
+	}
+	return fmt.Sprintf("%d targets: %s, …", len(targets), strings.Join(targets[:shown], ", "))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -90,22 +91,65 @@ func (r *Registry) New(s Spec) (*Handle, error) {
 		dec := json.NewDecoder(bytes.NewReader(p))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(f); err != nil {
-			return nil, fmt.Errorf("fault %s: params: %w", s.Fault, err)
+			if strings.HasPrefix(err.Error(), "json: unknown field") {
+				have := "none"
+				if ps := Params(d); len(ps) > 0 {
+					have = strings.Join(ps, ", ")
+				}
+				err = fmt.Errorf("%w (params of %s: %s)", err, s.Fault, have)
+			}
+			return nil, paramsError{fmt.Errorf("fault %s: params: %w", s.Fault, err)}
 		}
 	}
 	if err := s.Target.check(); err != nil {
-		return nil, fmt.Errorf("fault %s: %w", s.Fault, err)
+		return nil, targetError{fmt.Errorf("fault %s: %w", s.Fault, err)}
 	}
 	if d.Layer == LayerCloud && s.Target.selectsDevices() {
 		if _, ok := f.(deviceTargeted); !ok {
-			return nil, fmt.Errorf("fault %s: a cloud fault acts on an API or an object; it takes no device target", s.Fault)
+			return nil, targetError{fmt.Errorf("fault %s: a cloud fault acts on an API or an object; it takes no device target", s.Fault)}
 		}
 	}
 	if err := f.Check(s.Target); err != nil {
-		return nil, fmt.Errorf("fault %s: %w", s.Fault, err)
+		return nil, paramsError{fmt.Errorf("fault %s: %w", s.Fault, err)}
 	}
 	return &Handle{name: d.Name, def: d, fault: f, sel: s.Target, state: StateDefined}, nil
 }
+
+// Params returns the names of the parameters of the fault d defines: the JSON members its params decode into.
+func Params(d Definition) []string {
+	t := reflect.TypeOf(d.New())
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var out []string
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// paramsError is a fault's params that do not decode or do not pass its Check; errors.Is(err, ErrParams).
+type paramsError struct{ error }
+
+func (e paramsError) Is(target error) bool { return target == ErrParams }
+func (e paramsError) Unwrap() error        { return e.error }
+
+// targetError is a target selector the fault cannot take; errors.Is(err, ErrTarget).
+type targetError struct{ error }
+
+func (e targetError) Is(target error) bool { return target == ErrTarget }
+func (e targetError) Unwrap() error        { return e.error }
 
 // deviceTargeted is a cloud fault that can be aimed at devices (the device API names the thing).
 type deviceTargeted interface{ targetsDevices() }

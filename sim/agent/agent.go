@@ -99,6 +99,9 @@ const (
 	// EventError: something outside a step went wrong (a poll, the relaunch at boot, a cleanup); the agent
 	// carries on.
 	EventError EventKind = "error"
+	// EventAdopted: at start, the agent took over the application an earlier agent left running, of the
+	// version State.
+	EventAdopted EventKind = "adopted"
 )
 
 // States the agent enters besides the RoboMaker steps (wire.Step*).
@@ -199,6 +202,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	log := opts.Log
 	if opts.Dir != "" {
+		// Scripts and the application run from their version's directory: every path given them is absolute.
+		dir, aerr := filepath.Abs(opts.Dir)
+		if aerr != nil {
+			return nil, fmt.Errorf("new agent: device dir: %w", aerr)
+		}
+		opts.Dir = dir
 		a.dataDir = filepath.Join(opts.Dir, "data")
 		if err := os.MkdirAll(a.dataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("new agent: create device dir: %w", err)
@@ -222,10 +231,10 @@ func New(opts Options) (*Agent, error) {
 			}
 		}
 		if ex.Scripts == nil {
-			ex.Scripts = NewProcessRunner(log, a.clock, scriptTimeout)
+			ex.Scripts = NewProcessRunner(ProcessRunnerOptions{Log: log, Clock: a.clock, Timeout: scriptTimeout, Dir: opts.Dir})
 		}
 		if ex.Launcher == nil {
-			ex.Launcher = NewProcessLauncher(log, a.clock, grace)
+			ex.Launcher = NewProcessLauncher(ProcessLauncherOptions{Log: log, Clock: a.clock, Grace: grace, Dir: opts.Dir})
 		}
 		if ex.State == nil {
 			ex.State = NewFileState(filepath.Join(opts.Dir, "state.json"))
@@ -492,22 +501,34 @@ func (a *Agent) cancelExecution(jobID string) {
 	}
 }
 
-// boot relaunches the active version's application, as the device's init would after a restart.
+// boot makes the device run what it should, as its supervisor does at start: the application an earlier
+// agent left running is adopted when it is the active version's, and stopped otherwise, together with
+// anything else left behind; the active version's application is started when none was adopted.
 func (a *Agent) boot(ctx context.Context, st DeviceState) {
+	var want *App
 	active, err := a.ex.Versions.Active()
 	if err != nil {
 		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
+	} else if active != "" {
+		if inst := st.installed(active); inst == nil {
+			a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: active version %s is not in the device state", active)})
+		} else if app, err := a.app(*inst); err != nil {
+			a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
+		} else {
+			want = &app
+		}
+	}
+	adopted, err := a.ex.Launcher.Adopt(ctx, want)
+	if err != nil {
+		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
+	}
+	if adopted {
+		a.emit(Event{Kind: EventAdopted, State: want.Version.ID})
+	}
+	if adopted || want == nil || ctx.Err() != nil {
 		return
 	}
-	if active == "" || a.ex.Launcher.Running() == active {
-		return
-	}
-	inst := st.installed(active)
-	if inst == nil {
-		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: active version %s is not in the device state", active)})
-		return
-	}
-	if err := a.launch(ctx, *inst); err != nil {
+	if err := a.ex.Launcher.Start(ctx, *want); err != nil {
 		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
 	}
 }
@@ -515,26 +536,38 @@ func (a *Agent) boot(ctx context.Context, st DeviceState) {
 // installed returns what the state knows of version id: the committed, the previous or the in-flight one.
 func (s DeviceState) installed(id string) *Installed {
 	for _, i := range []*Installed{s.Current, s.Previous} {
-		if i != nil && i.JobID == id {
+		if i != nil && i.VersionID() == id {
 			return i
 		}
 	}
-	if s.InFlight != nil && s.InFlight.JobID == id {
-		if doc, err := parseDocument(s.InFlight.Document); err == nil {
-			i := installedFrom(id, doc)
-			return &i
+	if f := s.InFlight; f != nil {
+		digest := DocumentDigest(f.Document)
+		if VersionID(f.JobID, digest) == id {
+			if doc, err := parseDocument(f.Document); err == nil {
+				i := installedFrom(f.JobID, digest, doc)
+				return &i
+			}
 		}
 	}
 	return nil
 }
 
+// app is the application of an installed version.
+func (a *Agent) app(inst Installed) (App, error) {
+	v, err := a.ex.Versions.Open(inst.VersionID())
+	if err != nil {
+		return App{}, err
+	}
+	return App{Version: v, Package: inst.Launch.PackageName, LaunchFile: inst.Launch.LaunchFile, Env: a.env(inst)}, nil
+}
+
 // launch starts the application of an installed version.
 func (a *Agent) launch(ctx context.Context, inst Installed) error {
-	v, err := a.ex.Versions.Open(inst.JobID)
+	app, err := a.app(inst)
 	if err != nil {
 		return err
 	}
-	return a.ex.Launcher.Start(ctx, App{Version: v, Package: inst.Launch.PackageName, LaunchFile: inst.Launch.LaunchFile, Env: a.env(inst)})
+	return a.ex.Launcher.Start(ctx, app)
 }
 
 // env is the environment of scripts and the application: the launch config's variables, then the agent's

@@ -503,7 +503,9 @@ func TestScriptEnvironment(t *testing.T) {
 			t.Errorf("script environment lacks %s:\n%s", want, env)
 		}
 	}
-	if pwd, err := os.ReadFile(filepath.Join(r.dir, "data", "pwd.txt")); err != nil || strings.TrimSpace(string(pwd)) != filepath.Join(r.dir, "versions", "job-env") {
+	st := loadState(t, r)
+	if pwd, err := os.ReadFile(filepath.Join(r.dir, "data", "pwd.txt")); err != nil || st.Current == nil ||
+		strings.TrimSpace(string(pwd)) != filepath.Join(r.dir, "versions", st.Current.VersionID()) {
 		t.Errorf("working directory %q (%v), want the version's", pwd, err)
 	}
 	log, err := os.ReadFile(filepath.Join(r.dir, "device.log"))
@@ -613,4 +615,18 @@ func TestDownloadProgress(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRelativeDeviceDir: a device directory given as a relative path works: scripts and the application run from
+// their version's directory with absolute paths.
+func TestRelativeDeviceDir(t *testing.T) {
+	tb := newTestbed(t)
+	r := newRobot(t, "os", tb, "robot-1")
+	t.Chdir(filepath.Dir(r.dir))
+	r.start(func(o *agent.Options) { o.Dir = filepath.Base(r.dir) })
+	tb.enqueue(t, r.thing, deploy{job: "job-1", version: "1", bundle: bundles.Hello})
+	if e := r.waitEnded("job-1"); e.Status != wire.StatusSucceeded {
+		t.Fatalf("job-1 on a relative device directory ended %s %v", e.Status, e.StatusDetails)
+	}
+	r.checkRunning("job-1", "1")
 }

@@ -43,24 +43,44 @@
 // (another dialect's kind, malformed) is REJECTED rather than FAILED; an application that cannot be started,
 // and any other device-side error (disk, permissions), fails with EnvironmentSetupError; an artifact the
 // store does not have fails with ResourceNotFound; a script killed after its timeout fails with the step's
-// code; a job whose version is already committed goes from Validating straight to Finished.
+// code; a job whose very document is already committed goes from Validating straight to Finished.
+//
+// # Versions are what was installed
+//
+// A version is identified by the job that installed it and the SHA-256 of that job's document
+// (VersionID: "<jobId>@<16 hex digits>"), never by the job id alone: job ids repeat — across services, a
+// data directory started afresh, a job recreated — and a robot that trusted an id would report in sync
+// with a deployment it never carried out. State written by an older agent names versions by job id only;
+// they still run, and match no job.
+//
+// # Supervision
+//
+// The launcher is the device's supervisor: exactly one application, of the version the device reports,
+// runs at any time — also across a death of the agent itself (SIGKILL, a crash, the OOM killer) in any
+// state, Launching and RollingBack included. The application does not die with the agent, as on a robot
+// its supervisor's restart or upgrade must not restart the robot's work: the OS family records the
+// application it runs (pid, start time, boot id) in the device directory, and the next agent's launcher,
+// at start, adopts it when it is the active version's and stops it otherwise, together with every other
+// process carrying the device's tag (an application whose start was cut short, what a script left). Scripts
+// do die with the agent (Linux's parent-death signal): the agent that resumes the step runs them again.
 //
 // # On-device state
 //
 // The DeviceState (current and previous version, the execution in flight and the step reached) is saved
 // atomically on entering every state, before the state changes anything. Killed at any point and started
-// again, the agent relaunches the active version's application, asks the service about the execution in
-// flight and resumes it at the saved step (every handle is idempotent), closes it if the service already
-// has its outcome, or abandons it — restoring the previous version — if the service no longer holds it
-// open. The robot runs the old version or the new one, never neither.
+// again, the agent adopts or relaunches the active version's application, asks the service about the
+// execution in flight and resumes it at the saved step (every handle is idempotent), closes it if the
+// service already has its outcome, or abandons it — restoring the previous version — if the service no
+// longer holds it open. The robot runs the old version or the new one, never neither, and never both.
 //
 // The OS family lays a device directory out as:
 //
 //	state.json             the DeviceState
+//	app.json               the application running: version, pid, start time, boot id (the launcher's)
 //	device.log             script and application output
 //	downloads/             staged artifacts (<name>.part, <name>.meta, <name>)
-//	versions/<jobId>/      unpacked versions
-//	current                symlink to versions/<jobId>, switched by renaming a new symlink over it
+//	versions/<versionId>/  unpacked versions, <versionId> = <jobId>@<document digest>
+//	current                symlink to versions/<versionId>, switched by renaming a new symlink over it
 //	data/                  ROBOT_DATA_DIR: application data kept across versions
 //
 // # Bundles
@@ -76,13 +96,15 @@
 // ScriptRunner, Launcher, StateStore — small interfaces a fault can wrap (Options.Wrap). Two families
 // implement them:
 //
-//   - OS: files under a device directory, scripts and the application as processes (in their own process
-//     group, killed with it), output in the device log. Options.Dir selects it.
+//   - OS: files under a device directory, scripts and the application as processes (each leading a process
+//     group, killed with it; every one tagged with the device in its environment, DeviceTag), output in the
+//     device log. Options.Dir selects it.
 //   - In-memory, for thousands of robots in one process: bundles are still downloaded with the same resume
 //     and ETag rules and still unpacked and checked member by member, but only small files' contents are
 //     kept; scripts are "run" by SimRunner, which reads the outcome from a trivial `#!/bin/sh` script ending
 //     in `exit N` and refuses anything else (EnvironmentSetupError, saying the OS family is needed); the
-//     launch is recorded by SimLauncher without interpreting the launch file. The trade-off: only outcomes
+//     launch is recorded by SimLauncher without interpreting the launch file (a host that keeps the
+//     SimLauncher across agents models an application outliving its agent, which the next one adopts). The trade-off: only outcomes
 //     written in the scripts' text can be simulated, and an application's own behaviour once running is out
 //     of reach unless a fault wrapping the Launcher models it.
 //

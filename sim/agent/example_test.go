@@ -49,7 +49,7 @@ func Example() {
 	})
 	cancel()
 	<-done
-	fmt.Println("running:", a.Executors().Launcher.Running())
+	fmt.Println("running:", agent.VersionJob(a.Executors().Launcher.Running()))
 	a.Close()
 	// Output:
 	// Validating

@@ -109,7 +109,7 @@ func TestMemoryFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Current == nil || st.Current.JobID != "job-2" || st.Previous == nil || st.Previous.JobID != "job-1" || a.Executors().Launcher.Running() != "job-2" {
+		if st.Current == nil || st.Current.JobID != "job-2" || st.Previous == nil || st.Previous.JobID != "job-1" || agent.VersionJob(a.Executors().Launcher.Running()) != "job-2" {
 			t.Fatalf("%s: current %+v, previous %+v, running %q", a.Thing(), st.Current, st.Previous, a.Executors().Launcher.Running())
 		}
 		if n := a.Executors().Versions.(*agent.MemoryVersions).Len(); n != 2 {

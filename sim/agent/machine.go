@@ -33,7 +33,9 @@ type execution struct {
 	ctx    context.Context         // the execution's: it also ends when the service cancels the execution
 	cancel context.CancelCauseFunc // ends ctx, with errCanceledByService when the service canceled it
 	st     DeviceState             // as last saved
-	job    string                  // the job id, also the new version's id
+	job    string                  // the job id
+	digest string                  // the job document's digest
+	ver    string                  // the new version's id: the job id and the document's digest
 	doc    wire.RoboMakerDocument  // the parsed job document
 	docErr error                   // why the job document could not be parsed
 	tries  int                     // attempts of the current state
@@ -47,7 +49,8 @@ type execution struct {
 }
 
 func (a *Agent) newExecution(ctx context.Context, st DeviceState) *execution {
-	x := &execution{a: a, run: ctx, st: st, job: st.InFlight.JobID}
+	x := &execution{a: a, run: ctx, st: st, job: st.InFlight.JobID, digest: DocumentDigest(st.InFlight.Document)}
+	x.ver = VersionID(x.job, x.digest)
 	x.ctx, x.cancel = clock.WithCancelCause(a.clock, ctx)
 	x.doc, x.docErr = parseDocument(st.InFlight.Document)
 	return x
@@ -69,8 +72,9 @@ func parseDocument(raw string) (wire.RoboMakerDocument, error) {
 	return doc, nil
 }
 
-func installedFrom(jobID string, doc wire.RoboMakerDocument) Installed {
-	return Installed{JobID: jobID, Job: doc.Job, Application: doc.Application, Name: doc.Name, Version: doc.Version, Launch: doc.Launch}
+func installedFrom(jobID, digest string, doc wire.RoboMakerDocument) Installed {
+	return Installed{JobID: jobID, Digest: digest, Job: doc.Job, Application: doc.Application, Name: doc.Name,
+		Version: doc.Version, Launch: doc.Launch}
 }
 
 // drive runs the machine from st until the execution is over or the agent stops. It returns an error when
@@ -242,12 +246,12 @@ func (x *execution) source() (wire.RoboMakerSource, bool) {
 	return wire.RoboMakerSource{}, false
 }
 
-func (x *execution) installed() Installed { return installedFrom(x.job, x.doc) }
+func (x *execution) installed() Installed { return installedFrom(x.job, x.digest, x.doc) }
 
 func (x *execution) env() []string { return x.a.env(x.installed()) }
 
-func (x *execution) bundleName() string    { return x.job + ".bundle" }
-func (x *execution) conditionName() string { return x.job + ".condition" }
+func (x *execution) bundleName() string    { return x.ver + ".bundle" }
+func (x *execution) conditionName() string { return x.ver + ".condition" }
 
 // script describes a file of the version as a script to run.
 func (x *execution) script(v Version, name string) Script {
@@ -363,8 +367,8 @@ func (validatingState) handle(x *execution) (state, error) {
 	if x.docErr != nil {
 		return nil, reject(x.docErr)
 	}
-	if err := checkID(x.job); err != nil {
-		return nil, reject(fmt.Errorf("job id: %w", err))
+	if err := checkJobID(x.job); err != nil {
+		return nil, reject(err)
 	}
 	l := x.doc.Launch
 	if err := checkLaunchPath("packageName", l.PackageName); err != nil {
@@ -388,8 +392,10 @@ func (validatingState) handle(x *execution) (state, error) {
 		}
 		return nil, failf(wire.CodeMissingRobotApplicationArchitecture, "no source for architecture %s (sources: %s)", x.a.arch, strings.Join(have, ", "))
 	}
-	if c := x.st.Current; c != nil && c.JobID == x.job {
-		return finishedState{}, nil // already installed and committed: in sync
+	// In sync only with what was installed: the same job id from another service, or a job recreated with
+	// another document, is a new deployment. State of an older agent has no digest and never matches.
+	if c := x.st.Current; c != nil && c.JobID == x.job && c.Digest == x.digest {
+		return finishedState{}, nil
 	}
 	return downloadingState{}, nil
 }
@@ -401,7 +407,7 @@ type downloadingState struct{}
 func (downloadingState) name() string { return wire.StepDownloadingExtracting }
 
 func (downloadingState) handle(x *execution) (state, error) {
-	v, openErr := x.a.ex.Versions.Open(x.job)
+	v, openErr := x.a.ex.Versions.Open(x.ver)
 	pct := "0.0"
 	if openErr == nil {
 		pct = "100.0" // unpacked before a restart
@@ -416,7 +422,7 @@ func (downloadingState) handle(x *execution) (state, error) {
 		if err != nil {
 			return nil, x.artifactErr("bundle "+src.Bucket+"/"+src.Key, err)
 		}
-		v, err = x.a.ex.Versions.Extract(x.ctx, x.job, blob)
+		v, err = x.a.ex.Versions.Extract(x.ctx, x.ver, blob)
 		if err != nil {
 			if x.ctx.Err() != nil {
 				return nil, err
@@ -492,7 +498,7 @@ func (preLaunchState) handle(x *execution) (state, error) {
 	if f == "" {
 		return launchingState{}, nil
 	}
-	v, err := x.a.ex.Versions.Open(x.job)
+	v, err := x.a.ex.Versions.Open(x.ver)
 	if err != nil {
 		return nil, err
 	}
@@ -516,13 +522,13 @@ func (launchingState) handle(x *execution) (state, error) {
 	if err != nil {
 		return nil, err
 	}
-	if active == x.job && x.a.ex.Launcher.Running() == x.job {
-		return postLaunchState{}, nil // switched before a restart, and relaunched at boot
+	if active == x.ver && x.a.ex.Launcher.Running() == x.ver {
+		return postLaunchState{}, nil // switched before a restart, and relaunched or adopted at boot
 	}
 	if err := x.a.ex.Launcher.Stop(x.ctx); err != nil {
 		return nil, err
 	}
-	if err := x.a.ex.Versions.Activate(x.job); err != nil {
+	if err := x.a.ex.Versions.Activate(x.ver); err != nil {
 		return nil, err
 	}
 	if err := x.a.launch(x.ctx, x.installed()); err != nil {
@@ -547,7 +553,7 @@ func (postLaunchState) handle(x *execution) (state, error) {
 	if f == "" {
 		return finishedState{}, nil
 	}
-	v, err := x.a.ex.Versions.Open(x.job)
+	v, err := x.a.ex.Versions.Open(x.ver)
 	if err != nil {
 		return nil, err
 	}
@@ -564,10 +570,10 @@ type finishedState struct{}
 func (finishedState) name() string { return wire.StepFinished }
 
 func (finishedState) handle(x *execution) (state, error) {
-	if c := x.st.Current; c == nil || c.JobID != x.job {
+	if c := x.st.Current; c == nil || c.VersionID() != x.ver {
 		inst := x.installed()
 		if p := x.st.Previous; p != nil {
-			x.st.InFlight.Obsolete = p.JobID
+			x.st.InFlight.Obsolete = p.VersionID()
 		}
 		x.st.Previous, x.st.Current = x.st.Current, &inst
 		if err := x.save(); err != nil {
@@ -579,7 +585,7 @@ func (finishedState) handle(x *execution) (state, error) {
 			return nil, err
 		}
 	}
-	if o := x.st.InFlight.Obsolete; o != "" && o != x.job {
+	if o := x.st.InFlight.Obsolete; o != "" && o != x.ver {
 		if err := x.a.ex.Versions.Remove(o); err != nil {
 			x.a.emit(Event{Kind: EventError, JobID: x.job, State: wire.StepFinished, Err: err})
 		}
@@ -609,7 +615,7 @@ func (x *execution) restorePrevious() error {
 	prev := x.st.Current
 	want := ""
 	if prev != nil {
-		want = prev.JobID
+		want = prev.VersionID()
 	}
 	active, err := x.a.ex.Versions.Active()
 	if err != nil {
@@ -666,7 +672,7 @@ type abandonState struct{}
 func (*abandonState) name() string { return StateAbandoned }
 
 func (*abandonState) handle(x *execution) (state, error) {
-	if c := x.st.Current; c == nil || c.JobID != x.job {
+	if c := x.st.Current; c == nil || c.VersionID() != x.ver {
 		if err := x.restorePrevious(); err != nil {
 			x.a.emit(Event{Kind: EventError, JobID: x.job, State: StateAbandoned, Err: fmt.Errorf("restore previous version: %w", err)})
 		}
@@ -679,8 +685,8 @@ func (*abandonState) handle(x *execution) (state, error) {
 
 // removeCandidate removes the execution's version unless the robot runs it, and its staged downloads.
 func (x *execution) removeCandidate() {
-	if active, err := x.a.ex.Versions.Active(); err == nil && active != x.job {
-		if err := x.a.ex.Versions.Remove(x.job); err != nil {
+	if active, err := x.a.ex.Versions.Active(); err == nil && active != x.ver {
+		if err := x.a.ex.Versions.Remove(x.ver); err != nil {
 			x.a.emit(Event{Kind: EventError, JobID: x.job, Err: err})
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +69,7 @@ func readPid(t *testing.T, p string) int {
 func TestProcessRunnerExitAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	var log syncBuffer
-	r := NewProcessRunner(&log, nil, time.Minute)
+	r := NewProcessRunner(ProcessRunnerOptions{Log: &log, Timeout: time.Minute})
 	p := writeScript(t, dir, "pre.sh", `env | sort > env.txt; echo hello from pre; exit 3`)
 	err := r.Run(context.Background(), Script{Name: "pre.sh", Path: p, Dir: dir, Env: []string{"PATH=" + os.Getenv("PATH"), "ROBOT_NAME=r1"}})
 	var ee *ExitError
@@ -98,7 +100,7 @@ func TestProcessRunnerExitAndEnv(t *testing.T) {
 func TestProcessRunnerTimeoutKillsTheGroup(t *testing.T) {
 	dir := t.TempDir()
 	clk := clocktest.New(time.Time{})
-	r := NewProcessRunner(nil, clk, 30*time.Second)
+	r := NewProcessRunner(ProcessRunnerOptions{Clock: clk, Timeout: 30 * time.Second})
 	p := writeScript(t, dir, "slow.sh", `sleep 60 & echo $! > child.pid; wait`)
 	done := make(chan error, 1)
 	go func() {
@@ -115,7 +117,7 @@ func TestProcessRunnerTimeoutKillsTheGroup(t *testing.T) {
 
 func TestProcessRunnerContextKills(t *testing.T) {
 	dir := t.TempDir()
-	r := NewProcessRunner(nil, nil, 0)
+	r := NewProcessRunner(ProcessRunnerOptions{})
 	p := writeScript(t, dir, "slow.sh", `echo $$ > self.pid; sleep 60`)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -186,7 +188,7 @@ func TestSimRunner(t *testing.T) {
 func TestProcessLauncherStopsGracefully(t *testing.T) {
 	dir := t.TempDir()
 	app := writeScript(t, dir, "launch.sh", `echo $$ > app.pid; trap 'echo stopped > stopped; exit 0' TERM; while :; do sleep 0.05; done`)
-	l := NewProcessLauncher(nil, nil, 10*time.Second)
+	l := NewProcessLauncher(ProcessLauncherOptions{Grace: 10 * time.Second})
 	v := Version{ID: "v1", Dir: dir}
 	if err := l.Start(context.Background(), App{Version: v, Package: ".", LaunchFile: filepath.Base(app), Env: []string{"PATH=" + os.Getenv("PATH")}}); err != nil {
 		t.Fatal(err)
@@ -210,7 +212,7 @@ func TestProcessLauncherKillsAfterGrace(t *testing.T) {
 	dir := t.TempDir()
 	app := writeScript(t, dir, "launch.sh", `echo $$ > app.pid; trap '' TERM; while :; do sleep 0.05; done`)
 	clk := clocktest.New(time.Time{})
-	l := NewProcessLauncher(nil, clk, 5*time.Second)
+	l := NewProcessLauncher(ProcessLauncherOptions{Clock: clk, Grace: 5 * time.Second})
 	if err := l.Start(context.Background(), App{Version: Version{ID: "v1", Dir: dir}, Package: ".", LaunchFile: filepath.Base(app), Env: []string{"PATH=" + os.Getenv("PATH")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +235,7 @@ func TestProcessLauncherRestartsACrashedApplication(t *testing.T) {
 	// The first run exits 1 at once; later runs stay up.
 	app := writeScript(t, dir, "launch.sh", `echo x >> runs; if [ "$(wc -l < runs)" -eq 1 ]; then exit 1; fi; echo $$ > app.pid; while :; do sleep 0.05; done`)
 	clk := clocktest.New(time.Time{})
-	l := NewProcessLauncher(nil, clk, time.Second)
+	l := NewProcessLauncher(ProcessLauncherOptions{Clock: clk, Grace: time.Second})
 	if err := l.Start(context.Background(), App{Version: Version{ID: "v1", Dir: dir}, Package: ".", LaunchFile: filepath.Base(app), Env: []string{"PATH=" + os.Getenv("PATH")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,4 +292,186 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// leftBehind starts the launch file in dir as an earlier agent would have — tagged with the device, leading a
+// process group of its own — and, when record is set, records it as version id in the device directory dev.
+// It returns the process, reaped in the background.
+func leftBehind(t *testing.T, dev, dir, id string, record bool) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(dir, "launch.sh"))
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), deviceEnv(dev)}
+	setProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	go cmd.Wait()
+	if record {
+		l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+		rec := appRecord{Version: id, Pid: cmd.Process.Pid}
+		if err := identify(&rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.writeRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cmd
+}
+
+// beatingApp writes a launch file that records its pid in app.pid and a marker when asked to stop.
+func beatingApp(t *testing.T, dir string) App {
+	t.Helper()
+	writeScript(t, dir, "launch.sh", `echo $$ > app.pid; trap 'echo stopped >> stopped; exit 0' TERM; while :; do sleep 0.05; done`)
+	return App{Version: Version{ID: "v1", Dir: dir}, Package: ".", LaunchFile: "launch.sh", Env: []string{"PATH=" + os.Getenv("PATH")}}
+}
+
+func requireSupervision(t *testing.T) {
+	if !supervisionSupported {
+		t.Skip("adoption needs Linux")
+	}
+}
+
+// TestProcessLauncherAdopts: the application an earlier agent recorded still runs and is the version wanted: a new
+// launcher takes it over — no second copy — restarts it when it dies, records the new process and stops it.
+func TestProcessLauncherAdopts(t *testing.T) {
+	requireSupervision(t)
+	dev, dir := t.TempDir(), t.TempDir()
+	app := beatingApp(t, dir)
+	old := leftBehind(t, dev, dir, "v1", true)
+	pid := readPid(t, filepath.Join(dir, "app.pid"))
+	clk := clocktest.New(time.Time{})
+	l := NewProcessLauncher(ProcessLauncherOptions{Clock: clk, Grace: 5 * time.Second, Dir: dev})
+	adopted, err := l.Adopt(context.Background(), &app)
+	if err != nil || !adopted {
+		t.Fatalf("Adopt = %v, %v; want the running application adopted", adopted, err)
+	}
+	if l.Running() != "v1" || l.Pid() != pid || pid != old.Process.Pid || processGone(pid) {
+		t.Fatalf("after Adopt: Running() %q, Pid() %d; want v1, %d alive", l.Running(), l.Pid(), pid)
+	}
+	// It dies: supervision starts it again after the backoff, as its own child, and records it.
+	os.Remove(filepath.Join(dir, "app.pid"))
+	syscall.Kill(pid, syscall.SIGKILL)
+	<-clk.BlockUntil(1)
+	clk.Advance(time.Second)
+	next := readPid(t, filepath.Join(dir, "app.pid"))
+	if next == pid || l.Pid() != next || l.Restarts() != 1 {
+		t.Fatalf("after the adopted process died: Pid() %d (restarted %d, was %d), Restarts() %d", l.Pid(), next, pid, l.Restarts())
+	}
+	rec, err := l.readRecord()
+	if err != nil || rec == nil || rec.Pid != next || rec.Version != "v1" || rec.Start == 0 || rec.Boot == "" {
+		t.Fatalf("record after the restart: %+v (%v), want v1 at pid %d with its start time and boot", rec, err, next)
+	}
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the application to stop", func() bool { return processGone(next) })
+	if rec, err := l.readRecord(); err != nil || rec != nil {
+		t.Fatalf("record after Stop: %+v (%v), want none", rec, err)
+	}
+}
+
+// TestProcessLauncherStopsWhatItDoesNotAdopt: what an earlier agent left that is not the version wanted is
+// stopped — gracefully — and so is a tagged process nobody recorded (an application whose start was cut short, what
+// a script left), while a process that took a recorded pid is left alone.
+func TestProcessLauncherStopsWhatItDoesNotAdopt(t *testing.T) {
+	requireSupervision(t)
+	t.Run("another version", func(t *testing.T) {
+		dev, dir := t.TempDir(), t.TempDir()
+		app := beatingApp(t, dir)
+		leftBehind(t, dev, dir, "v0", true)
+		pid := readPid(t, filepath.Join(dir, "app.pid"))
+		l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+		if adopted, err := l.Adopt(context.Background(), &app); adopted || err != nil {
+			t.Fatalf("Adopt = %v, %v; want nothing adopted", adopted, err)
+		}
+		if !processGone(pid) || l.Running() != "" {
+			t.Fatalf("the other version %d still runs (%v), Running() %q", pid, !processGone(pid), l.Running())
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "stopped")); string(b) != "stopped\n" {
+			t.Errorf("the other version was not stopped gracefully: %q", b)
+		}
+		if rec, err := l.readRecord(); err != nil || rec != nil {
+			t.Errorf("record %+v (%v), want none", rec, err)
+		}
+	})
+	t.Run("nothing wanted", func(t *testing.T) {
+		dev, dir := t.TempDir(), t.TempDir()
+		beatingApp(t, dir)
+		leftBehind(t, dev, dir, "v1", true)
+		pid := readPid(t, filepath.Join(dir, "app.pid"))
+		l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+		if adopted, err := l.Adopt(context.Background(), nil); adopted || err != nil || !processGone(pid) {
+			t.Fatalf("Adopt(nil) = %v, %v; application gone: %v", adopted, err, processGone(pid))
+		}
+	})
+	t.Run("start cut short", func(t *testing.T) {
+		dev, dir := t.TempDir(), t.TempDir()
+		app := beatingApp(t, dir)
+		leftBehind(t, dev, dir, "", false)
+		pid := readPid(t, filepath.Join(dir, "app.pid"))
+		l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+		if adopted, err := l.Adopt(context.Background(), &app); adopted || err != nil || !processGone(pid) {
+			t.Fatalf("Adopt = %v, %v; the unrecorded copy gone: %v", adopted, err, processGone(pid))
+		}
+	})
+	t.Run("pid reused", func(t *testing.T) {
+		dev, dir := t.TempDir(), t.TempDir()
+		app := beatingApp(t, dir)
+		// An unrelated process has the recorded pid now: its start time differs from the record's.
+		other := exec.Command("sleep", "60")
+		if err := other.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			other.Process.Kill()
+			other.Wait()
+		})
+		l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+		rec := appRecord{Version: "v1", Pid: other.Process.Pid}
+		if err := identify(&rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Start--
+		if err := l.writeRecord(rec); err != nil {
+			t.Fatal(err)
+		}
+		if adopted, err := l.Adopt(context.Background(), &app); adopted || err != nil {
+			t.Fatalf("Adopt = %v, %v; want the impostor not adopted", adopted, err)
+		}
+		if processGone(other.Process.Pid) {
+			t.Fatal("Adopt killed a process that only shares the recorded pid")
+		}
+	})
+}
+
+// TestProcessLauncherKeepsWhatTheAdoptedApplicationStarted: an adopted application's children in process groups
+// of their own (as roslaunch starts its nodes) are the application's, not strays: adopting it leaves them alone,
+// and stopping it stops them too.
+func TestProcessLauncherKeepsWhatTheAdoptedApplicationStarted(t *testing.T) {
+	requireSupervision(t)
+	dev, dir := t.TempDir(), t.TempDir()
+	writeScript(t, dir, "launch.sh", `setsid sh -c 'echo $$ > node.pid; while :; do sleep 0.05; done' & echo $$ > app.pid; while :; do sleep 0.05; done`)
+	app := App{Version: Version{ID: "v1", Dir: dir}, Package: ".", LaunchFile: "launch.sh", Env: []string{"PATH=" + os.Getenv("PATH")}}
+	leftBehind(t, dev, dir, "v1", true)
+	pid, node := readPid(t, filepath.Join(dir, "app.pid")), readPid(t, filepath.Join(dir, "node.pid"))
+	t.Cleanup(func() { syscall.Kill(-node, syscall.SIGKILL) })
+	l := NewProcessLauncher(ProcessLauncherOptions{Dir: dev})
+	if adopted, err := l.Adopt(context.Background(), &app); !adopted || err != nil {
+		t.Fatalf("Adopt = %v, %v", adopted, err)
+	}
+	if processGone(pid) || processGone(node) {
+		t.Fatalf("after Adopt: application alive %v, its node in a session of its own alive %v", !processGone(pid), !processGone(node))
+	}
+	// Stopped, the application takes its node along.
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !processGone(pid) || !processGone(node) {
+		t.Fatalf("after Stop: application gone %v, its node gone %v", processGone(pid), processGone(node))
+	}
 }

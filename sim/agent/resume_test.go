@@ -158,7 +158,9 @@ func TestResumeInterruptedDownload(t *testing.T) {
 			<-hit
 			r.stop()
 			if r.family == "os" {
-				fi, err := os.Stat(filepath.Join(r.dir, "downloads", "job-2.bundle.part"))
+				f := loadState(t, r).InFlight
+				part := agent.VersionID(f.JobID, agent.DocumentDigest(f.Document)) + ".bundle.part"
+				fi, err := os.Stat(filepath.Join(r.dir, "downloads", part))
 				if err != nil || fi.Size() != 150 {
 					t.Fatalf("staged part %v, %v; want the 150 bytes that arrived", fi, err)
 				}

@@ -301,12 +301,12 @@ func (r *robot) waitIdle() {
 // application is alive and is that version: its heartbeat names the version and keeps beating.
 func (r *robot) checkRunning(job, version string) {
 	r.t.Helper()
-	if got := r.a.Executors().Launcher.Running(); got != job {
-		r.t.Fatalf("running %q, want %q", got, job)
+	if got := r.a.Executors().Launcher.Running(); agent.VersionJob(got) != job {
+		r.t.Fatalf("running %q, want a version of %q", got, job)
 	}
 	active, err := r.a.Executors().Versions.Active()
-	if err != nil || active != job {
-		r.t.Fatalf("active version %q (%v), want %q", active, err, job)
+	if err != nil || agent.VersionJob(active) != job {
+		r.t.Fatalf("active version %q (%v), want a version of %q", active, err, job)
 	}
 	if r.family != "os" || job == "" {
 		return

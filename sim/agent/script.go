@@ -39,8 +39,11 @@ type ScriptRunner interface {
 }
 
 // ProcessRunner runs scripts as OS processes, each in its own process group so a timeout or a stop kills
-// everything the script started. Output goes to the device log, framed by a line naming the script and one
-// giving its exit status.
+// everything the script started, and on Linux killed by the kernel when the agent dies: the agent that
+// resumes the step runs the script again, and two copies must never run at once. What a script started
+// and left behind when the agent died is found by the device tag and stopped by the next agent's launcher
+// (Launcher.Adopt). Output goes to the device log, framed by a line naming the script and one giving its
+// exit status.
 //
 // On a virtual-time world's clock (clock.World) a script runs while the agent holds its turn: it takes no
 // virtual time, and its timeout is wall-clock time, at most WorldProcessCap (see processTimer).
@@ -48,18 +51,31 @@ type ProcessRunner struct {
 	log     io.Writer
 	clock   clock.Clock
 	timeout time.Duration
+	tag     string
 	logMu   *sync.Mutex
 }
 
 var _ ScriptRunner = (*ProcessRunner)(nil)
 
-// NewProcessRunner returns a runner writing output to log (nil: discarded), killing scripts that run longer
-// than timeout of c's time (≤ 0: no limit; nil c: the real clock).
-func NewProcessRunner(log io.Writer, c clock.Clock, timeout time.Duration) *ProcessRunner {
-	if log == nil {
-		log = io.Discard
+// ProcessRunnerOptions configure a ProcessRunner. Zero fields take the defaults listed.
+type ProcessRunnerOptions struct {
+	// Log receives the scripts' output. Default: discarded.
+	Log io.Writer
+	// Clock times Timeout. Default: the real clock.
+	Clock clock.Clock
+	// Timeout bounds each script; one that runs longer is killed. Zero or negative: no bound.
+	Timeout time.Duration
+	// Dir is the device directory, whose tag (DeviceTag) every script carries. Empty: no tag.
+	Dir string
+}
+
+// NewProcessRunner returns a runner with every default of opts resolved.
+func NewProcessRunner(opts ProcessRunnerOptions) *ProcessRunner {
+	if opts.Log == nil {
+		opts.Log = io.Discard
 	}
-	return &ProcessRunner{log: log, clock: clock.Or(c), timeout: timeout, logMu: &sync.Mutex{}}
+	return &ProcessRunner{log: opts.Log, clock: clock.Or(opts.Clock), timeout: opts.Timeout, tag: deviceEnv(opts.Dir),
+		logMu: &sync.Mutex{}}
 }
 
 // Run implements ScriptRunner.
@@ -68,10 +84,10 @@ func (r *ProcessRunner) Run(ctx context.Context, s Script) error {
 		return fmt.Errorf("run %s: no file on the device", s.Name)
 	}
 	cmd := exec.Command(s.Path)
-	cmd.Dir, cmd.Env = s.Dir, s.Env
+	cmd.Dir, cmd.Env = s.Dir, withTag(s.Env, r.tag)
 	cmd.Stdout, cmd.Stderr = r.log, r.log
 	cmd.WaitDelay = time.Second
-	setProcessGroup(cmd)
+	setScriptAttrs(cmd)
 	r.logf("--- %s: start\n", s.Name)
 	if err := cmd.Start(); err != nil {
 		r.logf("--- %s: %v\n", s.Name, err)

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
@@ -24,10 +27,13 @@ type DeviceState struct {
 	InFlight *InFlight `json:"inFlight,omitempty"`
 }
 
-// Installed is an application version on the device: the job that installed it (its version id) and what
-// is needed to launch it again.
+// Installed is an application version on the device: the job that installed it, the digest of the job
+// document it was installed from — together its version id — and what is needed to launch it again.
 type Installed struct {
-	JobID       string               `json:"jobId"`
+	JobID string `json:"jobId"`
+	// Digest is the hex SHA-256 of the job document (DocumentDigest). It is empty in state written before
+	// versions were keyed by it; such a version matches no job, so a job with its id is carried out again.
+	Digest      string               `json:"digest,omitempty"`
 	Job         string               `json:"job,omitempty"`
 	Application string               `json:"application,omitempty"`
 	Name        string               `json:"name,omitempty"`
@@ -49,6 +55,46 @@ type InFlight struct {
 	Reason     string `json:"reason,omitempty"`
 	// Obsolete is the version the commit pushed out, removed once the success is reported.
 	Obsolete string `json:"obsolete,omitempty"`
+}
+
+// VersionID returns the id the version is kept under on the device: VersionID(i.JobID, i.Digest).
+func (i Installed) VersionID() string { return VersionID(i.JobID, i.Digest) }
+
+// VersionID is the id of the version job jobID installs from a document with digest: "<jobID>@<the
+// digest's first 16 hex digits>", so two documents under one job id — the same id from two services, a job
+// recreated — are two versions. An empty digest (state of an older agent) gives the bare job id.
+func VersionID(jobID, digest string) string {
+	if len(digest) < versionDigestLen {
+		return jobID
+	}
+	return jobID + "@" + digest[:versionDigestLen]
+}
+
+// VersionJob returns the job id of a version id.
+func VersionJob(versionID string) string {
+	job, _, _ := strings.Cut(versionID, "@")
+	return job
+}
+
+// versionDigestLen is how many hex digits of the document digest a version id carries: 64 bits tell apart
+// the documents one job id may come with.
+const versionDigestLen = 16
+
+// DocumentDigest returns the hex SHA-256 of a job document in canonical JSON (members sorted, no
+// insignificant space, numbers as written), so the same document digests alike however the service laid
+// it out. A document that is not JSON digests as its bytes.
+func DocumentDigest(raw string) string {
+	b := []byte(raw)
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err == nil && !dec.More() {
+		if c, err := json.Marshal(v); err == nil {
+			b = c
+		}
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // clone returns a deep copy of s.

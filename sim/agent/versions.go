@@ -18,7 +18,8 @@ import (
 )
 
 // Versions is the device's store of unpacked application versions and the pointer to the active one, the
-// version the device runs. Versions are named by the id of the job that installed them.
+// version the device runs. Versions are named by their version id: the id of the job that installed them
+// and the digest of its document (VersionID).
 type Versions interface {
 	// Extract unpacks the bundle as version id, replacing an earlier partial or failed copy, and returns it.
 	// The version appears whole or not at all. It refuses to replace the active version (ErrActiveVersion).
@@ -36,7 +37,7 @@ type Versions interface {
 
 // Version is an unpacked application version.
 type Version struct {
-	// ID is the id of the job that installed it.
+	// ID is its version id (VersionID).
 	ID string
 	// Dir is its directory on the device; empty in the in-memory family.
 	Dir string
@@ -51,12 +52,23 @@ type Files interface {
 	ReadFile(name string) ([]byte, error)
 }
 
-// validID matches the version ids (job ids) the agent accepts as directory names.
-var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$`)
+// validID matches the ids the agent accepts as file names: job ids, version ids (VersionID) and the
+// staging names derived from them.
+var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.@-]{0,159}$`)
+
+// validJobID matches the job ids the agent carries out: a version id adds "@digest" to one.
+var validJobID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,110}$`)
+
+func checkJobID(id string) error {
+	if !validJobID.MatchString(id) {
+		return fmt.Errorf("job id %q: want 1-111 of [A-Za-z0-9_.-], not starting with '.'", id)
+	}
+	return nil
+}
 
 func checkID(id string) error {
 	if !validID.MatchString(id) {
-		return fmt.Errorf("version id %q: want 1-128 of [A-Za-z0-9_.-], not starting with '.'", id)
+		return fmt.Errorf("id %q: want 1-160 of [A-Za-z0-9_.@-], not starting with '.'", id)
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// without a pong or any other frame from the device before it is dropped (default 75 s). Both are wall-clock
 	// times: they bound a real connection, not policy time.
 	NotifyPing, NotifyTimeout time.Duration
+	// Things reports whether a dialect knows the thing (a RoboMaker robot of that name). A thing that no
+	// dialect knows and that has no execution polls in vain — its name is mistyped, or its robot was never
+	// created — so GetPendingJobExecutions answers it ResourceNotFoundException, which the agent reports. Nil:
+	// every thing is known.
+	Things func(thing string) bool
 }
 
 // API serves the device API. Close ends its notify connections.
@@ -52,6 +57,7 @@ type API struct {
 	eng       *engine.Engine
 	clock     clock.Clock
 	artifacts http.Handler
+	things    func(string) bool
 	hub       *hub
 	cancel    func()
 	mux       *http.ServeMux
@@ -65,8 +71,8 @@ func New(opts Options) (*API, error) {
 		return nil, errors.New("deviceapi: an engine is required")
 	}
 	c := clock.Or(opts.Clock)
-	a := &API{eng: opts.Engine, clock: c, artifacts: opts.Artifacts, hub: newHub(c),
-		ping: opts.NotifyPing, pongWait: opts.NotifyTimeout}
+	a := &API{eng: opts.Engine, clock: c, artifacts: opts.Artifacts, things: opts.Things,
+		hub: newHub(c), ping: opts.NotifyPing, pongWait: opts.NotifyTimeout}
 	if a.ping <= 0 {
 		a.ping = 30 * time.Second
 	}
@@ -175,6 +181,12 @@ func checkJob(job string) error {
 func (a *API) GetPending(thing string) (wire.GetPendingJobExecutionsResponse, error) {
 	if err := checkThing(thing); err != nil {
 		return wire.GetPendingJobExecutionsResponse{}, err
+	}
+	if a.things != nil && !a.things(thing) {
+		if _, ok := a.eng.LatestForDevice(thing); !ok {
+			return wire.GetPendingJobExecutionsResponse{}, &Error{http.StatusNotFound, wire.ErrResourceNotFound,
+				fmt.Sprintf("thing %s is not known to the service: no robot has this name", thing)}
+		}
 	}
 	inProgress, queued := a.eng.Pending(thing)
 	return wire.GetPendingJobExecutionsResponse{InProgressJobs: summaries(inProgress),

@@ -3,6 +3,7 @@ package deviceapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -250,5 +251,36 @@ func TestArtifactsMounted(t *testing.T) {
 	}
 	if status, _ := e.call("PUT", "/artifacts/bundles/x", "data", nil); status != 404 {
 		t.Fatalf("PUT through the device API: %d, want 404", status)
+	}
+}
+
+// TestUnknownThing: a thing no dialect knows and no execution names is told so when it polls
+// (ResourceNotFoundException), so its agent can say its name is wrong; a thing with an execution is known
+// whatever the dialects say.
+func TestUnknownThing(t *testing.T) {
+	eng, err := engine.New(engine.Options{Store: store.NewMemory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{"robot-1": true}
+	api, err := deviceapi.New(deviceapi.Options{Engine: eng, Things: func(thing string) bool { return known[thing] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	if _, err := api.GetPending("robot-1"); err != nil {
+		t.Fatalf("a known thing: %v", err)
+	}
+	_, err = api.GetPending("robot-l")
+	var de *deviceapi.Error
+	if !errors.As(err, &de) || de.Status != http.StatusNotFound || de.Code != wire.ErrResourceNotFound || !strings.Contains(de.Message, "robot-l") {
+		t.Fatalf("an unknown thing: %v, want 404 ResourceNotFoundException naming it", err)
+	}
+	if _, err := eng.Create(engine.Spec{ID: "job-1", Targets: []string{"engine-only"}, Document: []byte(`{}`),
+		Pacing: engine.AllAtOnce(), Timeouts: engine.Timeouts{Execution: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := api.GetPending("engine-only"); err != nil || len(p.QueuedJobs) != 1 {
+		t.Fatalf("a thing with an execution: %+v, %v", p, err)
 	}
 }

@@ -880,6 +880,11 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) poke() { e.kick.Notify() }
 
 func (e *Engine) emit(ev event.Event) {
+	if ev.Deployment != "" { // every event of a deployment is emitted with e.mu held
+		if r, ok := e.deps[ev.Deployment]; ok {
+			ev.Dialect = r.d.Kind
+		}
+	}
 	e.seq++
 	ev.Seq = e.seq
 	e.evq = append(e.evq, ev)

@@ -1,18 +1,22 @@
 // Package fleet hosts device agents for the harness: in-process (package inproc: goroutines, thousands per
 // process), as OS processes (package process: one fleetlab-agent per device), in containers (package container:
-// one fleetlab-agent container per device, on one or several Docker engines), and later on boards. Every backend gives the same Fleet and Device interfaces; what a backend can do to its devices beyond
-// that — crash one, freeze one, shape its link — are optional abilities, interfaces found by type assertion, so a
-// fault that needs an ability the backend lacks is refused when it is armed instead of silently doing nothing.
+// one fleetlab-agent container per device, on one or several Docker engines), and on the boards of a lab rig
+// (package rigs/righost: one fleetlab-agent per board, speaking over its serial console). Every backend gives
+// the same Fleet and Device interfaces; what a backend can do to its devices beyond that — crash one, freeze
+// one, shape its link — are optional abilities, interfaces found by type assertion, so a fault that needs an
+// ability the backend lacks is refused when it is armed instead of silently doing nothing.
 //
-//	ability        inproc                                 process                           container
-//	Crasher        executors fail at once, app killed     SIGKILL to the agent's session    docker kill, docker start
-//	Freezer        every executor call waits              SIGSTOP/SIGCONT to the session    docker pause/unpause
-//	ExecutorHook   a swappable layer under agent Wrap     —  (another process)              —
-//	StepHooker     —  (ExecutorHook does it)              —                                 its link proxy
-//	ScriptFailer   —  (ExecutorHook does it)              —                                 the script file replaced
-//	Linker         link proxy (HTTP) or the adapter       link proxy                        network disconnect + proxy
-//	Limiter        —                                      —                                 docker update
-//	ClockSkewer    the agent's clock reads ahead          —                                 —
+//	ability        inproc                             process                    container                  rig board
+//	Crasher        executors fail, app killed         SIGKILL to the session     docker kill, docker start  GPIO power line (boards with one)
+//	Freezer        every executor call waits          SIGSTOP/SIGCONT            docker pause/unpause       —
+//	ExecutorHook   a swappable layer under agent Wrap —  (another process)       —                          —
+//	StepHooker     —  (ExecutorHook does it)          —                          its link proxy             its bridge's link proxy
+//	ScriptFailer   —  (ExecutorHook does it)          —                          the script file replaced   —
+//	Linker         link proxy (HTTP) or the adapter   link proxy                 network disconnect + proxy its bridge's link proxy
+//	Limiter        —                                  —                          docker update              —
+//	ClockSkewer    the agent's clock reads ahead      —                          —                          —
+//	Resetter       —                                  —                          —                          GPIO reset line or DTR/RTS
+//	SerialLine     —                                  —                          —                          its console port
 //
 // Robots of every backend register with the service's RoboMaker dialect through RegisterRoboMaker.
 package fleet
@@ -149,3 +153,30 @@ type ClockSkewer interface {
 // EventFunc receives every agent event of every device of a fleet, tagged with the device's name. Calls for one
 // device are serialized; it must return quickly.
 type EventFunc func(device string, e agent.Event)
+
+// Resetter is a device with a reset line: pulsing it reboots the device at once, on its storage, as a power cut
+// does, but the power stays on.
+type Resetter interface {
+	Device
+	// Reset pulses the reset line; the device boots again by itself.
+	Reset(ctx context.Context) error
+}
+
+// SerialLine is a device whose agent speaks to the service over a serial line that can be made noisy or cut.
+type SerialLine interface {
+	Device
+	// SetSerialNoise makes each byte on the line change, both ways, with probability rate, the bytes chosen by
+	// seed; 0 ends it.
+	SetSerialNoise(rate float64, seed uint64)
+	// SetSerialUnplugged cuts the line (nothing passes either way) or plugs it back.
+	SetSerialUnplugged(unplugged bool)
+	// SerialStats returns the line's counts so far.
+	SerialStats() SerialStats
+}
+
+// SerialStats are the counts of a device's serial line, on the lab's side.
+type SerialStats struct {
+	// BytesChanged counts the bytes noise changed. FramesSent, FramesResent and FramesCorrupt count the frames
+	// the lab side wrote, wrote again, and received damaged.
+	BytesChanged, FramesSent, FramesResent, FramesCorrupt uint64
+}

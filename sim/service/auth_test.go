@@ -34,7 +34,33 @@ func signed(t *testing.T) *service.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	knowRobot(t, svc, "robot-1")
 	return svc
+}
+
+// knowRobot creates the robot name through the RoboMaker API (signed with the operators' key, AK/SK, which a
+// service without auth takes as any), so that the device API knows the thing.
+func knowRobot(t *testing.T, svc *service.Service, name string) {
+	t.Helper()
+	tr := &http.Transport{}
+	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1,
+		HTTPClient: &http.Client{Transport: tr}})
+	_, err := rm.CreateRobot(context.Background(), &robomaker.CreateRobotInput{Name: aws.String(name),
+		Architecture: "X86_64", GreengrassGroupId: aws.String("g")})
+	tr.CloseIdleConnections()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tests count the service's connections: this one must be gone before they start.
+	waitFor(t, "the connection that created the robot is closed", func() bool {
+		for _, n := range svc.Conns() {
+			if n != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func apiError(err error) (code string, status int) {

@@ -29,6 +29,7 @@ func limited(t *testing.T, limits service.Limits) (*service.Service, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	knowRobot(t, svc, "robot-1") // the device API requests below are robot-1's
 	return svc, dir
 }
 

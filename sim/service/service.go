@@ -130,7 +130,7 @@ func New(opts Options) (*Service, error) {
 	notify := opts.Limits.withDefaults(1)
 	if s.Devices, err = deviceapi.New(deviceapi.Options{Engine: s.Engine, Clock: s.clock,
 		Artifacts: s.Artifacts.DeviceHandler(), NotifyPing: notify.NotifyPing,
-		NotifyTimeout: notify.NotifyTimeout}); err != nil {
+		NotifyTimeout: notify.NotifyTimeout, Things: s.knownThing}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	if s.RoboMaker, err = robomaker.New(robomaker.Options{Engine: s.Engine, Store: s.Store, Clock: s.clock,
@@ -261,4 +261,9 @@ func (s *Service) Close() error {
 	}
 	s.serving.Wait()
 	return s.Store.Close()
+}
+
+// knownThing reports whether a dialect knows the thing: a RoboMaker robot has its name.
+func (s *Service) knownThing(name string) bool {
+	return s.RoboMaker != nil && s.RoboMaker.HasRobot(name)
 }

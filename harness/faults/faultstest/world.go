@@ -6,6 +6,7 @@ package faultstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -360,6 +361,9 @@ type Device struct {
 	frozen  bool
 	link    fleet.Link
 	skew    time.Duration
+	noise   float64
+	unplug  bool
+	serial  fleet.SerialStats
 	onCrash func()
 	changed chan struct{} // closed and replaced at every call
 }
@@ -370,6 +374,8 @@ var (
 	_ fleet.ExecutorHook = (*Device)(nil)
 	_ fleet.Linker       = (*Device)(nil)
 	_ fleet.ClockSkewer  = (*Device)(nil)
+	_ fleet.Resetter     = (*Device)(nil)
+	_ fleet.SerialLine   = (*Device)(nil)
 )
 
 // NewDevice returns a running X86_64 device.
@@ -520,6 +526,58 @@ func (d *Device) Skew() time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.skew
+}
+
+// Reset implements fleet.Resetter: it records the call and calls the OnCrash function, as the agent stops.
+func (d *Device) Reset(context.Context) error {
+	d.record("Reset")
+	d.mu.Lock()
+	fn := d.onCrash
+	d.changedLocked()
+	d.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+	return nil
+}
+
+// SetSerialNoise implements fleet.SerialLine.
+func (d *Device) SetSerialNoise(rate float64, _ uint64) {
+	d.record(fmt.Sprintf("SetSerialNoise(%v)", rate))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noise = rate
+	d.changedLocked()
+}
+
+// SetSerialUnplugged implements fleet.SerialLine.
+func (d *Device) SetSerialUnplugged(u bool) {
+	d.record(fmt.Sprintf("SetSerialUnplugged(%v)", u))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unplug = u
+	d.changedLocked()
+}
+
+// SerialStats implements fleet.SerialLine: the counts SetSerialStats gave.
+func (d *Device) SerialStats() fleet.SerialStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.serial
+}
+
+// SetSerialStats sets the counts SerialStats returns (a test's stand-in for the line's traffic).
+func (d *Device) SetSerialStats(s fleet.SerialStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.serial = s
+}
+
+// Serial returns the line's noise rate and whether it is unplugged.
+func (d *Device) Serial() (noise float64, unplugged bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.noise, d.unplug
 }
 
 // Plain is a device with no ability beyond fleet.Device, for testing that faults refuse it.

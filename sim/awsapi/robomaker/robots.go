@@ -8,6 +8,17 @@ import (
 
 // A robot's name is its thing name on the device API, so robot names are unique.
 
+// HasRobot reports whether a robot is named name: whether name is a thing the dialect knows.
+func (s *Service) HasRobot(name string) bool {
+	found := false
+	_ = s.store.View(func(tx store.Tx) error {
+		var err error
+		_, _, found, err = lookup(tx, "robot/"+name)
+		return err
+	})
+	return found
+}
+
 func (s *Service) createRobot(r *awsapi.Request) (any, error) {
 	var in struct {
 		Name              string            `json:"name"`

@@ -498,7 +498,8 @@ func (d *Device) HookSteps(fn func(ctx context.Context, job, step string) error)
 
 // FailScript implements fleet.ScriptFailer: it finds the file of the step in the job's launch config (the
 // agent's saved state on the volume has the job document) and writes, in its place in the unpacked version
-// (versions/<job>/ of the device directory), a script that exits code.
+// (versions/<version id>/ of the device directory: the job id and the document's digest), a script that exits
+// code.
 func (d *Device) FailScript(ctx context.Context, job, step string, code int) error {
 	st, err := d.State(ctx)
 	if err != nil {
@@ -527,7 +528,8 @@ func (d *Device) FailScript(ctx context.Context, job, step string, code int) err
 	if file == "" {
 		return fmt.Errorf("fail script of %s: the job's launch config has no file for %s: %w", d.name, step, fleet.ErrNoScript)
 	}
-	dest := path.Join(DeviceDir, "versions", job, path.Clean("/" + file)[1:])
+	version := agent.VersionID(job, agent.DocumentDigest(st.InFlight.Document))
+	dest := path.Join(DeviceDir, "versions", version, path.Clean("/" + file)[1:])
 	text := fmt.Sprintf("#!/bin/sh\n# %s, failed by a fault\nexit %d\n", path.Base(file), code)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -535,6 +537,10 @@ func (d *Device) FailScript(ctx context.Context, job, step string, code int) err
 		Gid: RobotUID, Typeflag: tar.TypeReg, ModTime: clock.Real{}.Now()})
 	tw.Write([]byte(text))
 	tw.Close()
+	// The file must be there to be replaced: a path the agent does not use would make the fault a silent no-op.
+	if _, err := d.e.cli.ContainerStatPath(ctx, d.ctr.GetContainerID(), client.ContainerStatPathOptions{Path: dest}); err != nil {
+		return fmt.Errorf("fail script of %s: %s is not on the device: %w", d.name, dest, err)
+	}
 	if _, err := d.e.cli.CopyToContainer(ctx, d.ctr.GetContainerID(), client.CopyToContainerOptions{
 		DestinationPath: path.Dir(dest), Content: &buf}); err != nil {
 		return fmt.Errorf("fail script of %s: write %s: %w", d.name, dest, err)

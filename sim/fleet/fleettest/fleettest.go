@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -263,9 +265,9 @@ func ReadHeartbeat(dir string) (Heartbeat, error) {
 	return h, nil
 }
 
-// Current returns the version the robot in dir has active: the job id its current link points at. It fails
-// unless the link points at a version directory holding the launch file — a robot must never be left with a
-// version half there.
+// Current returns the version the robot in dir has active: the job id of the version its current link points
+// at. It fails unless the link points at a version directory holding the launch file — a robot must never be
+// left with a version half there.
 func Current(dir string) (string, error) {
 	target, err := os.Readlink(filepath.Join(dir, "current"))
 	if err != nil {
@@ -279,7 +281,7 @@ func Current(dir string) (string, error) {
 	if fi, err := os.Stat(launch); err != nil || !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("current points at %s, which has no launch file: %v", id, err)
 	}
-	return id, nil
+	return agent.VersionJob(id), nil
 }
 
 // WaitRunning waits until the robot in dir runs job: its current link points at job, and its heartbeat names job
@@ -312,4 +314,30 @@ func WaitRunning(t testing.TB, dir, job string, notPid int, timeout time.Duratio
 		t.Fatalf("%s does not run %s after %v: %s", dir, job, timeout, why)
 	}
 	return last
+}
+
+// DeviceProcesses lists the live processes (zombies excluded) an agent started for the robot whose device directory
+// is dir: those carrying its device tag (agent.DeviceTag) in their environment. It reads /proc: Linux only.
+func DeviceProcesses(dir string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	tag := []byte(agent.DeviceTag + "=" + dir)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, tag) {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
 }

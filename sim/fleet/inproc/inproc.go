@@ -322,8 +322,8 @@ func (d *Device) State() (agent.DeviceState, error) {
 	return agent.NewFileState(filepath.Join(d.dir, "state.json")).Load()
 }
 
-// App returns the version id of the application the robot runs, "" when none (or while it is down). It asks
-// the launcher directly, so it answers while the agent is frozen.
+// App returns the job id of the version whose application the robot runs, "" when none (or while it is
+// down). It asks the launcher directly, so it answers while the agent is frozen.
 func (d *Device) App() string {
 	d.mu.Lock()
 	inc := d.run
@@ -331,7 +331,7 @@ func (d *Device) App() string {
 	if inc == nil || inc.base.Launcher == nil {
 		return ""
 	}
-	return inc.base.Launcher.Running()
+	return agent.VersionJob(inc.base.Launcher.Running())
 }
 
 // Running implements fleet.Crasher.

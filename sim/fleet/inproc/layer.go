@@ -244,6 +244,13 @@ func (s layerScripts) Run(ctx context.Context, sc agent.Script) error {
 
 type layerLauncher struct{ l *layer }
 
+func (s layerLauncher) Adopt(ctx context.Context, want *agent.App) (bool, error) {
+	if err := s.l.gate.pass(); err != nil {
+		return false, err
+	}
+	return s.l.now().Launcher.Adopt(ctx, want)
+}
+
 func (s layerLauncher) Start(ctx context.Context, app agent.App) error {
 	if err := s.l.gate.pass(); err != nil {
 		return err

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/robomaker"
+	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
+
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
@@ -23,6 +27,11 @@ import (
 func memoryTransport(t *testing.T, c clock.Clock) (*fleettest.World, *inproc.MemoryTransport, *link.Shaper) {
 	t.Helper()
 	w := fleettest.Start(t, service.Options{Memory: true})
+	// The service knows the thing: a robot has its name.
+	if _, err := w.RM.CreateRobot(context.Background(), &robomaker.CreateRobotInput{Name: aws.String("robot-1"),
+		Architecture: types.ArchitectureX8664, GreengrassGroupId: aws.String("g")}); err != nil {
+		t.Fatal(err)
+	}
 	s := link.NewShaper(c)
 	return w, inproc.NewMemoryTransport("robot-1", w.Svc.Devices, w.Svc.Artifacts, s), s
 }

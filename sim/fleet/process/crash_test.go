@@ -226,18 +226,18 @@ func crashAt(t *testing.T, tc crashCase) {
 			t.Fatal("the agent never reached the held request")
 		}
 	}
+	st, err := d.State()
+	if err != nil || st.InFlight == nil || st.InFlight.JobID != newID || st.InFlight.Step != tc.state {
+		t.Fatalf("saved state before the kill: %+v (%v), want %s in flight at %s", st.InFlight, err, newID, tc.state)
+	}
 	if tc.name == "DownloadingExtracting" {
-		part := filepath.Join(d.Dir(), "downloads", newID+".bundle.part")
+		part := filepath.Join(d.Dir(), "downloads", agent.VersionID(newID, agent.DocumentDigest(st.InFlight.Document))+".bundle.part")
 		if !fleettest.Eventually(10*time.Second, func() bool {
 			fi, err := os.Stat(part)
 			return err == nil && fi.Size() == 100
 		}) {
 			t.Fatalf("%s does not hold the 100 bytes that arrived", part)
 		}
-	}
-	st, err := d.State()
-	if err != nil || st.InFlight == nil || st.InFlight.JobID != newID || st.InFlight.Step != tc.state {
-		t.Fatalf("saved state before the kill: %+v (%v), want %s in flight at %s", st.InFlight, err, newID, tc.state)
 	}
 
 	if err := d.Crash(); err != nil {

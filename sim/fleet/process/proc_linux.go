@@ -78,6 +78,9 @@ func stopSession(sid int) error { return signalSession(sid, syscall.SIGSTOP) }
 // continueSession continues every process of session sid.
 func continueSession(sid int) error { return signalSession(sid, syscall.SIGCONT) }
 
+// killProcess kills process pid alone.
+func killProcess(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
 // terminate asks process pid to stop cleanly.
 func terminate(pid int) { _ = syscall.Kill(pid, syscall.SIGTERM) }
 

@@ -23,3 +23,9 @@ func stopSession(int) error { return errUnsupported }
 func continueSession(int) error { return errUnsupported }
 
 func terminate(int) {}
+
+func killProcess(int) error { return errUnsupported }
+
+type member struct{}
+
+func sessionMembers(int) ([]member, error) { return nil, errUnsupported }

@@ -4,7 +4,11 @@
 //
 // Every Device implements fleet.Crasher (SIGKILL to the whole session, as a power cut; Restart starts a new agent
 // on the same directory), fleet.Freezer (SIGSTOP and SIGCONT to the whole session, as a hung board) and
-// fleet.Linker (a per-device link proxy from package link between the agent and the service).
+// fleet.Linker (a per-device link proxy from package link between the agent and the service). Device.Kill kills
+// the agent alone, as a crash of the agent does: its application lives on, in the session of the agent that
+// started it, and the next agent adopts it. A robot's processes are therefore those of its current agent's session
+// and of the sessions of its earlier agents while anything lives in them; the power cut, the freeze and Close reach
+// them all.
 //
 // Processes never outlive Close: each agent is asked to stop cleanly (SIGTERM) and its session is killed after
 // Options.StopTimeout. On Linux each agent also gets SIGTERM when the process that started it dies, a backstop
@@ -182,6 +186,8 @@ type Device struct {
 	proc   *agentProc // nil while crashed or closed
 	frozen bool
 	closed bool
+	// older are the sessions of agents killed alone (Kill), in which what they started may live on.
+	older []int
 }
 
 var (
@@ -332,19 +338,85 @@ func (d *Device) Crash() error {
 	return d.kill(p, "crash")
 }
 
-// kill kills p's session and waits for p to be reaped. The caller holds d.life.
+// kill kills p's session, and those of the robot's earlier agents, and waits for p to be reaped. The caller holds
+// d.life.
 func (d *Device) kill(p *agentProc, op string) error {
 	d.mu.Lock()
 	p.killed = true
 	d.mu.Unlock()
 	err := killSession(p.pid)
 	<-p.exited
+	if kerr := d.killOlder(); kerr != nil {
+		err = errors.Join(err, kerr)
+	}
 	d.mu.Lock()
 	d.frozen = false
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, d.name, err)
 	}
+	return nil
+}
+
+// killOlder kills what lives on in the sessions of the robot's earlier agents. The caller holds d.life.
+func (d *Device) killOlder() error {
+	d.mu.Lock()
+	older := d.older
+	d.older = nil
+	d.mu.Unlock()
+	var errs []error
+	for _, sid := range older {
+		errs = append(errs, killSession(sid))
+	}
+	return errors.Join(errs...)
+}
+
+// sessions returns the sessions of the robot that have live processes: p's, and the earlier agents' still in use.
+// Sessions found empty are forgotten, before their numbers can be given to other processes. The caller holds
+// d.life.
+func (d *Device) sessions(p *agentProc) []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	live := d.older[:0]
+	for _, sid := range d.older {
+		if members, err := sessionMembers(sid); err != nil || len(members) > 0 {
+			live = append(live, sid)
+		}
+	}
+	d.older = live
+	out := append([]int(nil), live...)
+	if p != nil {
+		out = append(out, p.pid)
+	}
+	return out
+}
+
+// Kill kills the agent process alone with SIGKILL — as a crash of the agent, the OOM killer or kill -9 would —
+// and waits until it has been reaped. What it started lives on: its application, and a script until the kernel
+// stops it. Restart starts an agent that finds what this one left; Crash and Close stop it with the rest.
+func (d *Device) Kill() error {
+	d.life.Lock()
+	defer d.life.Unlock()
+	p := d.current()
+	if p == nil {
+		return fmt.Errorf("kill %s: not running", d.name)
+	}
+	d.mu.Lock()
+	p.killed = true
+	frozen := d.frozen
+	d.mu.Unlock()
+	if err := killProcess(p.pid); err != nil {
+		return fmt.Errorf("kill %s: %w", d.name, err)
+	}
+	if frozen {
+		continueSession(p.pid) // a stopped process dies of SIGKILL; what it leaves must not stay stopped
+	}
+	<-p.exited
+	d.mu.Lock()
+	d.older = append(d.older, p.pid)
+	d.frozen = false
+	d.mu.Unlock()
+	d.sessions(nil)
 	return nil
 }
 
@@ -392,8 +464,10 @@ func (d *Device) setFrozen(op string, frozen bool, signal func(sid int) error) e
 	case !was && !frozen:
 		return fmt.Errorf("%s %s: not frozen", op, d.name)
 	}
-	if err := signal(p.pid); err != nil {
-		return fmt.Errorf("%s %s: %w", op, d.name, err)
+	for _, sid := range d.sessions(p) {
+		if err := signal(sid); err != nil {
+			return fmt.Errorf("%s %s: %w", op, d.name, err)
+		}
 	}
 	d.mu.Lock()
 	d.frozen = frozen
@@ -424,9 +498,14 @@ func (d *Device) close() error {
 	d.closed = true
 	d.mu.Unlock()
 	var err error
+	if p == nil {
+		err = d.killOlder()
+	}
 	if p != nil {
 		if frozen {
-			continueSession(p.pid)
+			for _, sid := range d.sessions(p) {
+				continueSession(sid)
+			}
 		}
 		d.mu.Lock()
 		p.killed = true
