@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
@@ -26,6 +27,13 @@ type Backend interface {
 	DevicesOverHTTP() error
 }
 
+// VirtualTimeBackend is a Backend whose robots can run on virtual time: their agents live in the test's process
+// and block only through package clock, so the environment runs them with the service as one clock.World.
+type VirtualTimeBackend interface {
+	Backend
+	VirtualTime() bool
+}
+
 // FleetSetup is what a Backend starts a fleet with.
 type FleetSetup struct {
 	// Service is the running service; Endpoint its device API's URL.
@@ -34,10 +42,14 @@ type FleetSetup struct {
 	// Names are the robots' names, sorted; Architectures maps each name to its architecture.
 	Names         []string
 	Architectures map[string]string
-	// Clock is the run's clock; the robots keep time by it. Scale is how much faster than the wall clock it
-	// runs, for backends whose agents keep real time and must have their timings shrunk to match.
+	// Clock is the run's clock; the robots keep time by it: a clock.World on virtual time. Scale is how much
+	// faster than the wall clock it runs on scaled wall time, for backends whose agents keep real time and must
+	// have their timings shrunk to match; 0 on virtual time.
 	Clock clock.Clock
 	Scale float64
+	// HTTP, on virtual time, serves the robots' requests in process (link.InProcess): the robots must use it,
+	// not the sockets of Endpoint.
+	HTTP http.RoundTripper
 	// Seed is the run's seed.
 	Seed uint64
 	// Dir is a directory the backend may use for the robots' storage; removed at cleanup.
@@ -49,7 +61,7 @@ type FleetSetup struct {
 }
 
 // InProc hosts robots as goroutines in the test's process (sim/fleet/inproc): the default backend. Its robots
-// can do every fault of the catalog.
+// can do every fault of the catalog, and run on virtual time.
 type InProc struct {
 	// OS gives each robot the agent's OS executors — files under the environment's directory, scripts and the
 	// application as real processes — instead of the in-memory ones.
@@ -63,10 +75,13 @@ type InProc struct {
 	Agent agent.Options
 }
 
-var _ Backend = InProc{}
+var _ VirtualTimeBackend = InProc{}
 
 // Name implements Backend.
 func (b InProc) Name() string { return "inproc" }
+
+// VirtualTime implements VirtualTimeBackend.
+func (b InProc) VirtualTime() bool { return true }
 
 // DevicesOverHTTP implements Backend.
 func (b InProc) DevicesOverHTTP() error {
@@ -86,9 +101,12 @@ func (b InProc) Start(_ context.Context, s FleetSetup) (fleet.Fleet, error) {
 	if b.OS {
 		opts.Dir = s.Dir
 	}
-	if b.Memory {
+	switch {
+	case b.Memory:
 		opts.Transport = inproc.TransportMemory
 		opts.Devices, opts.Objects = s.Service.Devices, s.Service.Artifacts
+	case s.HTTP != nil:
+		opts.Transport, opts.HTTP = inproc.TransportInProcess, s.HTTP
 	}
 	f, err := inproc.New(opts)
 	if err != nil {
@@ -102,8 +120,8 @@ func (b InProc) Start(_ context.Context, s FleetSetup) (fleet.Fleet, error) {
 // (SIGSTOP) and have their links shaped; faults that wrap the agent's executors (script-exit, slow-step,
 // disk-full) or skew its clock are refused when armed, since the agent runs in another process.
 //
-// The agents keep wall-clock time, so their timings — polling, retries, request and script timeouts — are
-// divided by the environment's time scale unless Agent sets them.
+// The agents keep wall-clock time, so the environment runs on scaled wall time, and their timings — polling,
+// retries, request and script timeouts — are divided by its time scale unless Agent sets them.
 type Process struct {
 	// Binary is the fleetlab-agent program (process.Build it once in TestMain); empty builds it for the fleet.
 	Binary string

@@ -9,13 +9,23 @@
 //
 // # The environment
 //
-// New starts, on loopback ports, the service (on-disk store in a test directory, so it can be restarted on its
-// data) with its clock running TimeScale times faster than the wall clock — at the default 600, RoboMaker's
-// one-minute minimum robot timeout takes a tenth of a second, and nothing sleeps for policy time. It starts the
-// fleet on the chosen backend (in-process goroutine robots by default), registers the robots, and hands out the
-// RoboMaker SDK v2 client (retries off, so what a test sees is what the service said), the S3 client, the device
-// handles and the event stream. Everything stops at the test's cleanup: faults are closed, the fleet and the
-// service stopped, nothing outlives the test.
+// New starts the service (on-disk store in a test directory, so it can be restarted on its data), the fleet on
+// the chosen backend (in-process goroutine robots by default), registers the robots, and hands out the RoboMaker
+// SDK v2 client (retries off, so what a test sees is what the service said), the S3 client, the device handles
+// and the event stream. Everything stops at the test's cleanup: faults are closed, the fleet and the service
+// stopped, nothing outlives the test.
+//
+// # Time
+//
+// With in-process robots the environment runs on virtual time: the service, the engine and the robots are the
+// actors of one clock.World seeded with the run's seed. They run one at a time, in an order the seed draws, and
+// time moves to the next timer only when nothing else can happen — and only while a method of Env waits
+// (WaitJob, WaitFor, Eventually): between the test's calls the world stands still. A five-hour timeout costs no
+// wall time, a loaded machine changes nothing, and the same seed gives the same events at the same times. The
+// SDK clients and the robots reach the service without a socket (link.InProcess), through its middleware and
+// fault hooks. Robots in other processes (Process), and any environment given WithTimeScale, run on scaled wall
+// time instead: the clock runs that many times faster than the wall clock (DefaultTimeScale when the backend
+// needs it), so RoboMaker's one-minute minimum robot timeout takes a tenth of a second.
 //
 // # Events
 //
@@ -27,8 +37,10 @@
 // # Seeds
 //
 // A run's seed decides every random choice: which robots a percentage fault picks, which requests a lossy link
-// drops, the agents' retry jitter. It comes from WithSeed, else from the -fleetlab.seed test flag, else it is
-// DefaultSeed. A failing test prints its seed and the command that reruns it.
+// drops, the agents' retry jitter, and on virtual time the order of the actors ready at one instant. It comes
+// from WithSeed, else from the -fleetlab.seed test flag, else it is DefaultSeed. A failing test prints its seed
+// and the command that reruns it; -fleetlab.seeds=N runs each scenario under N seeds and reports the first that
+// fails (Sweep).
 //
 // # Failures
 //

@@ -25,24 +25,34 @@ import (
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
+	"github.com/fleetlab/fleetlab/sim/fleet/link"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
 // Env is a running environment: the deployment service, a fleet of robots registered in the RoboMaker fleet
 // FleetName, the SDK clients, the run's event stream and the faults armed in it. New makes one; the test's
 // cleanup tears it down. Its methods are safe for concurrent use.
+//
+// On virtual time the service, the engine and the robots are the actors of one clock.World, and every method
+// that acts on them runs as an outside caller of the world (clock.Do): the test's goroutine is never one of its
+// actors, and virtual time advances only while a method of Env waits (WaitJob, WaitFor, Eventually).
 type Env struct {
 	t      T
 	cfg    config
+	world  *clock.World // nil on scaled wall time
 	clock  clock.Clock
 	ctx    context.Context // ends at cleanup
 	cancel context.CancelFunc
 	dir    string // the service's data
 	events *Stream
 
-	transport *http.Transport
-	rm        *robomaker.Client
+	transport http.RoundTripper // the SDK clients': in process on virtual time
+	inproc    *link.InProcess   // on virtual time
+	idle      interface{ CloseIdleConnections() }
+	rm        *robomaker.Client // the harness's own, used from within the world on virtual time
 	s3        *s3.Client
+	rmOut     *robomaker.Client // what RoboMaker and S3 hand out, for calls from anywhere
+	s3Out     *s3.Client
 
 	svcMu        sync.Mutex
 	svc          *service.Service // nil while stopped
@@ -73,13 +83,29 @@ func New(t T, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	e := &Env{t: t, cfg: cfg, clock: clock.NewScaled(nil, cfg.scale), dir: t.TempDir(),
-		hooks: newHooks(), bucket: map[string]bool{}}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.events = newStream(cfg.scenario, cfg.sinks)
+	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), hooks: newHooks(), bucket: map[string]bool{}}
+	if cfg.virtual() {
+		e.world = clock.NewWorld(clock.WorldOptions{Seed: cfg.seed, Watchdog: cfg.watchdog, OnStall: func(report string) {
+			infraErrorf(t, "the simulated world stalled: an actor blocked outside it\n%s", report)
+		}})
+		e.clock = e.world
+		e.inproc = &link.InProcess{Clock: e.world, Handler: e.handler}
+		e.transport = e.inproc
+	} else {
+		e.clock = clock.NewScaled(nil, cfg.scale)
+		tr := &http.Transport{MaxIdleConnsPerHost: 16}
+		e.transport, e.idle = tr, tr
+	}
+	e.ctx, e.cancel = clock.WithCancel(e.clock, context.Background())
+	e.events = newStream(cfg.scenario, cfg.sinks, e.clock)
 	t.Cleanup(e.close)
-	e.transport = &http.Transport{MaxIdleConnsPerHost: 16}
+	e.do(func() { e.start(cfg) })
+	return e
+}
 
+// start starts the service and the fleet and registers the robots, in the world on virtual time.
+func (e *Env) start(cfg config) {
+	t := e.t
 	svc, err := service.New(e.serviceOptions())
 	if err != nil {
 		infraFatal(t, "start service: %v", err)
@@ -87,14 +113,17 @@ func New(t T, opts ...Option) *Env {
 	if err := svc.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		infraFatal(t, "start service: %v", err)
 	}
+	e.svcMu.Lock()
 	e.svc = svc
+	e.svcMu.Unlock()
 	e.addr = strings.TrimPrefix(svc.Endpoint(), "http://")
 	e.s3Addr = strings.TrimPrefix(svc.S3Endpoint(), "http://")
-	creds := credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", "")
-	e.rm = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
-		Credentials: creds, RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: e.transport}})
-	e.s3 = s3.New(s3.Options{BaseEndpoint: aws.String(svc.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
-		Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: &http.Client{Transport: e.transport}})
+	e.rmOut, e.s3Out = e.clients(svc, e.transport)
+	e.rm, e.s3 = e.rmOut, e.s3Out
+	if e.world != nil {
+		// The harness calls the service from within the world only: its clients need not ask who calls.
+		e.rm, e.s3 = e.clients(svc, e.inproc.ForActors())
+	}
 
 	names, err := fleet.Names(cfg.names, cfg.count, "robot")
 	if err != nil {
@@ -117,10 +146,15 @@ func New(t T, opts ...Option) *Env {
 		}
 		archs[n] = a
 	}
-	ctx, cancel := e.waitContext()
+	ctx, cancel := e.callContext()
 	defer cancel()
-	f, err := cfg.backend.Start(ctx, FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots,
-		Architectures: archs, Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent, Events: e.events})
+	setup := FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots, Architectures: archs,
+		Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent,
+		Events: e.events}
+	if e.world != nil {
+		setup.HTTP = e.inproc.ForActors()
+	}
+	f, err := cfg.backend.Start(ctx, setup)
 	if err != nil {
 		infraFatal(t, "backend %s: %v", cfg.backend.Name(), err)
 	}
@@ -134,12 +168,54 @@ func New(t T, opts ...Option) *Env {
 	if err := e.createRobots(ctx, devs); err != nil {
 		infraFatal(t, "register robots: %v", err)
 	}
-	if e.fleetARN, err = fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs); err != nil {
+	if e.fleetARN, err = fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs, fleet.OnClock(e.clock)); err != nil {
 		infraFatal(t, "register robots: %v", err)
 	}
-	e.log("environment up: %d robots on %s, seed %d, time scale %gx, service %s", len(e.robots),
-		cfg.backend.Name(), cfg.seed, cfg.scale, svc.Endpoint())
-	return e
+	e.log("environment up: %d robots on %s, seed %d, %s, service %s", len(e.robots), cfg.backend.Name(),
+		cfg.seed, e.timeMode(), svc.Endpoint())
+}
+
+// clients returns SDK clients of the service's RoboMaker API and artifact store over rt.
+func (e *Env) clients(svc *service.Service, rt http.RoundTripper) (*robomaker.Client, *s3.Client) {
+	creds := credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", "")
+	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+			Credentials: creds, RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: rt}}),
+		s3.New(s3.Options{BaseEndpoint: aws.String(svc.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
+			Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: &http.Client{Transport: rt}})
+}
+
+// timeMode says how time runs in the environment.
+func (e *Env) timeMode() string {
+	if e.world != nil {
+		return "virtual time"
+	}
+	return fmt.Sprintf("time scale %gx", e.cfg.scale)
+}
+
+// do runs f in the world on virtual time (as an outside caller: see clock.Do), or simply calls it. A world that
+// cannot run it any more (stalled) is an infrastructure failure.
+func (e *Env) do(f func()) {
+	if e.world == nil {
+		f()
+		return
+	}
+	if err := e.world.Do(f); err != nil {
+		infraFatal(e.t, "%v", err)
+	}
+}
+
+// handler is what serves a host in process on virtual time: the running service's API or artifact store.
+func (e *Env) handler(host string) (http.Handler, error) {
+	svc := e.Service()
+	switch {
+	case svc == nil:
+		return nil, errors.New("the service is stopped")
+	case host == e.addr:
+		return svc.API, nil
+	case host == e.s3Addr:
+		return svc.S3, nil
+	}
+	return nil, fmt.Errorf("nothing of the environment serves %s", host)
 }
 
 // createRobots creates the RoboMaker robots of devs one after another, in name order. RoboMaker releases a
@@ -167,8 +243,46 @@ func (e *Env) serviceOptions() service.Options {
 		Wrap: e.hooks.wrap, ArtifactIntercept: e.hooks.artifact, Random: e.ids}
 }
 
-// close tears everything down, last started first: faults, fleet, service, connections.
+// close tears everything down, last started first: faults, fleet, service, connections, and on virtual time
+// the world, which must have no actor left.
 func (e *Env) close() {
+	if e.world == nil {
+		e.teardown()
+	} else if err := e.doWhenUnstalled(e.teardown); err != nil {
+		e.t.Errorf("harness: tear down: %v", err)
+	}
+	if e.idle != nil {
+		e.idle.CloseIdleConnections()
+	}
+	e.cancel()
+	if e.world != nil {
+		if err := e.world.Close(); err != nil {
+			e.t.Errorf("harness: %v", err)
+		}
+	}
+	if e.t.Failed() {
+		e.t.Logf("fleetlab: seed %d; %s", e.cfg.seed, rerunHint(e.t, e.cfg.seed))
+	}
+}
+
+// stallGrace is how long, in wall-clock time, the teardown of a stalled world waits for it to recover.
+const stallGrace = 30 * time.Second
+
+// doWhenUnstalled runs f in the world, waiting up to stallGrace for a stalled world to recover first: its stuck
+// actor may yet come back, and then everything can be torn down.
+func (e *Env) doWhenUnstalled(f func()) error {
+	deadline := (clock.Real{}).Now().Add(stallGrace)
+	for {
+		err := e.world.Do(f)
+		var stall *clock.StallError
+		if !errors.As(err, &stall) || (clock.Real{}).Now().After(deadline) {
+			return err
+		}
+		clock.Sleep(clock.Real{}, 10*time.Millisecond, nil)
+	}
+}
+
+func (e *Env) teardown() {
 	e.faultMu.Lock()
 	hs := e.faults
 	e.faults = nil
@@ -184,19 +298,13 @@ func (e *Env) close() {
 		}
 	}
 	e.svcMu.Lock()
-	if e.svc != nil {
-		if err := e.svc.Close(); err != nil {
+	svc := e.svc
+	e.svc = nil
+	e.svcMu.Unlock()
+	if svc != nil {
+		if err := svc.Close(); err != nil {
 			e.t.Errorf("harness: stop service: %v", err)
 		}
-		e.svc = nil
-	}
-	e.svcMu.Unlock()
-	if e.transport != nil {
-		e.transport.CloseIdleConnections()
-	}
-	e.cancel()
-	if e.t.Failed() {
-		e.t.Logf("fleetlab: seed %d; %s", e.cfg.seed, rerunHint(e.t, e.cfg.seed))
 	}
 }
 
@@ -226,23 +334,46 @@ func regexpQuote(s string) string {
 
 // log records a harness event in the stream.
 func (e *Env) log(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	e.events.Emit(event.Event{Kind: event.Log, Time: e.clock.Now(), Reason: msg})
+	e.emit(event.Event{Kind: event.Log, Reason: fmt.Sprintf(format, args...)})
 }
 
-// waitContext returns a context bounded by the environment's wait, in wall-clock time.
+// emit records ev in the stream, stamped with the run's time, from within the world on virtual time.
+func (e *Env) emit(ev event.Event) {
+	e.do(func() {
+		ev.Time = e.clock.Now()
+		e.events.Emit(ev)
+	})
+}
+
+// callContext returns the context of the harness's own calls to the service: bounded in wall-clock time, which
+// on virtual time is only a safety net (a call is served within the world's turn, in no virtual time).
+func (e *Env) callContext() (context.Context, context.CancelFunc) {
+	return e.wallBound(e.ctx, e.cfg.wallWait())
+}
+
+// waitContext returns the context of a wait for the world to reach a condition: bounded by the environment's
+// wait — in virtual time on virtual time, where it must be called from within the world (e.do), with a
+// wall-clock safety net besides.
 func (e *Env) waitContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(e.ctx)
-	timer := clock.Real{}.NewTimer(e.cfg.wait)
-	go func() {
-		select {
-		case <-timer.C():
-			cancel()
-		case <-ctx.Done():
-			timer.Stop()
-		}
-	}()
-	return ctx, cancel
+	ctx, cancel := e.wallBound(e.ctx, e.cfg.wallWait())
+	if e.world == nil {
+		return ctx, cancel
+	}
+	stop := clock.AfterFunc(e.clock, e.cfg.wait, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// wallBound returns a child of parent that ends after d of wall-clock time.
+func (e *Env) wallBound(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := clock.WithCancel(e.clock, parent)
+	stop := clock.AfterFunc(clock.Real{}, d, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // agentEvent records an agent's event and hands it to the faults watching agents.
@@ -257,17 +388,20 @@ func (e *Env) T() T { return e.t }
 // Seed returns the run's seed.
 func (e *Env) Seed() uint64 { return e.cfg.seed }
 
-// Clock returns the run's clock: the service's and the robots' time.
+// Clock returns the run's clock: the service's and the robots' time — the World on virtual time.
 func (e *Env) Clock() clock.Clock { return e.clock }
+
+// World returns the virtual-time world the environment runs in, nil on scaled wall time.
+func (e *Env) World() *clock.World { return e.world }
 
 // Events returns the run's event stream.
 func (e *Env) Events() *Stream { return e.events }
 
 // RoboMaker returns the RoboMaker client (AWS SDK for Go v2, retries off) pointed at the service.
-func (e *Env) RoboMaker() *robomaker.Client { return e.rm }
+func (e *Env) RoboMaker() *robomaker.Client { return e.rmOut }
 
 // S3 returns the S3 client (path style, retries off) pointed at the artifact store.
-func (e *Env) S3() *s3.Client { return e.s3 }
+func (e *Env) S3() *s3.Client { return e.s3Out }
 
 // Endpoint returns the URL of the AWS APIs and the device API; it stays the same across service restarts.
 func (e *Env) Endpoint() string { return "http://" + e.addr }
@@ -316,15 +450,17 @@ func (e *Env) RegisterLate() {
 	for _, n := range e.late {
 		devs = append(devs, e.Device(n))
 	}
-	ctx, cancel := e.waitContext()
-	defer cancel()
-	if err := e.createRobots(ctx, devs); err != nil {
-		infraFatal(e.t, "register late robots: %v", err)
-	}
-	if _, err := fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs); err != nil {
-		infraFatal(e.t, "register late robots: %v", err)
-	}
-	e.log("registered late robots %v", e.late)
+	e.do(func() {
+		ctx, cancel := e.callContext()
+		defer cancel()
+		if err := e.createRobots(ctx, devs); err != nil {
+			infraFatal(e.t, "register late robots: %v", err)
+		}
+		if _, err := fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs, fleet.OnClock(e.clock)); err != nil {
+			infraFatal(e.t, "register late robots: %v", err)
+		}
+		e.log("registered late robots %v", e.late)
+	})
 }
 
 // Arm decodes spec with the fault registry and arms it in the environment; its Close is registered with the
@@ -334,7 +470,8 @@ func (e *Env) Arm(spec faults.Spec) (*faults.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Arm(world{e}); err != nil {
+	e.do(func() { err = h.Arm(world{e}) })
+	if err != nil {
 		return nil, err
 	}
 	e.faultMu.Lock()
@@ -364,11 +501,18 @@ func (e *Env) Recover(h *faults.Handle) {
 	}
 }
 
-// Eventually is gomega's Eventually bound to the environment's test, waiting up to the environment's wait and
-// polling every 10 ms: actual is typically a func returned by Job or Robot.
+// Eventually is gomega's Eventually bound to the environment's test, waiting up to the environment's wait:
+// actual is typically a func returned by Job or Robot. On scaled wall time it polls every 10 ms. On virtual
+// time a func is called again only once the world has changed — after the next event, or a minute of virtual
+// time — and the wait is in virtual time (gomega's own timeout stays a wall-clock safety net); gomega's
+// Eventually used directly would poll a world that stands still, and time out.
 func (e *Env) Eventually(actual any, args ...any) gomega.AsyncAssertion {
 	e.t.Helper()
-	return gomega.NewWithT(e.t).Eventually(actual, args...).WithTimeout(e.cfg.wait).WithPolling(10 * time.Millisecond)
+	if e.world == nil {
+		return gomega.NewWithT(e.t).Eventually(actual, args...).WithTimeout(e.cfg.wait).WithPolling(10 * time.Millisecond)
+	}
+	return gomega.NewWithT(e.t).Eventually(e.inVirtualTime(actual), args...).WithTimeout(e.cfg.wallWait()).
+		WithPolling(time.Millisecond)
 }
 
 // Expect is gomega's Expect bound to the environment's test.
@@ -377,16 +521,17 @@ func (e *Env) Expect(actual any, extra ...any) gomega.Assertion {
 	return gomega.NewWithT(e.t).Expect(actual, extra...)
 }
 
-// stopService drops the running service; its data stays on disk.
+// stopService drops the running service; its data stays on disk. Requests meet a stopped service from the
+// moment it starts closing.
 func (e *Env) stopService() error {
 	e.svcMu.Lock()
-	defer e.svcMu.Unlock()
-	if e.svc == nil {
+	svc := e.svc
+	e.svc = nil
+	e.svcMu.Unlock()
+	if svc == nil {
 		return errors.New("stop service: already stopped")
 	}
-	err := e.svc.Close()
-	e.svc = nil
-	if err != nil {
+	if err := svc.Close(); err != nil {
 		return fmt.Errorf("stop service: %w", err)
 	}
 	e.log("service stopped")

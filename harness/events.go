@@ -3,11 +3,13 @@ package harness
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -81,6 +83,7 @@ func agentEvent(device string, a agent.Event) event.Event {
 // counting on across a service restart. It is safe for concurrent use.
 type Stream struct {
 	scenario string
+	clock    clock.Clock // what Await waits on
 
 	mu      sync.Mutex
 	events  []event.Event
@@ -91,8 +94,8 @@ type Stream struct {
 	sinks     []event.Sink
 }
 
-func newStream(scenario string, sinks []event.Sink) *Stream {
-	return &Stream{scenario: scenario, seqs: map[string]uint64{}, changed: make(chan struct{}), sinks: sinks}
+func newStream(scenario string, sinks []event.Sink, c clock.Clock) *Stream {
+	return &Stream{scenario: scenario, clock: c, seqs: map[string]uint64{}, changed: make(chan struct{}), sinks: sinks}
 }
 
 // Emit appends e, numbering it within its source; it implements event.Sink.
@@ -129,21 +132,25 @@ func (s *Stream) Len() int {
 	return len(s.events)
 }
 
-// Await calls cond after every new event until it returns true, or ctx ends.
+// Await calls cond after every new event until it returns true, or ctx ends. On virtual time it waits in the
+// world: cond is called again at the first quiescent point after new events.
 func (s *Stream) Await(ctx context.Context, cond func() bool) error {
 	for {
-		s.mu.Lock()
-		ch := s.changed
-		s.mu.Unlock()
+		ch := s.Changed()
 		if cond() {
 			return nil
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, err := clock.Wait(ctx, s.clock, clock.Forever, clock.Done(ch)); err != nil {
+			return err
 		}
 	}
+}
+
+// Changed returns a channel that is closed when the next event arrives.
+func (s *Stream) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // Filter returns the events for which keep is true.
@@ -228,4 +235,34 @@ func isTerminalExec(s string) bool {
 		return false
 	}
 	return true
+}
+
+// addrPattern matches a host:port, such as the loopback address of a service, which differs from run to run.
+var addrPattern = regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}:\d+\b`)
+
+// Sequence renders every event one per line, in order, with its time from the first event: what a seed must
+// reproduce exactly on virtual time. Deployment ids are replaced by job1, job2, … in order of appearance (in the
+// events' reasons too), and host:port addresses by "ADDR", so two runs compare whether or not the service's ids
+// and ports are the same.
+func Sequence(events []event.Event) []string {
+	ids := map[string]string{}
+	var rename []string
+	for _, e := range events {
+		if e.Deployment != "" && ids[e.Deployment] == "" {
+			ids[e.Deployment] = fmt.Sprintf("job%d", len(ids)+1)
+			rename = append(rename, e.Deployment, ids[e.Deployment])
+		}
+	}
+	r := strings.NewReplacer(rename...)
+	out := make([]string, len(events))
+	if len(events) == 0 {
+		return out
+	}
+	start := events[0].Time
+	for i, e := range events {
+		out[i] = fmt.Sprintf("%v %s %s dev=%s job=%s %s→%s step=%s pct=%v code=%s fault=%s (%s)", e.Time.Sub(start),
+			Source(e), e.Kind, e.Device, ids[e.Deployment], e.From, e.To, e.Step, e.Percent, e.Code, e.Fault,
+			addrPattern.ReplaceAllString(r.Replace(e.Reason), "ADDR"))
+	}
+	return out
 }

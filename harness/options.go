@@ -17,20 +17,31 @@ import (
 const (
 	// DefaultSeed is the seed of a run that names none, so CI runs repeat.
 	DefaultSeed uint64 = 20260101
-	// DefaultTimeScale runs policy time 600 times faster than the wall clock: RoboMaker's one-minute minimum
-	// robot timeout takes 0.1 s, its five-hour default 30 s.
+	// DefaultTimeScale is the time scale of an environment on scaled wall time that names none: policy time runs
+	// 600 times faster than the wall clock, so RoboMaker's one-minute minimum robot timeout takes 0.1 s, its
+	// five-hour default 30 s.
 	DefaultTimeScale = 600
 	// DefaultRobots is the fleet size when no option names one.
 	DefaultRobots = 3
-	// DefaultWait bounds, in wall-clock time, how long WaitJob and Eventually wait.
+	// DefaultWait bounds, in wall-clock time, how long WaitJob, WaitFor and Eventually wait on scaled wall time;
+	// on virtual time it is only a safety net, against a world that would spin without end.
 	DefaultWait = 60 * time.Second
+	// DefaultVirtualWait bounds, in virtual time, how long WaitJob, WaitFor and Eventually wait on virtual time.
+	DefaultVirtualWait = 24 * time.Hour
 	// FleetName is the RoboMaker fleet the environment registers its robots with.
 	FleetName = "fleetlab"
 )
 
-// seedFlag is the -fleetlab.seed test flag: a number, "time" for a seed from the clock, or empty for
-// DefaultSeed. It is read once per environment; nothing writes it but the flag package.
-var seedFlag = flag.String("fleetlab.seed", "", "seed of fleetlab harness runs: a number, or \"time\" (default: the fixed DefaultSeed)")
+// The harness's test flags. Each is read once per environment or scenario; nothing writes them but the flag
+// package.
+var (
+	// seedFlag is -fleetlab.seed: a number, "time" for a seed from the clock, or empty for DefaultSeed.
+	seedFlag = flag.String("fleetlab.seed", "", "seed of fleetlab harness runs: a number, or \"time\" (default: the fixed DefaultSeed)")
+	// seedsFlag is -fleetlab.seeds: run each scenario under that many seeds and report the first that fails.
+	seedsFlag = flag.Int("fleetlab.seeds", 0, "run each scenario that names no seed under this many seeds, from -fleetlab.seed on, and report the first that fails")
+	// scaleFlag is -fleetlab.timescale: run environments that choose no time on scaled wall time at that scale.
+	scaleFlag = flag.Float64("fleetlab.timescale", 0, "run fleetlab environments on scaled wall time at this scale instead of virtual time")
+)
 
 // hostFlag is the -fleetlab.host test flag: the backend of environments that name none. Nothing writes it but
 // the flag package.
@@ -56,12 +67,12 @@ type config struct {
 	late     []string
 	seed     uint64
 	seedSet  bool
-	scale    float64
-	scaleSet bool
+	scale    float64 // 0: virtual time where the backend allows it
 	memory   bool
 	sinks    []event.Sink
 	scenario string
 	wait     time.Duration
+	watchdog time.Duration
 	registry *faults.Registry
 }
 
@@ -140,14 +151,16 @@ func WithSeed(seed uint64) Option {
 	})
 }
 
-// WithTimeScale runs policy time scale times faster than the wall clock (default DefaultTimeScale, or the
-// backend's own when it is a TimeScaler; 1 is real time).
+// WithTimeScale runs the environment on scaled wall time: policy time runs scale times faster than the wall
+// clock (1 is real time). Without it, an environment whose backend allows it runs on virtual time (see the
+// package documentation), and one whose backend does not at DefaultTimeScale, or at the backend's own when it is
+// a TimeScaler.
 func WithTimeScale(scale float64) Option {
 	return optionFunc(func(c *config) error {
 		if err := CheckTimeScale(scale); err != nil {
 			return fmt.Errorf("WithTimeScale: %w", err)
 		}
-		c.scale, c.scaleSet = scale, true
+		c.scale = scale
 		return nil
 	})
 }
@@ -177,13 +190,27 @@ func WithScenario(name string) Option {
 	})
 }
 
-// WithWait bounds, in wall-clock time, how long WaitJob and Eventually wait (default DefaultWait).
+// WithWait bounds how long WaitJob, WaitFor and Eventually wait: in virtual time on virtual time (default
+// DefaultVirtualWait), in wall-clock time on scaled wall time (default DefaultWait).
 func WithWait(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
 			return fmt.Errorf("WithWait(%v): want a positive duration", d)
 		}
 		c.wait = d
+		return nil
+	})
+}
+
+// WithWatchdog sets, on virtual time, how long an actor of the world may hold its turn, in wall-clock time,
+// before the world is reported stalled (default clock.DefaultWatchdog): the test then fails with a report of what
+// every actor waits on and every goroutine's stack.
+func WithWatchdog(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithWatchdog(%v): want a positive duration", d)
+		}
+		c.watchdog = d
 		return nil
 	})
 }
@@ -198,7 +225,7 @@ func WithFaultRegistry(r *faults.Registry) Option {
 
 // resolve applies opts over the defaults.
 func resolve(opts []Option) (config, error) {
-	c := config{arch: fleet.ArchX86_64, scale: DefaultTimeScale, wait: DefaultWait}
+	c := config{arch: fleet.ArchX86_64}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -214,11 +241,26 @@ func resolve(opts []Option) (config, error) {
 		}
 		c.backend = b
 	}
-	if ts, ok := c.backend.(TimeScaler); ok && !c.scaleSet {
-		c.scale = ts.DefaultTimeScale()
-	}
 	if c.registry == nil {
 		c.registry = faults.Catalog()
+	}
+	if c.scale == 0 && *scaleFlag != 0 {
+		if err := CheckTimeScale(*scaleFlag); err != nil {
+			return c, fmt.Errorf("-fleetlab.timescale: %w", err)
+		}
+		c.scale = *scaleFlag
+	}
+	if ts, ok := c.backend.(TimeScaler); ok && c.scale == 0 {
+		c.scale = ts.DefaultTimeScale()
+	}
+	if c.scale == 0 && !hostsWorld(c.backend) {
+		c.scale = DefaultTimeScale
+	}
+	if c.wait == 0 {
+		c.wait = DefaultWait
+		if c.virtual() {
+			c.wait = DefaultVirtualWait
+		}
 	}
 	if c.count == 0 && len(c.names) == 0 {
 		c.count = DefaultRobots
@@ -246,6 +288,27 @@ func flagSeed(v string) (uint64, error) {
 		return 0, fmt.Errorf("-fleetlab.seed=%q: want a number or \"time\"", v)
 	}
 	return seed, nil
+}
+
+// virtual reports whether the environment runs on virtual time.
+func (c config) virtual() bool { return c.scale == 0 }
+
+// virtualWallWait is the wall-clock safety net of a wait on virtual time: a world that keeps advancing time
+// without the awaited condition ever holding is stopped there.
+const virtualWallWait = 5 * time.Minute
+
+// wallWait is the wall-clock bound of a wait: the wait itself on scaled time, a safety net on virtual time.
+func (c config) wallWait() time.Duration {
+	if c.virtual() {
+		return virtualWallWait
+	}
+	return c.wait
+}
+
+// hostsWorld reports whether b's robots can run on virtual time.
+func hostsWorld(b Backend) bool {
+	v, ok := b.(VirtualTimeBackend)
+	return ok && v.VirtualTime()
 }
 
 // HostBackend returns the backend a host name stands for, with its defaults: inproc (also the empty name),

@@ -16,6 +16,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
@@ -78,9 +79,14 @@ func Launch() *rmtypes.DeploymentLaunchConfig {
 }
 
 // PutObject stores body in the artifact store through the S3 API, creating the bucket when needed.
-func (e *Env) PutObject(bucket, key string, body []byte) Object {
+func (e *Env) PutObject(bucket, key string, body []byte) (obj Object) {
 	e.t.Helper()
-	ctx, cancel := e.waitContext()
+	e.do(func() { obj = e.putObject(bucket, key, body) })
+	return obj
+}
+
+func (e *Env) putObject(bucket, key string, body []byte) Object {
+	ctx, cancel := e.callContext()
 	defer cancel()
 	e.appMu.Lock()
 	need := !e.bucket[bucket]
@@ -123,8 +129,13 @@ func (e *Env) PutScript(name string) Object {
 
 // CreateApplication stores the fixture bundle and creates a robot application from it, with one source per
 // architecture (X86_64 when none is given), and its version 1.
-func (e *Env) CreateApplication(bundle string, archs ...string) App {
+func (e *Env) CreateApplication(bundle string, archs ...string) (app App) {
 	e.t.Helper()
+	e.do(func() { app = e.createApplication(bundle, archs) })
+	return app
+}
+
+func (e *Env) createApplication(bundle string, archs []string) App {
 	obj := e.PutBundle(bundle)
 	if len(archs) == 0 {
 		archs = []string{"X86_64"}
@@ -138,7 +149,7 @@ func (e *Env) CreateApplication(bundle string, archs ...string) App {
 	e.apps++
 	name := fmt.Sprintf("%s-%d", bundle, e.apps)
 	e.appMu.Unlock()
-	ctx, cancel := e.waitContext()
+	ctx, cancel := e.callContext()
 	defer cancel()
 	app, err := e.rm.CreateRobotApplication(ctx, &robomaker.CreateRobotApplicationInput{Name: aws.String(name),
 		RobotSoftwareSuite: &rmtypes.RobotSoftwareSuite{Name: rmtypes.RobotSoftwareSuiteTypeGeneral}, Sources: sources})
@@ -153,8 +164,13 @@ func (e *Env) CreateApplication(bundle string, archs ...string) App {
 }
 
 // JobInput returns the CreateDeploymentJob request for app on the environment's fleet with d.
-func (e *Env) JobInput(app App, d Deployment) *robomaker.CreateDeploymentJobInput {
+func (e *Env) JobInput(app App, d Deployment) (in *robomaker.CreateDeploymentJobInput) {
 	e.t.Helper()
+	e.do(func() { in = e.jobInput(app, d) })
+	return in
+}
+
+func (e *Env) jobInput(app App, d Deployment) *robomaker.CreateDeploymentJobInput {
 	cfg := &rmtypes.DeploymentConfig{}
 	if d.Concurrency != 0 {
 		cfg.ConcurrentDeploymentPercentage = aws.Int32(d.Concurrency)
@@ -184,16 +200,19 @@ func (e *Env) JobInput(app App, d Deployment) *robomaker.CreateDeploymentJobInpu
 
 // StartJob creates a deployment job of app on the environment's fleet and returns its ARN, or the service's
 // error (a test of ConcurrentDeploymentException wants it).
-func (e *Env) StartJob(app App, d Deployment) (string, error) {
+func (e *Env) StartJob(app App, d Deployment) (job string, err error) {
 	e.t.Helper()
-	ctx, cancel := e.waitContext()
-	defer cancel()
-	out, err := e.rm.CreateDeploymentJob(ctx, e.JobInput(app, d))
-	if err != nil {
-		return "", err
-	}
-	e.log("created deployment job %s", aws.ToString(out.Arn))
-	return aws.ToString(out.Arn), nil
+	e.do(func() {
+		ctx, cancel := e.callContext()
+		defer cancel()
+		var out *robomaker.CreateDeploymentJobOutput
+		if out, err = e.rm.CreateDeploymentJob(ctx, e.jobInput(app, d)); err != nil {
+			return
+		}
+		job = aws.ToString(out.Arn)
+		e.log("created deployment job %s", job)
+	})
+	return job, err
 }
 
 // Deploy stores the fixture bundle, creates an application version from it and starts a deployment job of it
@@ -208,26 +227,30 @@ func (e *Env) Deploy(bundle string, d Deployment) string {
 }
 
 // Sync starts a SyncDeploymentJob on the environment's fleet and returns the job's ARN, or the service's error.
-func (e *Env) Sync() (string, error) {
+func (e *Env) Sync() (job string, err error) {
 	e.t.Helper()
-	ctx, cancel := e.waitContext()
-	defer cancel()
-	out, err := e.rm.SyncDeploymentJob(ctx, &robomaker.SyncDeploymentJobInput{Fleet: aws.String(e.fleetARN)})
-	if err != nil {
-		return "", err
-	}
-	e.log("created sync deployment job %s", aws.ToString(out.Arn))
-	return aws.ToString(out.Arn), nil
+	e.do(func() {
+		ctx, cancel := e.callContext()
+		defer cancel()
+		var out *robomaker.SyncDeploymentJobOutput
+		if out, err = e.rm.SyncDeploymentJob(ctx, &robomaker.SyncDeploymentJobInput{Fleet: aws.String(e.fleetARN)}); err != nil {
+			return
+		}
+		job = aws.ToString(out.Arn)
+		e.log("created sync deployment job %s", job)
+	})
+	return job, err
 }
 
 // Cancel cancels a deployment job.
-func (e *Env) Cancel(job string) error {
-	ctx, cancel := e.waitContext()
-	defer cancel()
-	_, err := e.rm.CancelDeploymentJob(ctx, &robomaker.CancelDeploymentJobInput{Job: aws.String(job)})
-	if err == nil {
-		e.log("canceled deployment job %s", job)
-	}
+func (e *Env) Cancel(job string) (err error) {
+	e.do(func() {
+		ctx, cancel := e.callContext()
+		defer cancel()
+		if _, err = e.rm.CancelDeploymentJob(ctx, &robomaker.CancelDeploymentJobInput{Job: aws.String(job)}); err == nil {
+			e.log("canceled deployment job %s", job)
+		}
+	})
 	return err
 }
 
@@ -314,8 +337,13 @@ func (r Robot) String() string {
 func JobID(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
 
 // Describe describes a job through the SDK.
-func (e *Env) Describe(job string) (Job, error) {
-	ctx, cancel := e.waitContext()
+func (e *Env) Describe(job string) (j Job, err error) {
+	e.do(func() { j, err = e.describe(job) })
+	return j, err
+}
+
+func (e *Env) describe(job string) (Job, error) {
+	ctx, cancel := e.callContext()
 	defer cancel()
 	out, err := e.rm.DescribeDeploymentJob(ctx, &robomaker.DescribeDeploymentJobInput{Job: aws.String(job)})
 	if err != nil {
@@ -375,7 +403,12 @@ func (e *Env) Robot(job, name string) func() (Robot, error) {
 
 // Settled reports whether the job is over and every robot in it too: the job's status is final and no robot
 // is still deploying (robots deploying when a job fails or is canceled carry on to their own end).
-func (e *Env) Settled(job string) bool {
+func (e *Env) Settled(job string) (settled bool) {
+	e.do(func() { settled = e.settled(job) })
+	return settled
+}
+
+func (e *Env) settled(job string) bool {
 	svc := e.Service()
 	if svc == nil {
 		return false
@@ -424,39 +457,62 @@ func (e *Env) Settled(job string) bool {
 // environment's wait fails the test with its timeline.
 func (e *Env) WaitJob(job string) Job {
 	e.t.Helper()
-	ctx, cancel := e.waitContext()
-	defer cancel()
-	if err := e.events.Await(ctx, func() bool { return e.Settled(job) }); err != nil {
-		j, derr := e.Describe(job)
-		if derr != nil {
-			e.t.Fatalf("job %s did not settle within %v, and cannot be described: %v", JobID(job), e.cfg.wait, derr)
-		}
-		e.t.Fatalf("job did not settle within %v: %s\ntimeline:\n%s", e.cfg.wait, j, Timeline(j.Timeline))
-	}
-	j, err := e.Describe(job)
-	if err != nil {
-		infraFatal(e.t, "describe job %s: %v", JobID(job), err)
+	var j Job
+	var err, derr error
+	e.do(func() {
+		ctx, cancel := e.waitContext()
+		defer cancel()
+		err = e.events.Await(ctx, func() bool { return e.settled(job) })
+		j, derr = e.describe(job)
+	})
+	var stall *clock.StallError
+	var deadlock *clock.DeadlockError
+	switch {
+	case errors.As(err, &stall) || errors.As(err, &deadlock):
+		infraFatal(e.t, "job %s: %v", JobID(job), err)
+	case err != nil && derr != nil:
+		e.t.Fatalf("job %s did not settle %s (%v), and cannot be described: %v", JobID(job), e.within(), err, derr)
+	case err != nil:
+		e.t.Fatalf("job did not settle %s (%v): %s\ntimeline:\n%s", e.within(), err, j, Timeline(j.Timeline))
+	case derr != nil:
+		infraFatal(e.t, "describe job %s: %v", JobID(job), derr)
 	}
 	return j
+}
+
+// within says how long a wait waits.
+func (e *Env) within() string {
+	if e.world != nil {
+		return fmt.Sprintf("within %v of virtual time", e.cfg.wait)
+	}
+	return fmt.Sprintf("within %v", e.cfg.wait)
 }
 
 // WaitFor waits until the job, as described after an event, satisfies cond, and returns it. A job that does not
 // within the environment's wait fails the test with its timeline.
 func (e *Env) WaitFor(cond func(Job) bool, job string) Job {
 	e.t.Helper()
-	ctx, cancel := e.waitContext()
-	defer cancel()
 	var last Job
-	err := e.events.Await(ctx, func() bool {
-		j, err := e.Describe(job)
-		if err != nil {
-			return false
-		}
-		last = j
-		return cond(j)
+	var err error
+	e.do(func() {
+		ctx, cancel := e.waitContext()
+		defer cancel()
+		err = e.events.Await(ctx, func() bool {
+			j, err := e.describe(job)
+			if err != nil {
+				return false
+			}
+			last = j
+			return cond(j)
+		})
 	})
-	if err != nil {
-		e.t.Fatalf("job never reached the condition within %v: %s\ntimeline:\n%s", e.cfg.wait, last, Timeline(last.Timeline))
+	var stall *clock.StallError
+	var deadlock *clock.DeadlockError
+	switch {
+	case errors.As(err, &stall) || errors.As(err, &deadlock):
+		infraFatal(e.t, "job %s: %v", JobID(job), err)
+	case err != nil:
+		e.t.Fatalf("job never reached the condition %s (%v): %s\ntimeline:\n%s", e.within(), err, last, Timeline(last.Timeline))
 	}
 	return last
 }

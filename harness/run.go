@@ -81,14 +81,27 @@ func dash(s string) string {
 // RunSpec runs a scenario in t: it starts the environment, injects the plan's faults, starts the job (or runs
 // the spec's code), waits until the job settles and checks the outcome, reporting each difference as a product
 // failure with the job's timeline.
+//
+// With the -fleetlab.seeds=N test flag, a spec that names no seed of its own runs under N seeds instead, from
+// -fleetlab.seed on (see Sweep), and the first seed that fails is reported with the command that reruns it.
 func RunSpec(t T, spec Spec) *Result {
 	t.Helper()
 	if err := spec.Validate(); err != nil {
 		t.Fatalf("scenario %s: %v", spec.Name, err)
 	}
+	if n := *seedsFlag; n > 1 && spec.Seed == 0 {
+		if _, rec := t.(*Recorder); !rec {
+			return runSweep(t, spec, n)
+		}
+	}
+	return runSpec(t, spec)
+}
+
+func runSpec(t T, spec Spec) *Result {
+	t.Helper()
 	env := New(t, spec.options()...)
 	res := &Result{Spec: spec, Seed: env.Seed()}
-	env.events.Emit(event.Event{Kind: event.ScenarioStarted, Time: env.clock.Now(), Reason: spec.Description,
+	env.emit(event.Event{Kind: event.ScenarioStarted, Reason: spec.Description,
 		Attrs: map[string]string{"seed": strconv.FormatUint(env.Seed(), 10), "backend": env.cfg.backend.Name()}})
 	targeted := map[string]bool{}
 	for _, f := range spec.Faults {
@@ -126,8 +139,8 @@ func RunSpec(t T, spec Spec) *Result {
 		outcome = event.OutcomeFailed
 		t.Logf("scenario %s: %s\ntimeline:\n%s", spec.Name, res.Job, Timeline(res.Job.Timeline))
 	}
-	env.events.Emit(event.Event{Kind: event.ScenarioEnded, Time: env.clock.Now(), Deployment: res.Job.ID,
-		Code: outcome, Reason: strings.Join(res.Failures, "\n")})
+	env.emit(event.Event{Kind: event.ScenarioEnded, Deployment: res.Job.ID, Code: outcome,
+		Reason: strings.Join(res.Failures, "\n")})
 	return res
 }
 
@@ -212,4 +225,62 @@ func Execute(spec Spec, log io.Writer, rerun string) (*Result, error) {
 	var res *Result
 	err := rec.Run(func(t T) { res = RunSpec(t, spec) })
 	return res, err
+}
+
+// SweepResult is how a seed sweep ended.
+type SweepResult struct {
+	// Seed is the first seed whose run failed, or the last seed run when none did.
+	Seed uint64
+	// Runs is how many seeds ran.
+	Runs int
+	// Result and Err are the run of Seed, as Execute returns them: Err is nil when every seed passed.
+	Result *Result
+	Err    error
+}
+
+// Sweep runs spec under n seeds, first, first+1, …, one after another outside go test (as Execute does, logging
+// to log), and stops at the first seed whose run fails. Different seeds pick different faulty robots and retry
+// jitter and, on virtual time, interleave the robots differently, so a sweep finds the outcomes that one seed
+// happens to miss.
+func Sweep(spec Spec, first uint64, n int, log io.Writer) SweepResult {
+	var res SweepResult
+	for i := range n {
+		seed := first + uint64(i)
+		spec.Seed = seed
+		r, err := Execute(spec, log, "")
+		res = SweepResult{Seed: seed, Runs: i + 1, Result: r, Err: err}
+		if err != nil {
+			break
+		}
+	}
+	return res
+}
+
+// runSweep is RunSpec under -fleetlab.seeds.
+func runSweep(t T, spec Spec, n int) *Result {
+	t.Helper()
+	first, err := flagSeed(*seedFlag)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	res := Sweep(spec, first, n, logWriter{t})
+	if res.Err != nil {
+		var table strings.Builder
+		if res.Result != nil {
+			res.Result.WriteTable(&table)
+		}
+		t.Errorf("scenario %s fails with seed %d (seed %d of the %d tried from %d): %v\n%s%s", spec.Name, res.Seed,
+			res.Runs, n, first, res.Err, table.String(), rerunHint(t, res.Seed))
+		return res.Result
+	}
+	t.Logf("scenario %s passed under %d seeds, %d to %d", spec.Name, n, first, res.Seed)
+	return res.Result
+}
+
+// logWriter writes to a test's log.
+type logWriter struct{ t T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -39,11 +39,21 @@ type infraReporter interface{ infraFailure(err error) }
 // infraFatal fails t with an infrastructure failure and stops the test.
 func infraFatal(t T, format string, args ...any) {
 	t.Helper()
+	t.Fatalf("%s", infraMessage(t, format, args...))
+}
+
+// infraErrorf fails t with an infrastructure failure, from any goroutine, and lets the test go on.
+func infraErrorf(t T, format string, args ...any) {
+	t.Helper()
+	t.Errorf("%s", infraMessage(t, format, args...))
+}
+
+func infraMessage(t T, format string, args ...any) string {
 	err := &InfraError{Err: fmt.Errorf(format, args...)}
 	if r, ok := t.(infraReporter); ok {
 		r.infraFailure(err)
 	}
-	t.Fatalf("%v (the environment failed, not the product under test)", err)
+	return fmt.Sprintf("%v (the environment failed, not the product under test)", err)
 }
 
 // Recorder is a T for running scenarios outside go test. Fatalf stops the goroutine running the scenario, as

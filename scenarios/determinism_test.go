@@ -132,3 +132,30 @@ func TestSameSeedSameCrash(t *testing.T) {
 		t.Errorf("no robot entered DownloadingExtracting twice (crashed and resumed): %v", outcomes[0])
 	}
 }
+
+// TestSameSeedSameEventSequence runs every scenario twice with its seed: on virtual time the two runs are the
+// same sequence of events — every event of the engine, the agents, the faults and the harness, in the same order
+// and at the same virtual times.
+func TestSameSeedSameEventSequence(t *testing.T) {
+	for _, spec := range registry(t).All() {
+		t.Run(spec.Name, func(t *testing.T) {
+			var runs [2][]string
+			for i := range runs {
+				res := harness.RunSpec(t, spec)
+				if t.Failed() {
+					return
+				}
+				runs[i] = harness.Sequence(res.Events)
+			}
+			a, b := runs[0], runs[1]
+			for i := range min(len(a), len(b)) {
+				if a[i] != b[i] {
+					t.Fatalf("event %d of %d differs:\n  run 1: %s\n  run 2: %s", i+1, len(a), a[i], b[i])
+				}
+			}
+			if len(a) != len(b) {
+				t.Fatalf("%d events, then %d", len(a), len(b))
+			}
+		})
+	}
+}

@@ -1,6 +1,8 @@
 package scenarios_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
@@ -33,6 +35,9 @@ func TestScenarios(t *testing.T) {
 		t.Run(spec.Name, func(t *testing.T) {
 			res := harness.RunSpec(t, reported(t, spec))
 			if res.OK() {
+				// What the seed decided, for runs to compare: the same digest for every run of one seed.
+				t.Logf("sequence %s seed %d: %d events, digest %s", spec.Name, res.Seed, len(res.Events),
+					digest(harness.Sequence(res.Events)))
 				return
 			}
 			var b strings.Builder
@@ -40,4 +45,10 @@ func TestScenarios(t *testing.T) {
 			t.Log("\n" + b.String())
 		})
 	}
+}
+
+// digest is a short hash of an event sequence.
+func digest(seq []string) string {
+	h := sha256.Sum256([]byte(strings.Join(seq, "\n")))
+	return hex.EncodeToString(h[:8])
 }

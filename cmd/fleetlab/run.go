@@ -24,7 +24,7 @@ func runCommand() *command {
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		fs := newFlags(c, stderr)
 		seed := fs.Uint64("seed", 0, "seed of every random choice (default: the scenario's, else the harness's fixed seed)")
-		scale := fs.Float64("time-scale", 0, "policy time runs this many times faster than the wall clock (default: the scenario's, else 600)")
+		scale := fs.Float64("time-scale", 0, "run on scaled wall time, policy time this many times faster than the wall clock (default: the scenario's timeScale, else virtual time)")
 		osExec := fs.Bool("os", false, "run scripts and the robot application as real processes instead of simulating them in memory")
 		timeline := fs.Bool("timeline", false, "print each job's timeline of events after its table")
 		host := fs.String("host", "inproc", "where the robots run: inproc (goroutines in this process), process (one fleetlab-agent process each) or container (one container each, on the Docker engine DOCKER_HOST names)")

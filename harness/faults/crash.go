@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -37,7 +36,9 @@ func (c *Crash) Check(Selector) error {
 
 // Arm implements Fault.
 func (c *Crash) Arm(a Arming) (Armed, error) {
-	k := &crash{p: *c, a: a, crashers: map[string]fleet.Crasher{}, stop: make(chan struct{})}
+	clk := a.World.Clock()
+	k := &crash{p: *c, a: a, crashers: map[string]fleet.Crasher{}, stop: make(chan struct{}),
+		strikes: clock.NewGroup(clk), mu: clock.NewMutex(clk)}
 	for _, dev := range a.Targets {
 		cr, err := device[fleet.Crasher](a, dev, "fleet.Crasher")
 		if err != nil {
@@ -59,42 +60,40 @@ type crash struct {
 	t        *trigger
 	crashers map[string]fleet.Crasher
 	stop     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex // serializes crash and restart of one device with Recover
+	strikes  *clock.Group
+	mu       *clock.Mutex // serializes crash and restart of one device with Recover; held while a device stops
 }
 
 // strike kills dev. Called in the agent's own report, the kill runs beside it (killing the agent waits for it to
 // stop) and the report returns only when the agent's context ends.
 func (k *crash) strike(ctx context.Context, dev string, sync bool) error {
-	k.wg.Add(1)
-	crashed := make(chan error, 1)
-	go func() {
-		defer k.wg.Done()
+	clk := k.a.World.Clock()
+	crashed := clock.NewQueue[error](clk, 1)
+	k.strikes.Go("crash "+dev, func() {
 		k.mu.Lock()
 		err := k.crashers[dev].Crash()
 		k.mu.Unlock()
-		crashed <- err
+		crashed.Push(err)
 		if err != nil || k.p.Stay {
 			return
 		}
-		if !clock.Sleep(k.a.World.Clock(), k.p.Down.D(), k.stop) {
+		if !clock.Sleep(clk, k.p.Down.D(), k.stop) {
 			return
 		}
 		k.restart(dev)
-	}()
+	})
 	if !sync {
-		return <-crashed
+		err, _ := crashed.Next(nil)
+		return err
 	}
-	select {
-	case err := <-crashed:
-		if err != nil {
-			return err
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	case <-ctx.Done():
-		return ctx.Err()
+	if _, err := clock.Wait(ctx, clk, clock.Forever, crashed); err != nil {
+		return err
 	}
+	if err, _ := crashed.TryNext(); err != nil {
+		return err
+	}
+	_, err := clock.Wait(ctx, clk, clock.Forever) // the report ends with the agent
+	return err
 }
 
 // restart starts dev again if it is down.
@@ -130,5 +129,5 @@ func (k *crash) Recover(context.Context) error {
 func (k *crash) Disarm() {
 	k.t.disarm()
 	close(k.stop)
-	k.wg.Wait()
+	k.strikes.Wait()
 }

@@ -40,7 +40,7 @@ func (t *transport) Update(_ context.Context, _ string, req wire.UpdateJobExecut
 	t.steps <- req.StatusDetails[wire.DetailStep]
 	return wire.UpdateJobExecutionResponse{}, nil
 }
-func (t *transport) Subscribe(context.Context) (<-chan wire.Notify, error) {
+func (t *transport) Subscribe(context.Context) (agent.Notifications, error) {
 	return nil, agent.ErrNoNotify
 }
 func (t *transport) Fetch(context.Context, string, string, int64) (*agent.Object, error) {

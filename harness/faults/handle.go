@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -22,7 +23,8 @@ const (
 )
 
 // Handle is one fault of a run, with its lifecycle guard. Its methods are safe for concurrent use; each one
-// runs the fault's own method under the guard, so a fault never sees two lifecycle calls at once.
+// runs the fault's own method under the guard, so a fault never sees two lifecycle calls at once, and, when the
+// world's clock is a virtual-time world's, as an actor of the world.
 type Handle struct {
 	name  string
 	def   Definition
@@ -93,8 +95,28 @@ func (h *Handle) Arm(w World) error {
 	return nil
 }
 
+// inWorld runs f as an actor of the world the fault is armed in, when its clock is a virtual-time world's: a
+// fault acts on the world from inside it, whoever calls the handle.
+func (h *Handle) inWorld(f func() error) error {
+	h.mu.Lock()
+	var c clock.Clock
+	if h.arming.World != nil {
+		c = h.arming.World.Clock()
+	}
+	h.mu.Unlock()
+	var err error
+	if derr := clock.Do(c, func() { err = f() }); derr != nil {
+		return fmt.Errorf("fault %s: %w", h.name, derr)
+	}
+	return err
+}
+
 // Inject makes the fault take effect: Armed or Recovered → Injected.
 func (h *Handle) Inject(ctx context.Context) error {
+	return h.inWorld(func() error { return h.inject(ctx) })
+}
+
+func (h *Handle) inject(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.state != StateArmed && h.state != StateRecovered {
@@ -114,6 +136,10 @@ func (h *Handle) Inject(ctx context.Context) error {
 
 // Recover undoes the fault: Injected → Recovered.
 func (h *Handle) Recover(ctx context.Context) error {
+	return h.inWorld(func() error { return h.recover(ctx) })
+}
+
+func (h *Handle) recover(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.state != StateInjected {
@@ -129,6 +155,10 @@ func (h *Handle) Recover(ctx context.Context) error {
 
 // Close recovers an injected fault and removes its hooks; any state → Closed. Closing twice is a no-op.
 func (h *Handle) Close(ctx context.Context) error {
+	return h.inWorld(func() error { return h.close(ctx) })
+}
+
+func (h *Handle) close(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var err error

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/clock"
@@ -26,7 +28,7 @@ type linkFault struct {
 	mu      sync.Mutex
 	removes map[string]func() // the shapes in force, by device
 	stop    chan struct{}
-	wg      sync.WaitGroup
+	heals   *clock.Group
 }
 
 // armLink arms a link fault; every target must be a fleet.Linker.
@@ -36,7 +38,8 @@ func armLink(a Arming, shape fleet.Link, dur Duration) (Armed, error) {
 			return nil, err
 		}
 	}
-	l := &linkFault{a: a, shape: shape, dur: dur, removes: map[string]func(){}, stop: make(chan struct{})}
+	l := &linkFault{a: a, shape: shape, dur: dur, removes: map[string]func(){}, stop: make(chan struct{}),
+		heals: clock.NewGroup(a.World.Clock())}
 	t, err := newTrigger(a, l.strike)
 	if err != nil {
 		return nil, err
@@ -63,13 +66,11 @@ func (l *linkFault) strike(_ context.Context, dev string, _ bool) error {
 	}
 	l.removes[dev] = remove
 	if l.dur > 0 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.heals.Go("heal "+dev, func() {
 			if clock.Sleep(l.a.World.Clock(), l.dur.D(), l.stop) {
 				l.heal(dev, "healed after "+l.dur.D().String())
 			}
-		}()
+		})
 	}
 	return nil
 }
@@ -90,10 +91,7 @@ func (l *linkFault) Inject(ctx context.Context) error { return l.t.inject(ctx) }
 func (l *linkFault) Recover(context.Context) error {
 	l.t.pause()
 	l.mu.Lock()
-	devs := make([]string, 0, len(l.removes))
-	for dev := range l.removes {
-		devs = append(devs, dev)
-	}
+	devs := slices.Sorted(maps.Keys(l.removes)) // in name order, so the events come in one order
 	l.mu.Unlock()
 	for _, dev := range devs {
 		l.heal(dev, "recovered")
@@ -104,7 +102,7 @@ func (l *linkFault) Recover(context.Context) error {
 func (l *linkFault) Disarm() {
 	l.t.disarm()
 	close(l.stop)
-	l.wg.Wait()
+	l.heals.Wait()
 }
 
 // Partition cuts its targets' link to the service: no request gets through, open notify channels drop. With

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
@@ -56,14 +57,14 @@ func (n *noResponse) strike(ctx context.Context, dev string, sync bool) error {
 	if !sync {
 		return n.freezers[dev].Freeze()
 	}
-	done := make(chan error, 1)
-	go func() { done <- n.freezers[dev].Freeze() }()
-	select {
-	case err := <-done:
+	clk := n.a.World.Clock()
+	done := clock.NewQueue[error](clk, 1)
+	clock.Go(clk, "freeze "+dev, func() { done.Push(n.freezers[dev].Freeze()) })
+	if _, err := clock.Wait(ctx, clk, clock.Forever, done); err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	err, _ := done.TryNext()
+	return err
 }
 
 func (n *noResponse) Inject(ctx context.Context) error { return n.t.inject(ctx) }

@@ -34,15 +34,15 @@ func (s *ServiceRestart) Arm(a Arming) (Armed, error) {
 	if err := a.World.CanRestartService(); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", a.Name, err)
 	}
-	return &serviceRestart{p: *s, a: a, stop: make(chan struct{})}, nil
+	return &serviceRestart{p: *s, a: a, stop: make(chan struct{}), starts: clock.NewGroup(a.World.Clock())}, nil
 }
 
 type serviceRestart struct {
-	p    ServiceRestart
-	a    Arming
-	stop chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex // serializes start with Recover
+	p      ServiceRestart
+	a      Arming
+	stop   chan struct{}
+	starts *clock.Group
+	mu     sync.Mutex // serializes start with Recover
 }
 
 func (x *serviceRestart) Inject(ctx context.Context) error {
@@ -53,15 +53,13 @@ func (x *serviceRestart) Inject(ctx context.Context) error {
 	if x.p.Down == 0 {
 		return x.start(ctx)
 	}
-	x.wg.Add(1)
-	go func() {
-		defer x.wg.Done()
+	x.starts.Go("restart service", func() {
 		if clock.Sleep(x.a.World.Clock(), x.p.Down.D(), x.stop) {
 			if err := x.start(context.Background()); err != nil {
 				x.a.emit(event.Log, "", "", "restart service: "+err.Error())
 			}
 		}
-	}()
+	})
 	return nil
 }
 
@@ -79,5 +77,5 @@ func (x *serviceRestart) Recover(ctx context.Context) error { return x.start(ctx
 
 func (x *serviceRestart) Disarm() {
 	close(x.stop)
-	x.wg.Wait()
+	x.starts.Wait()
 }

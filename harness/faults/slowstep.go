@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
@@ -83,24 +84,17 @@ func (x *slowStep) releaseCh() <-chan struct{} {
 // ends early at Recover, or when the agent stops (its context canceled). The agent's request timeout is not a
 // reason to stop holding: a device busy in a step does not give up on it, and the report succeeded.
 func (x *slowStep) strike(ctx context.Context, _ string, _ bool) error {
-	rel := x.releaseCh()
-	timer := x.a.World.Clock().NewTimer(x.p.Delay.D())
-	defer timer.Stop()
-	done := ctx.Done()
+	clk := x.a.World.Clock()
+	until := clk.Now().Add(x.p.Delay.D())
+	evs := []clock.Event{clock.Done(x.releaseCh()), clock.Done(x.t.done), clock.Done(ctx.Done())}
 	for {
-		select {
-		case <-timer.C():
-			return nil
-		case <-rel:
-			return nil
-		case <-x.t.done:
-			return nil
-		case <-done:
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return ctx.Err() // the agent is stopping
-			}
-			done = nil // only the request's own timeout: hold on
+		if i, _ := clock.Wait(nil, clk, until.Sub(clk.Now()), evs...); i != 2 {
+			return nil // held for the delay, released, or disarmed
 		}
+		if errors.Is(context.Cause(ctx), context.Canceled) {
+			return ctx.Err() // the agent is stopping
+		}
+		evs = evs[:2] // only the request's own timeout: hold on
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
@@ -33,13 +34,14 @@ type trigger struct {
 	mu      sync.Mutex
 	struck  map[string]bool // device + "/" + job
 	removes []func()
-	wg      sync.WaitGroup
+	fires   *clock.Group // asynchronous strikes
 	done    chan struct{}
 }
 
 // newTrigger arms the watch for a.Step (nothing to watch without one).
 func newTrigger(a Arming, strike strikeFunc) (*trigger, error) {
-	t := &trigger{a: a, strike: strike, struck: map[string]bool{}, done: make(chan struct{})}
+	t := &trigger{a: a, strike: strike, struck: map[string]bool{}, fires: clock.NewGroup(a.World.Clock()),
+		done: make(chan struct{})}
 	if a.Step == "" {
 		return t, nil
 	}
@@ -93,11 +95,7 @@ func newTrigger(a Arming, strike strikeFunc) (*trigger, error) {
 			if e.Kind != agent.EventState || e.State != a.Step || !targets[dev] || !t.first(dev, e.JobID) {
 				return
 			}
-			t.wg.Add(1)
-			go func() {
-				defer t.wg.Done()
-				t.fire(context.Background(), dev, false)
-			}()
+			t.fires.Go("strike "+dev, func() { t.fire(context.Background(), dev, false) })
 		}))
 	}
 	return t, nil
@@ -157,7 +155,7 @@ func (t *trigger) disarm() {
 	default:
 		close(t.done)
 	}
-	t.wg.Wait()
+	t.fires.Wait()
 }
 
 // stepTransport is a Transport that calls after with each step the agent reports in progress, once the

@@ -113,11 +113,10 @@ func TestDeviceAPIOverTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-sub:
-	case <-ctx.Done():
-		t.Fatal("no notify message")
+	if _, err := sub.Next(ctx); err != nil {
+		t.Fatalf("no notify message: %v", err)
 	}
+	sub.Close()
 }
 
 func TestBoardReachesOnlyItsOwnDeviceAPI(t *testing.T) {

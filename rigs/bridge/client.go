@@ -123,7 +123,7 @@ type transport struct {
 
 // Subscribe implements agent.Transport: the lab opens the service's notify websocket for the board and
 // passes each message on.
-func (t *transport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+func (t *transport) Subscribe(ctx context.Context) (agent.Notifications, error) {
 	return t.c.subscribe(ctx)
 }
 
@@ -242,7 +242,7 @@ func (c *Client) forget(ch uint64) {
 	c.mu.Unlock()
 }
 
-func (c *Client) subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+func (c *Client) subscribe(ctx context.Context) (agent.Notifications, error) {
 	id, k := c.open(true)
 	if err := c.s.Send(ctx, encode(msgSubscribe, id, nil)); err != nil {
 		c.forget(id)
@@ -264,28 +264,34 @@ func (c *Client) subscribe(ctx context.Context) (<-chan wire.Notify, error) {
 	case <-c.done:
 		return nil, frame.ErrClosed
 	}
-	out := make(chan wire.Notify)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case n := <-k.notify:
-				select {
-				case out <- n:
-				case <-ctx.Done():
-					c.cancel(id)
-					return
-				}
-			case <-k.ended:
-				return
-			case <-ctx.Done():
-				c.cancel(id)
-				return
-			}
-		}
-	}()
-	return out, nil
+	return &stream{c: c, id: id, k: k, ctx: ctx}, nil
 }
+
+// stream is a notify channel over the line: it ends when the lab ends it, or when the context of Subscribe ends
+// (the board keeps wall-clock time: plain channels are what it waits on).
+type stream struct {
+	c    *Client
+	id   uint64
+	k    *call
+	ctx  context.Context
+	once sync.Once
+}
+
+func (s *stream) Next(ctx context.Context) (wire.Notify, error) {
+	select {
+	case n := <-s.k.notify:
+		return n, nil
+	case <-s.k.ended:
+		return wire.Notify{}, errors.New("notify: the lab ended the channel")
+	case <-s.ctx.Done():
+		s.Close()
+		return wire.Notify{}, s.ctx.Err()
+	case <-ctx.Done():
+		return wire.Notify{}, ctx.Err()
+	}
+}
+
+func (s *stream) Close() { s.once.Do(func() { s.c.cancel(s.id) }) }
 
 // message handles one message from the lab, on the session's reader.
 func (c *Client) message(m []byte) {

@@ -333,14 +333,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.running.Store(false)
 
-	wake := make(chan struct{}, 1)
-	lctx, stopListen := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	wake := clock.NewSignal(a.clock)
+	lctx, stopListen := clock.WithCancel(a.clock, ctx)
+	listening := clock.NewGroup(a.clock)
 	defer func() {
 		stopListen()
-		wg.Wait()
+		listening.Wait()
 	}()
-	wg.Go(func() { a.listen(lctx, wake) })
+	listening.Go(a.thing+" notify", func() { a.listen(lctx, wake) })
 
 	st, err := a.ex.State.Load()
 	if err != nil {
@@ -384,16 +384,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		case !a.connected.Load():
 			d = a.poll.delay(idle)
 		}
-		t := a.clock.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switch i, err := clock.Wait(ctx, a.clock, d, wake); {
+		case err != nil:
 			return nil
-		case <-wake:
-			t.Stop()
-			idle, check = 0, true
-		case <-t.C():
+		case i == clock.Expired:
 			check = true
+		default:
+			idle, check = 0, true
 		}
 	}
 }
@@ -450,10 +447,10 @@ func (e *stateError) Error() string { return e.err.Error() }
 func (e *stateError) Unwrap() error { return e.err }
 
 // listen keeps the notify channel open, reconnecting with backoff, and wakes the main loop.
-func (a *Agent) listen(ctx context.Context, wake chan<- struct{}) {
+func (a *Agent) listen(ctx context.Context, wake *clock.Signal) {
 	fails := 0
 	for {
-		ch, err := a.ex.Transport.Subscribe(ctx)
+		stream, err := a.ex.Transport.Subscribe(ctx)
 		if errors.Is(err, ErrNoNotify) {
 			return
 		}
@@ -461,20 +458,25 @@ func (a *Agent) listen(ctx context.Context, wake chan<- struct{}) {
 			fails = 0
 			a.connected.Store(true)
 			a.emit(Event{Kind: EventConnected})
-			for n := range ch {
+			for {
+				n, err := stream.Next(ctx)
+				if err != nil {
+					break
+				}
 				switch n.Kind {
 				case wire.NotifyHello, wire.NotifyPending:
-					signal(wake)
+					wake.Notify()
 				case wire.NotifyCanceled:
 					a.cancelExecution(n.JobID)
 				}
 			}
+			stream.Close()
 			a.connected.Store(false)
 			if ctx.Err() != nil {
 				return
 			}
 			a.emit(Event{Kind: EventDisconnected})
-			signal(wake) // poll at once: something may have been released while the link was down
+			wake.Notify() // poll at once: something may have been released while the link was down
 		}
 		if ctx.Err() != nil {
 			return
@@ -487,13 +489,6 @@ func (a *Agent) listen(ctx context.Context, wake chan<- struct{}) {
 		if !clock.Sleep(a.clock, d, ctx.Done()) {
 			return
 		}
-	}
-}
-
-func signal(c chan<- struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
 	}
 }
 

@@ -187,7 +187,7 @@ type pollRecorder struct {
 	polls []time.Time
 }
 
-func (p *pollRecorder) Subscribe(context.Context) (<-chan wire.Notify, error) {
+func (p *pollRecorder) Subscribe(context.Context) (agent.Notifications, error) {
 	return nil, agent.ErrNoNotify
 }
 

@@ -46,17 +46,12 @@ func (b *backoff) delay(n int) time.Duration {
 // cause is then errRequestTimeout. d ≤ 0 means no timeout. The caller must call the returned cancel.
 func withTimeout(parent context.Context, c clock.Clock, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 {
-		return context.WithCancel(parent)
+		return clock.WithCancel(c, parent)
 	}
-	ctx, cancel := context.WithCancelCause(parent)
-	t := c.NewTimer(d)
-	go func() {
-		select {
-		case <-t.C():
-			cancel(errRequestTimeout)
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}()
-	return ctx, func() { cancel(context.Canceled) }
+	ctx, cancel := clock.WithCancelCause(c, parent)
+	stop := clock.AfterFunc(c, d, func() { cancel(errRequestTimeout) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
 }

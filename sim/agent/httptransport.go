@@ -178,8 +178,8 @@ func (t *HTTPTransport) Fetch(ctx context.Context, bucket, key string, offset in
 }
 
 // Subscribe implements Transport: it dials the websocket notify channel and reads wire.Notify messages until
-// the connection ends or ctx does.
-func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+// the connection ends, ctx does, or the stream is closed.
+func (t *HTTPTransport) Subscribe(ctx context.Context) (Notifications, error) {
 	path := fmt.Sprintf(wire.PathNotify, t.thing)
 	var header http.Header
 	if t.creds != nil {
@@ -205,10 +205,12 @@ func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, erro
 		}
 		return nil, linkErr(ctx, fmt.Errorf("dial notify: %w", err))
 	}
-	out := make(chan wire.Notify)
+	// The socket's reader is a goroutine on the wall clock: this transport is for agents that talk over a real
+	// network, never for a virtual-time world.
+	out := clock.NewQueue[wire.Notify](clock.Real{}, 0)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	go func() {
-		defer close(out)
+		defer out.Close()
 		defer stop()
 		defer conn.Close()
 		conn.SetReadLimit(64 << 10)
@@ -217,15 +219,21 @@ func (t *HTTPTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, erro
 			if err := conn.ReadJSON(&n); err != nil {
 				return
 			}
-			select {
-			case out <- n:
-			case <-ctx.Done():
-				return
-			}
+			out.Push(n)
 		}
 	}()
-	return out, nil
+	return &socketStream{q: out, conn: conn}, nil
 }
+
+// socketStream is the notify channel over a websocket.
+type socketStream struct {
+	q    *clock.Queue[wire.Notify]
+	conn *websocket.Conn
+}
+
+func (s *socketStream) Next(ctx context.Context) (wire.Notify, error) { return s.q.Next(ctx) }
+
+func (s *socketStream) Close() { s.conn.Close() }
 
 // do sends one data-plane request with a JSON body (nil for none) and decodes a JSON answer into out.
 func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any) error {

@@ -76,6 +76,11 @@ type ProcessLauncherOptions struct {
 // written once the process runs — lets the next agent's launcher adopt it (Adopt); the device tag in the
 // environment of everything the agent starts lets it find and stop whatever the record does not name. On
 // systems other than Linux nothing is adopted.
+//
+// On a virtual-time world's clock, Stop waits for the process in wall-clock time (the grace, at most
+// WorldProcessCap) while the agent holds its turn, so stopping takes no virtual time. An application that
+// exits by itself is a real event, noticed when it happens: its restart backoff then runs on the world's time
+// as an outside caller, and the run no longer depends on its seed alone.
 type ProcessLauncher struct {
 	log    io.Writer
 	clock  clock.Clock
@@ -210,7 +215,7 @@ func (l *ProcessLauncher) stopStrays(ctx context.Context, keep int) error {
 	if l.tag == "" || !supervisionSupported {
 		return nil
 	}
-	t := l.clock.NewTimer(l.grace)
+	t, _ := processTimer(l.clock, l.grace)
 	defer t.Stop()
 	sig := syscall.SIGTERM
 	for round := 0; ; round++ {
@@ -398,7 +403,7 @@ func (l *ProcessLauncher) Stop(ctx context.Context) error {
 			h.close()
 		}
 	}()
-	t := l.clock.NewTimer(l.grace)
+	t, _ := processTimer(l.clock, l.grace)
 	defer t.Stop()
 	select {
 	case <-s.done:

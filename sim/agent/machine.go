@@ -51,7 +51,7 @@ type execution struct {
 func (a *Agent) newExecution(ctx context.Context, st DeviceState) *execution {
 	x := &execution{a: a, run: ctx, st: st, job: st.InFlight.JobID, digest: DocumentDigest(st.InFlight.Document)}
 	x.ver = VersionID(x.job, x.digest)
-	x.ctx, x.cancel = context.WithCancelCause(ctx)
+	x.ctx, x.cancel = clock.WithCancelCause(a.clock, ctx)
 	x.doc, x.docErr = parseDocument(st.InFlight.Document)
 	return x
 }

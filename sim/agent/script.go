@@ -44,6 +44,9 @@ type ScriptRunner interface {
 // and left behind when the agent died is found by the device tag and stopped by the next agent's launcher
 // (Launcher.Adopt). Output goes to the device log, framed by a line naming the script and one giving its
 // exit status.
+//
+// On a virtual-time world's clock (clock.World) a script runs while the agent holds its turn: it takes no
+// virtual time, and its timeout is wall-clock time, at most WorldProcessCap (see processTimer).
 type ProcessRunner struct {
 	log     io.Writer
 	clock   clock.Clock
@@ -93,10 +96,10 @@ func (r *ProcessRunner) Run(ctx context.Context, s Script) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var timeout <-chan time.Time
-	if r.timeout > 0 {
-		t := r.clock.NewTimer(r.timeout)
+	limit := r.timeout
+	if t, d := processTimer(r.clock, r.timeout); t != nil {
 		defer t.Stop()
-		timeout = t.C()
+		timeout, limit = t.C(), d
 	}
 	var err error
 	select {
@@ -104,8 +107,8 @@ func (r *ProcessRunner) Run(ctx context.Context, s Script) error {
 	case <-timeout:
 		killGroup(cmd)
 		<-done
-		r.logf("--- %s: killed after %v\n", s.Name, r.timeout)
-		return fmt.Errorf("run %s: after %v: %w", s.Name, r.timeout, ErrScriptTimeout)
+		r.logf("--- %s: killed after %v\n", s.Name, limit)
+		return fmt.Errorf("run %s: after %v: %w", s.Name, limit, ErrScriptTimeout)
 	case <-ctx.Done():
 		killGroup(cmd)
 		<-done
@@ -224,4 +227,25 @@ func ParseTrivialScript(text []byte) (code int, echoes []string, err error) {
 		return 0, nil, fmt.Errorf("no final `exit N`: %w", ErrNotSimulable)
 	}
 	return code, echoes, nil
+}
+
+// WorldProcessCap bounds, in wall-clock time, how long an agent on a virtual-time world's clock waits for an OS
+// process — a script to exit, an application to stop — while it holds the world's turn. Virtual time stands
+// still meanwhile, so a process that hangs must not hold the whole world for longer than this; a script still
+// running then is killed and fails as timed out. It is well below the world's watchdog (clock.DefaultWatchdog).
+const WorldProcessCap = 30 * time.Second
+
+// processTimer returns the timer that bounds a wait for a process: d of c's time (none when d ≤ 0), or, on a
+// virtual-time world's clock, d of wall-clock time capped at WorldProcessCap. It also returns the limit used.
+func processTimer(c clock.Clock, d time.Duration) (clock.Timer, time.Duration) {
+	if clock.WorldOf(c) != nil {
+		if d <= 0 || d > WorldProcessCap {
+			d = WorldProcessCap
+		}
+		return clock.Real{}.NewTimer(d), d
+	}
+	if d <= 0 {
+		return nil, d
+	}
+	return c.NewTimer(d), d
 }

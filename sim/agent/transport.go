@@ -29,10 +29,17 @@ type Transport interface {
 	// Update is UpdateJobExecution (POST /things/{thing}/jobs/{jobId}).
 	Update(ctx context.Context, jobID string, req wire.UpdateJobExecutionRequest) (wire.UpdateJobExecutionResponse, error)
 	// Subscribe opens the notify channel (GET /things/{thing}/notify). Messages arrive on the returned
-	// channel, which is closed when the connection ends (the service restarted, the link dropped) or ctx
-	// ends; the implementation must not block forever sending once ctx has ended. A transport without a
-	// notify channel returns ErrNoNotify.
-	Subscribe(ctx context.Context) (<-chan wire.Notify, error)
+	// stream until the connection ends (the service restarted, the link dropped) or ctx ends. A transport
+	// without a notify channel returns ErrNoNotify.
+	Subscribe(ctx context.Context) (Notifications, error)
+}
+
+// Notifications is an open notify channel.
+type Notifications interface {
+	// Next waits for the next message. It fails once the connection has ended, or with ctx's error.
+	Next(ctx context.Context) (wire.Notify, error)
+	// Close ends the connection and releases what it holds.
+	Close()
 }
 
 // Fetcher reads artifacts from the artifact store (GET {endpoint}/artifacts/{bucket}/{key}).

@@ -1,8 +1,14 @@
 // Package clock is the time source of the simulated world. Nothing in sim/, harness/ or rigs/ reads the wall
 // clock directly: a Clock is passed in, and a nil Clock means the real one (see Or).
 //
-// Two clocks live here: Real, the wall clock, and Scaled, which runs policy time faster than the wall clock so a
-// ten-minute bake takes a second at scale 600. The fake used by unit tests is in package clocktest.
+// Three clocks live here: Real, the wall clock; Scaled, which runs policy time faster than the wall clock so a
+// ten-minute bake takes a second at scale 600; and World, a deterministic scheduler whose time is virtual: it
+// runs the goroutines of an in-process world one at a time, in an order drawn from a seed, and moves time to the
+// next timer only when nothing can run without it. The fake used by unit tests is in package clocktest.
+//
+// Code that runs in a World blocks through the primitives of this package — Wait, Sleep, Signal, Queue, Group,
+// Mutex, AfterFunc, Go — which work on every clock: through the World's scheduler on its clock, as plain
+// channels on the others.
 package clock
 
 import (
@@ -104,19 +110,4 @@ func (t *scaledTimer) Stop() bool {
 	stopped := t.inner.Stop()
 	t.once.Do(func() { close(t.stop) })
 	return stopped
-}
-
-// Sleep blocks for d of c's time or until done is closed; it reports whether the full time passed.
-func Sleep(c Clock, d time.Duration, done <-chan struct{}) bool {
-	if d <= 0 {
-		return true
-	}
-	t := Or(c).NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-done:
-		return false
-	}
 }

@@ -70,8 +70,9 @@ func New(opts Options) (*API, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("deviceapi: an engine is required")
 	}
-	a := &API{eng: opts.Engine, clock: clock.Or(opts.Clock), artifacts: opts.Artifacts, things: opts.Things,
-		hub: newHub(), ping: opts.NotifyPing, pongWait: opts.NotifyTimeout}
+	c := clock.Or(opts.Clock)
+	a := &API{eng: opts.Engine, clock: c, artifacts: opts.Artifacts, things: opts.Things,
+		hub: newHub(c), ping: opts.NotifyPing, pongWait: opts.NotifyTimeout}
 	if a.ping <= 0 {
 		a.ping = 30 * time.Second
 	}
@@ -341,11 +342,11 @@ func (a *API) Update(thing, job string, req wire.UpdateJobExecutionRequest) (wir
 	return out, nil
 }
 
-// Subscribe returns the thing's notifications, beginning with a hello, until unsubscribe is called or the API
-// is closed (then done is closed). It is the in-process form of the websocket notify channel.
-func (a *API) Subscribe(thing string) (c <-chan wire.Notify, done <-chan struct{}, unsubscribe func()) {
-	c, unsubscribe = a.hub.subscribe(thing)
-	return c, a.hub.done, unsubscribe
+// Subscribe returns the thing's notifications, beginning with a hello, in a queue of the service's clock that
+// is closed when unsubscribe is called or the API is closed; ok is false, and there is no queue, once the API is
+// closed. It is the in-process form of the websocket notify channel.
+func (a *API) Subscribe(thing string) (q *clock.Queue[wire.Notify], unsubscribe func(), ok bool) {
+	return a.hub.subscribe(thing)
 }
 
 func (a *API) pending(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package deviceapi
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -13,20 +14,24 @@ import (
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
-// hub fans engine events out to the things' notify subscribers. A subscriber is a buffered channel; when it is
-// full the message is dropped, which is safe because a "pending" only asks the agent to poll, and the agent polls
-// anyway after every job and on reconnect.
+// hub fans engine events out to the things' notify subscribers. A subscriber is a queue of the service's clock
+// holding at most subscriberQueue messages; when it is full the message is dropped, which is safe because a
+// "pending" only asks the agent to poll, and the agent polls anyway after every job and on reconnect.
 type hub struct {
+	clock  clock.Clock
 	mu     sync.Mutex
-	subs   map[string]map[chan wire.Notify]struct{}
+	subs   map[string]map[*clock.Queue[wire.Notify]]struct{}
 	closed bool
 	done   chan struct{}
 }
 
+// subscriberQueue is how many notifications a subscriber may have waiting.
+const subscriberQueue = 16
+
 var _ event.Sink = (*hub)(nil)
 
-func newHub() *hub {
-	return &hub{subs: map[string]map[chan wire.Notify]struct{}{}, done: make(chan struct{})}
+func newHub(c clock.Clock) *hub {
+	return &hub{clock: c, subs: map[string]map[*clock.Queue[wire.Notify]]struct{}{}, done: make(chan struct{})}
 }
 
 // Emit turns releases and cancellations into notifications.
@@ -46,32 +51,34 @@ func (h *hub) Emit(e event.Event) {
 func (h *hub) send(thing string, n wire.Notify) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for c := range h.subs[thing] {
-		select {
-		case c <- n:
-		default:
-		}
+	for q := range h.subs[thing] {
+		q.Push(n)
 	}
 }
 
-// subscribe returns a channel of the thing's notifications; unsubscribe with the returned function.
-func (h *hub) subscribe(thing string) (<-chan wire.Notify, func()) {
-	c := make(chan wire.Notify, 16)
+// subscribe returns a queue of the thing's notifications, beginning with a hello; unsubscribe with the returned
+// function, which closes the queue. ok is false once the hub is closed.
+func (h *hub) subscribe(thing string) (q *clock.Queue[wire.Notify], unsubscribe func(), ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.subs[thing] == nil {
-		h.subs[thing] = map[chan wire.Notify]struct{}{}
+	if h.closed {
+		return nil, nil, false
 	}
-	h.subs[thing][c] = struct{}{}
-	c <- wire.Notify{Kind: wire.NotifyHello}
-	return c, func() {
+	q = clock.NewQueue[wire.Notify](h.clock, subscriberQueue)
+	if h.subs[thing] == nil {
+		h.subs[thing] = map[*clock.Queue[wire.Notify]]struct{}{}
+	}
+	h.subs[thing][q] = struct{}{}
+	q.Push(wire.Notify{Kind: wire.NotifyHello})
+	return q, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		delete(h.subs[thing], c)
+		delete(h.subs[thing], q)
 		if len(h.subs[thing]) == 0 {
 			delete(h.subs, thing)
 		}
-	}
+		q.Close()
+	}, true
 }
 
 func (h *hub) count(thing string) int {
@@ -80,12 +87,69 @@ func (h *hub) count(thing string) int {
 	return len(h.subs[thing])
 }
 
+// close ends every subscription: their queues close, and no new one is taken.
 func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.closed {
-		h.closed = true
-		close(h.done)
+	if h.closed {
+		return
+	}
+	h.closed = true
+	close(h.done)
+	for _, qs := range h.subs {
+		for q := range qs {
+			q.Close()
+		}
+	}
+}
+
+// LocalNotify is the notify channel taken in process. A GET /things/{thing}/notify whose context carries one
+// (WithLocalNotify) and that reaches the device API in this process — through the service's middleware, as an
+// in-process http.RoundTripper delivers it — is answered 200 with the thing's notifications in Queue, instead
+// of an upgrade to a websocket. Whatever the middleware does to a notify request (a fault's error answer) it
+// does to this one.
+type LocalNotify struct {
+	mu          sync.Mutex
+	queue       *clock.Queue[wire.Notify]
+	unsubscribe func()
+	closed      bool
+}
+
+type localNotifyKey struct{}
+
+// WithLocalNotify returns ctx carrying l, for the notify request that subscribes it.
+func WithLocalNotify(ctx context.Context, l *LocalNotify) context.Context {
+	return context.WithValue(ctx, localNotifyKey{}, l)
+}
+
+// Queue returns the thing's notifications once the request has been answered, nil before. The queue is closed
+// when the subscription ends: by Close, or when the service closes.
+func (l *LocalNotify) Queue() *clock.Queue[wire.Notify] {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queue
+}
+
+// Close ends the subscription.
+func (l *LocalNotify) Close() {
+	l.mu.Lock()
+	unsubscribe := l.unsubscribe
+	l.closed, l.unsubscribe = true, nil
+	l.mu.Unlock()
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+}
+
+func (l *LocalNotify) set(q *clock.Queue[wire.Notify], unsubscribe func()) {
+	l.mu.Lock()
+	closed := l.closed
+	if !closed {
+		l.queue, l.unsubscribe = q, unsubscribe
+	}
+	l.mu.Unlock()
+	if closed {
+		unsubscribe()
 	}
 }
 
@@ -105,12 +169,33 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if l, _ := r.Context().Value(localNotifyKey{}).(*LocalNotify); l != nil {
+		q, unsubscribe, ok := a.hub.subscribe(name)
+		if !ok {
+			writeError(w, &Error{http.StatusServiceUnavailable, wire.ErrServiceUnavailable, "the service is stopping"})
+			return
+		}
+		l.set(q, unsubscribe)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if clock.WorldOf(a.clock) != nil {
+		// A websocket would hold a virtual-time world for as long as it is open.
+		writeError(w, &Error{http.StatusServiceUnavailable, wire.ErrServiceUnavailable,
+			"the notify channel is not served on virtual time: poll GET /things/{thing}/jobs"})
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
 	defer conn.Close()
-	c, unsubscribe := a.hub.subscribe(name)
+	c, unsubscribe, ok := a.hub.subscribe(name)
+	if !ok {
+		conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "service stopping"), wallDeadline(time.Second))
+		return
+	}
 	defer unsubscribe()
 	// Deadlines are on the wall clock: they bound network I/O, not simulated time.
 	conn.SetReadDeadline(wallDeadline(a.pongWait))
@@ -126,25 +211,29 @@ func (a *API) notify(w http.ResponseWriter, r *http.Request) {
 			conn.SetReadDeadline(wallDeadline(a.pongWait))
 		}
 	}()
-	ping := clock.Real{}.NewTimer(a.ping)
-	defer func() { ping.Stop() }()
+	// Pings are on the wall clock too: the socket is real, whatever the service's clock. (A virtual-time world
+	// never serves this websocket: its devices take the notify channel in process.)
+	nextPing := clock.Real{}.Now().Add(a.ping)
 	for {
-		select {
-		case n := <-c:
-			conn.SetWriteDeadline(wallDeadline(10 * time.Second))
-			if err := conn.WriteJSON(n); err != nil {
-				return
-			}
-		case <-ping.C():
+		i, _ := clock.Wait(nil, clock.Real{}, nextPing.Sub(clock.Real{}.Now()), c, clock.Done(gone))
+		switch i {
+		case 1:
+			return
+		case clock.Expired:
 			if err := conn.WriteControl(websocket.PingMessage, nil, wallDeadline(10*time.Second)); err != nil {
 				return
 			}
-			ping = clock.Real{}.NewTimer(a.ping)
-		case <-gone:
-			return
-		case <-a.hub.done:
+			nextPing = clock.Real{}.Now().Add(a.ping)
+			continue
+		}
+		n, ok := c.TryNext()
+		if !ok { // closed and empty: the service is stopping
 			conn.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, "service stopping"), wallDeadline(time.Second))
+			return
+		}
+		conn.SetWriteDeadline(wallDeadline(10 * time.Second))
+		if err := conn.WriteJSON(n); err != nil {
 			return
 		}
 	}

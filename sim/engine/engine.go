@@ -69,7 +69,7 @@ type Engine struct {
 	subs      map[int]event.Sink
 	nextSub   int
 
-	kick chan struct{}
+	kick *clock.Signal // wakes Run
 }
 
 // rollout is a deployment with its executions.
@@ -96,8 +96,8 @@ func New(opts Options) (*Engine, error) {
 		live:     map[*rollout]struct{}{},
 		pending:  map[string][]byte{},
 		subs:     map[int]event.Sink{},
-		kick:     make(chan struct{}, 1),
 	}
+	e.kick = clock.NewSignal(e.clock)
 	if opts.Events != nil {
 		e.Subscribe(opts.Events)
 	}
@@ -861,38 +861,23 @@ func (r *rollout) abortMet() (string, bool) {
 	return "", false
 }
 
-// Run ticks whenever work is due or the engine's state changed, until ctx ends.
+// Run ticks whenever work is due or the engine's state changed, until ctx ends. It waits through the clock's
+// primitives, so on a virtual-time world's clock it is one of the world's actors.
 func (e *Engine) Run(ctx context.Context) error {
 	for {
 		next := e.Tick()
-		var fire <-chan time.Time
-		var t clock.Timer
+		d := clock.Forever
 		if !next.IsZero() {
-			t = e.clock.NewTimer(next.Sub(e.clock.Now()))
-			fire = t.C()
+			d = next.Sub(e.clock.Now())
 		}
-		select {
-		case <-ctx.Done():
-			if t != nil {
-				t.Stop()
-			}
+		if _, err := clock.Wait(ctx, e.clock, d, e.kick); err != nil {
 			return nil
-		case <-fire:
-		case <-e.kick:
-		}
-		if t != nil {
-			t.Stop()
 		}
 	}
 }
 
 // poke wakes Run so it recomputes when work is next due.
-func (e *Engine) poke() {
-	select {
-	case e.kick <- struct{}{}:
-	default:
-	}
-}
+func (e *Engine) poke() { e.kick.Notify() }
 
 func (e *Engine) emit(ev event.Event) {
 	if ev.Deployment != "" { // every event of a deployment is emitted with e.mu held

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
 // GreengrassGroupID is the Greengrass group id RegisterRoboMaker gives every robot it creates. RoboMaker requires
@@ -31,7 +32,14 @@ const registerWorkers = 8
 //
 // Device names must be valid RoboMaker robot names ([a-zA-Z0-9_-]{1,255}); duplicates are an error. A quota the
 // service enforces (robots per fleet, fleets per region) comes back as the SDK's LimitExceededException.
-func RegisterRoboMaker(ctx context.Context, client *robomaker.Client, fleetName string, devs []Device) (string, error) {
+//
+// The calls are made by a few goroutines at once; OnClock makes them goroutines of a clock (actors of a
+// virtual-time world).
+func RegisterRoboMaker(ctx context.Context, client *robomaker.Client, fleetName string, devs []Device, opts ...RegisterOption) (string, error) {
+	var o registerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	seen := make(map[string]bool, len(devs))
 	for _, d := range devs {
 		if seen[d.Name()] {
@@ -44,7 +52,7 @@ func RegisterRoboMaker(ctx context.Context, client *robomaker.Client, fleetName 
 		return "", fmt.Errorf("register fleet %s: %w", fleetName, err)
 	}
 	robots := make([]string, len(devs)) // robot ARNs; "" when the robot already existed
-	err = parallel(ctx, len(devs), func(ctx context.Context, i int) error {
+	err = parallel(ctx, o.clock, len(devs), func(ctx context.Context, i int) error {
 		d := devs[i]
 		out, err := client.CreateRobot(ctx, &robomaker.CreateRobotInput{Name: aws.String(d.Name()),
 			Architecture: types.Architecture(d.Architecture()), GreengrassGroupId: aws.String(GreengrassGroupID)})
@@ -65,7 +73,7 @@ func RegisterRoboMaker(ctx context.Context, client *robomaker.Client, fleetName 
 	if err := resolveExisting(ctx, client, fleetARN, devs, robots, registered); err != nil {
 		return "", fmt.Errorf("register fleet %s: %w", fleetName, err)
 	}
-	err = parallel(ctx, len(devs), func(ctx context.Context, i int) error {
+	err = parallel(ctx, o.clock, len(devs), func(ctx context.Context, i int) error {
 		if registered[i] {
 			return nil
 		}
@@ -150,32 +158,32 @@ func resolveExisting(ctx context.Context, client *robomaker.Client, fleetARN str
 	return nil
 }
 
-// parallel runs fn for 0..n-1 on registerWorkers goroutines and returns the first error; after an error the
-// remaining indexes are skipped and ctx given to running calls is canceled.
-func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+// RegisterOption is an option of RegisterRoboMaker.
+type RegisterOption func(*registerOptions)
+
+type registerOptions struct{ clock clock.Clock }
+
+// OnClock makes the calls of RegisterRoboMaker on goroutines of c.
+func OnClock(c clock.Clock) RegisterOption { return func(o *registerOptions) { o.clock = c } }
+
+// parallel runs fn for 0..n-1 on registerWorkers goroutines of c, worker k taking the indexes k, k+W, k+2W, …,
+// and returns the first error; after an error the remaining indexes are skipped and ctx given to running calls
+// is canceled.
+func parallel(ctx context.Context, c clock.Clock, n int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(registerWorkers, n) {
-		wg.Go(func() {
-			for i := range next {
+	workers := min(registerWorkers, n)
+	g := clock.NewGroup(c)
+	for k := range workers {
+		g.Go(fmt.Sprint("register worker ", k), func() {
+			for i := k; i < n && ctx.Err() == nil; i += workers {
 				if err := fn(ctx, i); err != nil {
 					cancel(err)
 				}
 			}
 		})
 	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
+
+	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
 // Roster is the devices a backend hosts, in name order, with the lookups of Fleet over them. A backend's Fleet
@@ -16,13 +17,13 @@ type Roster[D Device] struct {
 }
 
 // StartRoster starts a device for each name, in order, through start. When one fails, the devices already started
-// are stopped through stop, as StopAll does, and the start error is returned: their stop errors are dropped.
-func StartRoster[D Device](names []string, start func(name string) (D, error), stop func(D) error) (Roster[D], error) {
+// are stopped through stop, as StopAll does on c, and the start error is returned: their stop errors are dropped.
+func StartRoster[D Device](c clock.Clock, names []string, start func(name string) (D, error), stop func(D) error) (Roster[D], error) {
 	r := Roster[D]{devices: make([]D, 0, len(names)), byName: make(map[string]D, len(names))}
 	for _, name := range names {
 		d, err := start(name)
 		if err != nil {
-			StopAll(r.devices, stop)
+			StopAll(c, r.devices, stop)
 			return Roster[D]{}, err
 		}
 		r.devices = append(r.devices, d)
@@ -58,22 +59,16 @@ func (r Roster[D]) Robot(name string) (D, bool) {
 // Robots returns every robot, by name.
 func (r Roster[D]) Robots() []D { return slices.Clone(r.devices) }
 
-// StopAll stops every device at once through stop and waits for them all: a fleet's Close takes as long as its
-// slowest device, not the sum of them. The errors come back joined.
-func StopAll[D any](devs []D, stop func(D) error) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for _, d := range devs {
-		wg.Go(func() {
-			if err := stop(d); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+// StopAll stops every device at once through stop, on goroutines of c (actors, on a virtual-time world's clock),
+// and waits for them all: a fleet's Close takes as long as its slowest device, not the sum of them. The errors
+// come back joined, in the order of devs.
+func StopAll[D any](c clock.Clock, devs []D, stop func(D) error) error {
+	g := clock.NewGroup(c)
+	errs := make([]error, len(devs))
+	for i, d := range devs {
+		g.Go(fmt.Sprint("stop device ", i), func() { errs[i] = stop(d) })
 	}
-	wg.Wait()
+	g.Wait()
 	return errors.Join(errs...)
 }
 

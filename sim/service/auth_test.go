@@ -106,12 +106,11 @@ func TestDevicesSignWithTheirOwnKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a robot's signed notify channel: %v", err)
 	}
-	if n := <-notes; n.Kind != wire.NotifyHello {
-		t.Fatalf("first notification %+v, want hello", n)
+	if n, err := notes.Next(sub); err != nil || n.Kind != wire.NotifyHello {
+		t.Fatalf("first notification %+v %v, want hello", n, err)
 	}
 	cancel()
-	for range notes {
-	}
+	notes.Close()
 
 	for _, tc := range []struct {
 		name  string

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/artifacts"
@@ -82,7 +83,8 @@ type Service struct {
 	clock   clock.Clock
 	limits  Limits
 	cancel  context.CancelFunc
-	running sync.WaitGroup
+	engine  *clock.Group   // the engine's Run
+	serving sync.WaitGroup // the listeners' Serve
 	servers []*http.Server
 	lns     []*capped
 	addrs   []string
@@ -170,14 +172,17 @@ func New(opts Options) (*Service, error) {
 
 // Start runs the engine and listens on addr, the one endpoint, and, unless s3Addr is empty, on s3Addr for the
 // artifact store alone; ":0"-style addresses pick free ports, which Endpoint and S3Endpoint then tell.
+//
+// On a virtual-time world's clock (clock.World) the engine is one of the world's actors, and the listeners serve
+// callers outside the world — the AWS CLI, a browser, a person looking around — each request as an outside
+// caller of the world (clock.Do), at the instant the world is at. The world's own clients do not use the sockets:
+// they call API and S3 in process (link.InProcess). The device notify websocket, which would hold the world for
+// as long as it is open, is not served on such a listener: devices of a world take it in process.
 func (s *Service) Start(addr, s3Addr string) error {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := clock.WithCancel(s.clock, context.Background())
 	s.cancel = cancel
-	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		s.Engine.Run(ctx)
-	}()
+	s.engine = clock.NewGroup(s.clock)
+	s.engine.Go("engine", func() { s.Engine.Run(ctx) })
 	type listener struct {
 		addr string
 		h    http.Handler
@@ -193,18 +198,32 @@ func (s *Service) Start(addr, s3Addr string) error {
 			s.Close()
 			return fmt.Errorf("listen on %s: %w", l.addr, err)
 		}
+		h := l.h
+		if clock.WorldOf(s.clock) != nil {
+			h = fromOutside(s.clock, h)
+		}
 		cl := &capped{Listener: ln, max: limits.MaxConns}
-		srv := limits.server(l.h)
+		srv := limits.server(h)
 		s.servers = append(s.servers, srv)
 		s.lns = append(s.lns, cl)
 		s.addrs = append(s.addrs, ln.Addr().String())
-		s.running.Add(1)
-		go func() {
-			defer s.running.Done()
-			srv.Serve(cl)
-		}()
+		s.serving.Go(func() { srv.Serve(cl) })
 	}
 	return nil
+}
+
+// fromOutside serves the requests of a listener of a virtual-time world (see Start).
+func fromOutside(c clock.Clock, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/things/") && strings.HasSuffix(r.URL.Path, "/notify") {
+			http.Error(w, "the notify channel is not served on virtual time: poll GET /things/{thing}/jobs",
+				http.StatusServiceUnavailable)
+			return
+		}
+		if err := clock.Do(c, func() { h.ServeHTTP(w, r) }); err != nil {
+			http.Error(w, "the simulated world is not running: "+err.Error(), http.StatusServiceUnavailable)
+		}
+	})
 }
 
 // Conns returns how many connections each listener holds open, the one endpoint first.
@@ -238,8 +257,9 @@ func (s *Service) Close() error {
 	}
 	if s.cancel != nil {
 		s.cancel()
+		s.engine.Wait()
 	}
-	s.running.Wait()
+	s.serving.Wait()
 	return s.Store.Close()
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -639,14 +640,36 @@ func (t *memTransport) Fetch(ctx context.Context, bucket, key string, offset int
 	return &agent.Object{Body: io.NopCloser(r), Offset: offset, Size: size, ETag: etag}, nil
 }
 
-func (t *memTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+func (t *memTransport) Subscribe(ctx context.Context) (agent.Notifications, error) {
 	sub, err := t.s.subscribe(t.thing)
 	if err != nil {
 		return nil, err
 	}
-	context.AfterFunc(ctx, func() { t.s.unsubscribe(t.thing, sub) })
-	return sub.ch, nil
+	var once sync.Once
+	unsubscribe := func() { once.Do(func() { t.s.unsubscribe(t.thing, sub) }) }
+	context.AfterFunc(ctx, unsubscribe)
+	return &chanStream{ch: sub.ch, close: unsubscribe}, nil
 }
+
+// chanStream is a notify channel read from a Go channel, which is closed when the connection ends.
+type chanStream struct {
+	ch    <-chan wire.Notify
+	close func()
+}
+
+func (s *chanStream) Next(ctx context.Context) (wire.Notify, error) {
+	select {
+	case n, ok := <-s.ch:
+		if !ok {
+			return n, errors.New("notify channel closed")
+		}
+		return n, nil
+	case <-ctx.Done():
+		return wire.Notify{}, ctx.Err()
+	}
+}
+
+func (s *chanStream) Close() { s.close() }
 
 type errReader struct{ err error }
 

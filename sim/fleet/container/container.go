@@ -123,6 +123,10 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 		opts.RunID = NewRunID()
 	}
 	opts.Clock = clock.Or(opts.Clock)
+	if clock.WorldOf(opts.Clock) != nil {
+		return nil, errors.New("container fleet: agents in containers keep wall-clock time; they cannot run on a " +
+			"virtual-time world's clock (use a scaled clock)")
+	}
 	if opts.Image == "" {
 		if err := CheckInputs(ImageOptions{Binary: opts.Binary, Busybox: opts.Busybox}); err != nil {
 			return nil, fmt.Errorf("container fleet: %w", err)
@@ -163,10 +167,10 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 				started = append(started, d)
 			}
 		}
-		fleet.StopAll(started, (*Device).close)
+		fleet.StopAll(opts.Clock, started, (*Device).close)
 		return nil, fmt.Errorf("container fleet: %w", err)
 	}
-	f.Roster, err = fleet.StartRoster(names, func(name string) (*Device, error) {
+	f.Roster, err = fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
 		for _, d := range devs {
 			if d.name == name {
 				return d, nil
@@ -210,7 +214,7 @@ func (f *Fleet) Engines() []Engine {
 // safe to call more than once.
 func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() {
-		errs := []error{fleet.StopAll(f.Robots(), (*Device).close)}
+		errs := []error{fleet.StopAll(f.opts.Clock, f.Robots(), (*Device).close)}
 		ctx, cancel := realTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for _, en := range f.engines {

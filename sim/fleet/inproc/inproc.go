@@ -9,10 +9,14 @@
 //     recorded — the agent's in-memory executors, for large fleets. The memory is kept across Crash and Restart,
 //     as a robot's disk would be.
 //
-// Two transports, chosen by Options.Transport:
+// Three transports, chosen by Options.Transport:
 //
 //   - HTTP (the default): the agent speaks HTTP to the service endpoint through a loopback reverse proxy of its
 //     own (package link), which is where its link is shaped.
+//   - In-process: the agent speaks HTTP to the service, but its requests are served in process by Options.HTTP
+//     (a link.InProcess) through the whole of the service's handler chain, shaped on the way by the robot's link;
+//     its notify channel is a subscription taken in process (deviceapi.LocalNotify). No socket is used: this is the
+//     transport of a virtual-time world (clock.World), where it is required.
 //   - Memory: the agent calls the service's device API and artifact store in process (MemoryTransport), with the
 //     same link shaping applied in the adapter, for very large fleets.
 //
@@ -26,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,14 +52,20 @@ const (
 	TransportHTTP TransportKind = iota
 	// TransportMemory: in-process calls to Options.Devices and Options.Objects.
 	TransportMemory
+	// TransportInProcess: HTTP requests to Options.Endpoint served in process by Options.HTTP.
+	TransportInProcess
 )
 
 // Options configure a Fleet. Zero fields take the defaults listed; New resolves them all.
 type Options struct {
 	// Transport is how agents reach the service. Default TransportHTTP.
 	Transport TransportKind
-	// Endpoint is the service's device API base URL (service.Service.Endpoint). Required for TransportHTTP.
+	// Endpoint is the service's device API base URL (service.Service.Endpoint). Required for TransportHTTP and
+	// TransportInProcess.
 	Endpoint string
+	// HTTP serves the requests of TransportInProcess (a link.InProcess over the service's handlers). Required for
+	// it.
+	HTTP http.RoundTripper
 	// Devices and Objects are the service's device API and artifact store (service.Service.Devices and
 	// .Artifacts). Required for TransportMemory.
 	Devices DeviceAPI
@@ -73,7 +84,9 @@ type Options struct {
 	// Dir selects the OS family: robot <name> lives in Dir/<name>, which is kept at Close. Empty: the in-memory
 	// family.
 	Dir string
-	// Clock is the robots' time (each robot sees it through its own skew). Default: the real clock.
+	// Clock is the robots' time (each robot sees it through its own skew). Default: the real clock. On a
+	// virtual-time world's clock every agent is an actor of the world, and the transport must be
+	// TransportInProcess or TransportMemory.
 	Clock clock.Clock
 	// Seed seeds every agent's backoff jitter (mixed with the robot's name).
 	Seed uint64
@@ -90,6 +103,7 @@ type Options struct {
 // Fleet is a set of in-process robots.
 type Fleet struct {
 	fleet.Roster[*Device]
+	clock clock.Clock
 
 	closeOnce sync.Once
 	closeErr  error
@@ -113,27 +127,35 @@ func New(opts Options) (*Fleet, error) {
 		if opts.Devices == nil || opts.Objects == nil {
 			return nil, errors.New("inproc: the memory transport needs Devices and Objects")
 		}
+	case TransportInProcess:
+		if opts.Endpoint == "" || opts.HTTP == nil {
+			return nil, errors.New("inproc: the in-process transport needs Endpoint and HTTP")
+		}
 	default:
 		return nil, fmt.Errorf("inproc: unknown transport %d", opts.Transport)
+	}
+	if opts.Transport == TransportHTTP && clock.WorldOf(opts.Clock) != nil {
+		return nil, errors.New("inproc: the HTTP transport uses sockets, which a virtual-time world cannot wait on: " +
+			"use TransportInProcess")
 	}
 	archs, err := fleet.Architectures(names, opts.Architecture, opts.Architectures)
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
 	opts.Clock = clock.Or(opts.Clock)
-	roster, err := fleet.StartRoster(names, func(name string) (*Device, error) {
+	roster, err := fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
 		return newDevice(&opts, name, archs[name])
 	}, (*Device).close)
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
-	return &Fleet{Roster: roster}, nil
+	return &Fleet{Roster: roster, clock: opts.Clock}, nil
 }
 
 // Close stops every agent — a frozen one is thawed first — stops the applications of the OS family gracefully,
 // and closes the link proxies. Robot directories are kept. It is safe to call more than once.
 func (f *Fleet) Close() error {
-	f.closeOnce.Do(func() { f.closeErr = fleet.StopAll(f.Robots(), (*Device).close) })
+	f.closeOnce.Do(func() { f.closeErr = fleet.StopAll(f.clock, f.Robots(), (*Device).close) })
 	return f.closeErr
 }
 
@@ -147,8 +169,9 @@ type Device struct {
 	proxy      *link.Proxy // the HTTP transport's link
 	mem        *memStorage // the in-memory family's storage, kept across restarts
 
-	// life serialises the lifecycle: Crash, Restart, Freeze, Thaw, close.
-	life sync.Mutex
+	// life serialises the lifecycle: Crash, Restart, Freeze, Thaw, close. It is held while the agent stops, so it
+	// is a lock of the clock's (in a world, a sync.Mutex held across that wait would stall it).
+	life *clock.Mutex
 	// mu guards the fields below, for quick reads that must not wait on a lifecycle change.
 	mu     sync.Mutex
 	run    *incarnation // nil while crashed or closed
@@ -183,7 +206,7 @@ type incarnation struct {
 }
 
 func newDevice(opts *Options, name, arch string) (*Device, error) {
-	d := &Device{name: name, arch: arch, opts: opts, clock: &skewClock{base: opts.Clock}}
+	d := &Device{name: name, arch: arch, opts: opts, clock: &skewClock{base: opts.Clock}, life: clock.NewMutex(opts.Clock)}
 	d.shaper = link.NewShaper(d.clock)
 	if opts.Dir != "" {
 		d.dir = filepath.Join(opts.Dir, name)
@@ -214,7 +237,7 @@ func newDevice(opts *Options, name, arch string) (*Device, error) {
 
 // start runs a new incarnation of the agent on the robot's storage. The caller holds d.life.
 func (d *Device) start() error {
-	inc := &incarnation{gate: newGate(), done: make(chan struct{})}
+	inc := &incarnation{gate: newGate(d.clock), done: make(chan struct{})}
 	ao := d.opts.Agent
 	ao.Thing, ao.Architecture, ao.Dir, ao.Clock, ao.Seed = d.name, d.arch, d.dir, d.clock, d.opts.Seed
 	ao.Executors = agent.Executors{}
@@ -223,6 +246,12 @@ func (d *Device) start() error {
 		ao.Endpoint = d.proxy.URL()
 	case TransportMemory:
 		ao.Executors.Transport = NewMemoryTransport(d.name, d.opts.Devices, d.opts.Objects, d.shaper)
+	case TransportInProcess:
+		t, err := newLocalTransport(d.opts.Endpoint, d.name, d.opts.HTTP, d.shaper)
+		if err != nil {
+			return fmt.Errorf("robot %s: %w", d.name, err)
+		}
+		ao.Executors.Transport = t
 	}
 	if d.mem != nil {
 		ao.Executors.State, ao.Executors.Versions, ao.Executors.Downloader = d.mem.state, d.mem.versions, d.mem.downloads
@@ -251,16 +280,21 @@ func (d *Device) start() error {
 	inc.agent = a
 	d.run = inc
 	d.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := clock.WithCancel(d.clock, context.Background())
 	inc.cancel = cancel
-	go func() {
+	clock.Go(d.clock, d.name+" agent", func() {
 		defer close(inc.done)
 		if err := a.Run(ctx); err != nil && !inc.crashed.Load() && d.opts.OnEvent != nil {
 			d.opts.OnEvent(d.name, agent.Event{Time: d.clock.Now(), Kind: agent.EventError, Thing: d.name,
 				Err: fmt.Errorf("agent stopped: %w", err)})
 		}
-	}()
+	})
 	return nil
+}
+
+// stopped waits until the incarnation's agent has returned from Run.
+func (d *Device) stopped(inc *incarnation) {
+	clock.Wait(nil, d.clock, clock.Forever, clock.Done(inc.done))
 }
 
 // Name implements fleet.Device.
@@ -325,7 +359,7 @@ func (d *Device) Crash() error {
 	inc.gate.kill()
 	powerOff(inc.base.Launcher)
 	inc.cancel()
-	<-inc.done
+	d.stopped(inc)
 	powerOff(inc.base.Launcher) // an application started in the instant before the cut
 	inc.agent.Close()           // releases the device log and connections; stopping the application fails at the gate
 	return nil
@@ -430,7 +464,7 @@ func (d *Device) close() error {
 	if inc != nil {
 		inc.gate.thaw()
 		inc.cancel()
-		<-inc.done
+		d.stopped(inc)
 		err = inc.agent.Close()
 	}
 	if d.proxy != nil {
@@ -451,3 +485,6 @@ type skewClock struct {
 func (c *skewClock) Now() time.Time { return c.base.Now().Add(time.Duration(c.skew.Load())) }
 
 func (c *skewClock) NewTimer(d time.Duration) clock.Timer { return c.base.NewTimer(d) }
+
+// World returns the virtual-time world of the fleet's clock, if it is one: the robot's goroutines are its actors.
+func (c *skewClock) World() *clock.World { return clock.WorldOf(c.base) }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 )
 
@@ -23,6 +24,7 @@ var errPowerCut = errors.New("the device is down")
 // A frozen gate holds every call until thaw or kill, whatever the call's context says: a hung device does not
 // run its own timeouts either.
 type gate struct {
+	clock  clock.Clock
 	mu     sync.Mutex
 	frozen bool
 	thawed chan struct{} // closed at thaw
@@ -30,7 +32,9 @@ type gate struct {
 	killed chan struct{} // closed at kill
 }
 
-func newGate() *gate { return &gate{thawed: make(chan struct{}), killed: make(chan struct{})} }
+func newGate(c clock.Clock) *gate {
+	return &gate{clock: c, thawed: make(chan struct{}), killed: make(chan struct{})}
+}
 
 // pass waits until the gate is open; it fails once the gate is dead.
 func (g *gate) pass() error {
@@ -46,10 +50,7 @@ func (g *gate) pass() error {
 		}
 		thawed := g.thawed
 		g.mu.Unlock()
-		select {
-		case <-thawed:
-		case <-g.killed:
-		}
+		clock.Wait(nil, g.clock, clock.Forever, clock.Done(thawed), clock.Done(g.killed))
 		g.mu.Lock()
 	}
 }
@@ -165,7 +166,7 @@ func (t layerTransport) Update(ctx context.Context, jobID string, req wire.Updat
 
 // Subscribe passes the gate to connect. Notifications already connected keep arriving while frozen, but the
 // agent can act on them only through calls, which the gate holds.
-func (t layerTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+func (t layerTransport) Subscribe(ctx context.Context) (agent.Notifications, error) {
 	if err := t.l.gate.pass(); err != nil {
 		return nil, err
 	}

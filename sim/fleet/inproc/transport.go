@@ -10,8 +10,10 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
+	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
 )
 
@@ -22,7 +24,7 @@ type DeviceAPI interface {
 	Describe(thing, job string, withDoc bool) (wire.DescribeJobExecutionResponse, error)
 	StartNext(thing string, req wire.StartNextPendingJobExecutionRequest) (wire.StartNextPendingJobExecutionResponse, error)
 	Update(thing, job string, req wire.UpdateJobExecutionRequest) (wire.UpdateJobExecutionResponse, error)
-	Subscribe(thing string) (c <-chan wire.Notify, done <-chan struct{}, unsubscribe func())
+	Subscribe(thing string) (q *clock.Queue[wire.Notify], unsubscribe func(), ok bool)
 }
 
 // Objects opens artifacts in process, as *artifacts.Store provides it.
@@ -42,7 +44,7 @@ var (
 // partition, latency, drop and bandwidth semantics as the HTTP proxy does.
 //
 // Artifact downloads read the store directly, so the artifact store's HTTP fault hook (artifacts.Options.Intercept)
-// does not see them; cloud faults on downloads need the HTTP transport.
+// does not see them; cloud faults on downloads need a transport over HTTP (TransportHTTP or TransportInProcess).
 type MemoryTransport struct {
 	thing   string
 	api     DeviceAPI
@@ -181,44 +183,42 @@ func (b *memBody) Read(p []byte) (int, error) {
 
 func (b *memBody) Close() error { return b.rc.Close() }
 
-// Subscribe implements agent.Transport. The channel closes when ctx ends, when the service closes its device
-// API, or when the link is cut.
-func (t *MemoryTransport) Subscribe(ctx context.Context) (<-chan wire.Notify, error) {
+// Subscribe implements agent.Transport. The stream ends when ctx ends, when the service closes its device API,
+// or when the link is cut.
+func (t *MemoryTransport) Subscribe(ctx context.Context) (agent.Notifications, error) {
 	if err := t.admit(ctx, "notify"); err != nil {
 		return nil, err
 	}
-	in, done, unsubscribe := t.api.Subscribe(t.thing)
-	select {
-	case <-done:
-		unsubscribe()
+	q, unsubscribe, ok := t.api.Subscribe(t.thing)
+	if !ok {
 		return nil, agent.Transient(errors.New("notify: the service is stopping"))
-	default:
 	}
-	cut := t.shaper.Cut()
-	out := make(chan wire.Notify)
-	go func() {
-		defer close(out)
-		defer unsubscribe()
-		for {
-			select {
-			case n := <-in:
-				select {
-				case out <- n:
-				case <-ctx.Done():
-					return
-				case <-done:
-					return
-				case <-cut:
-					return
-				}
-			case <-ctx.Done():
-				return
-			case <-done:
-				return
-			case <-cut:
-				return
-			}
+	return newLinkStream(q, unsubscribe, t.shaper), nil
+}
+
+// linkStream is a notify channel taken in process over a shaped link: its queue closes when the link is cut.
+type linkStream struct {
+	q           *clock.Queue[wire.Notify]
+	unsubscribe func()
+	unwatch     func()
+}
+
+func newLinkStream(q *clock.Queue[wire.Notify], unsubscribe func(), s *link.Shaper) *linkStream {
+	ls := &linkStream{q: q, unsubscribe: unsubscribe}
+	ls.unwatch = s.Watch(func(l fleet.Link) {
+		if l.Partition {
+			q.Close()
 		}
-	}()
-	return out, nil
+	})
+	if s.Link().Partition { // cut between the request and the watch
+		q.Close()
+	}
+	return ls
+}
+
+func (s *linkStream) Next(ctx context.Context) (wire.Notify, error) { return s.q.Next(ctx) }
+
+func (s *linkStream) Close() {
+	s.unwatch()
+	s.unsubscribe()
 }

@@ -160,12 +160,14 @@ func TestMemoryTransportLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := <-sub; n.Kind != wire.NotifyHello {
-		t.Fatalf("first notify %+v, want hello", n)
+	if n, err := sub.Next(ctx); err != nil || n.Kind != wire.NotifyHello {
+		t.Fatalf("first notify %+v %v, want hello", n, err)
 	}
 	s.Set(fleet.Link{Partition: true})
-	for range sub {
+	if _, err := sub.Next(ctx); err == nil {
+		t.Fatal("the stream went on over a cut link")
 	}
+	sub.Close()
 	if _, err := tr.Pending(ctx); !agent.IsTransient(err) || !errors.Is(err, link.ErrPartitioned) {
 		t.Fatalf("pending over a cut link: %v", err)
 	}
@@ -178,10 +180,12 @@ func TestMemoryTransportLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-sub
+	sub.Next(sctx)
 	cancel()
-	for range sub {
+	if _, err := sub.Next(sctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the stream after its context ended: %v", err)
 	}
+	sub.Close()
 }
 
 // readAdvancing reads r to its end while advancing c whenever the reader waits on it, and returns the bytes read.

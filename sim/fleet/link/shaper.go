@@ -1,10 +1,12 @@
 // Package link shapes the link between one device and the service as a fleet.Link says: cut it, slow it, make it
 // lossy, throttle it. A Shaper holds the link's state and decides the fate of each request; the in-memory
-// transport consults it directly, and a Proxy — a loopback reverse proxy between an agent and the service, for
-// agents that speak HTTP — applies it to real connections. Both backends of package fleet use the same code, so a
-// link fault means the same thing whichever way the agent is hosted.
+// transport consults it directly, a Proxy — a loopback reverse proxy between an agent and the service, for
+// agents that speak HTTP — applies it to real connections, and Shaper.Transport applies it to the requests of an
+// http.Client, such as one whose requests InProcess serves without a socket. Both backends of package fleet use
+// the same code, so a link fault means the same thing whichever way the agent is hosted.
 //
-// Time is the device's clock: latency and bandwidth are measured on it, so a fake clock makes them exact.
+// Time is the device's clock: latency and bandwidth are measured on it, so a fake clock makes them exact and a
+// virtual-time world's clock makes them cost no wall time.
 package link
 
 import (
@@ -112,15 +114,11 @@ func (s *Shaper) Admit(ctx context.Context) error {
 		return ErrPartitioned
 	}
 	if l.Latency > 0 {
-		t := s.clock.NewTimer(l.Latency)
-		select {
-		case <-t.C():
-		case <-cut:
-			t.Stop()
+		switch i, err := clock.Wait(ctx, s.clock, l.Latency, clock.Done(cut)); {
+		case err != nil:
+			return err
+		case i == 0:
 			return ErrPartitioned
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
 		}
 	}
 	s.mu.Lock()
@@ -191,17 +189,12 @@ func (b *throttled) Read(p []byte) (int, error) {
 	b.sent += int64(n)
 	due := b.start.Add(time.Duration(float64(b.sent) / float64(rate) * float64(time.Second)))
 	if wait := due.Sub(b.s.clock.Now()); wait > 0 {
-		t := b.s.clock.NewTimer(wait)
-		select {
-		case <-t.C():
-		case <-b.cut:
-			t.Stop()
+		switch i, err := clock.Wait(b.ctx, b.s.clock, wait, clock.Done(b.cut), clock.Done(b.closed)); {
+		case err != nil:
+			return 0, err
+		case i == 0:
 			return 0, ErrPartitioned
-		case <-b.ctx.Done():
-			t.Stop()
-			return 0, b.ctx.Err()
-		case <-b.closed:
-			t.Stop()
+		case i == 1:
 			return 0, io.ErrClosedPipe
 		}
 	}

@@ -115,6 +115,10 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 		opts.StopTimeout = 30 * time.Second
 	}
 	opts.Clock = clock.Or(opts.Clock)
+	if clock.WorldOf(opts.Clock) != nil {
+		return nil, errors.New("process fleet: agents in other processes keep wall-clock time; they cannot run on a " +
+			"virtual-time world's clock (use a scaled clock)")
+	}
 	f := &Fleet{}
 	ok := false
 	defer func() {
@@ -141,7 +145,7 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 		}
 	}
 	f.opts = opts
-	f.Roster, err = fleet.StartRoster(names, func(name string) (*Device, error) {
+	f.Roster, err = fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
 		return f.newDevice(name, archs[name])
 	}, (*Device).close)
 	if err != nil {
@@ -156,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Fleet, error) {
 // call more than once.
 func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() {
-		errs := []error{fleet.StopAll(f.Robots(), (*Device).close)}
+		errs := []error{fleet.StopAll(f.opts.Clock, f.Robots(), (*Device).close)}
 		for _, dir := range f.tempDirs {
 			if err := os.RemoveAll(dir); err != nil {
 				errs = append(errs, err)
