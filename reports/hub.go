@@ -61,8 +61,10 @@ type Hub struct {
 	ended   bool // every run started has stopped
 	open    int  // runs started and not stopped
 	clients map[*client]struct{}
-	closed  bool
-	bytes   int64
+	// upgrading counts pages between passing the cap and joining clients.
+	upgrading int
+	closed    bool
+	bytes     int64
 
 	wg sync.WaitGroup
 }
@@ -230,8 +232,12 @@ func (c *client) closeConn(code int, text string) {
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	from, _ := strconv.Atoi(r.URL.Query().Get("from"))
 	stream := r.URL.Query().Get("stream")
+	// A slot is taken before the upgrade, so two pages arriving together cannot both pass the cap.
 	h.mu.Lock()
-	full, closed := len(h.clients) >= h.opts.MaxClients, h.closed
+	full, closed := len(h.clients)+h.upgrading >= h.opts.MaxClients, h.closed
+	if !full && !closed {
+		h.upgrading++
+	}
 	h.mu.Unlock()
 	switch {
 	case closed:
@@ -244,10 +250,14 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		h.mu.Lock()
+		h.upgrading--
+		h.mu.Unlock()
 		return // the upgrader answered the request
 	}
 	c := &client{h: h, conn: conn, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	h.mu.Lock()
+	h.upgrading--
 	if h.closed {
 		h.mu.Unlock()
 		conn.Close()

@@ -567,8 +567,16 @@ func (d *Device) close() error {
 		if frozen {
 			d.e.cli.ContainerUnpause(ctx, d.ctr.GetContainerID(), client.ContainerUnpauseOptions{})
 		}
-		if err := d.ctr.Terminate(ctx, testcontainers.StopTimeout(d.f.opts.StopTimeout)); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", d.name, err))
+		// Stopped and removed through the fleet's own client, not testcontainers-go's Terminate: Terminate
+		// closes the provider's client, which every robot of the engine shares, and so cuts the Docker calls
+		// other robots are making as they close beside this one.
+		id := d.ctr.GetContainerID()
+		grace := int(max(d.f.opts.StopTimeout.Round(time.Second)/time.Second, 1))
+		if _, err := d.e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &grace}); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: stop: %w", d.name, err))
+		}
+		if _, err := d.e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: remove: %w", d.name, err))
 		}
 		if r != nil {
 			select {
