@@ -13,7 +13,6 @@ import (
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
-	"github.com/fleetlab/fleetlab/sim/service"
 )
 
 // Backend hosts an environment's robots.
@@ -34,11 +33,17 @@ type VirtualTimeBackend interface {
 	VirtualTime() bool
 }
 
-// FleetSetup is what a Backend starts a fleet with.
+// FleetSetup is what a Backend starts a fleet with: where the service is, the devices to host and the run's
+// clock, seed and events. It holds nothing but addresses and in-process ways in, so a host anywhere — goroutines
+// here, processes, containers on a remote engine, the boards of a lab rig — can be given one. Registering the
+// devices with the service is the dialect's business, not the host's.
 type FleetSetup struct {
-	// Service is the running service; Endpoint its device API's URL.
-	Service  *service.Service
+	// Endpoint is the URL of the service's device API (and of the artifact downloads it hands out).
 	Endpoint string
+	// Credentials, when set, are the keys the devices sign their requests with (a service that checks
+	// signatures); nil leaves requests unsigned. Hosts whose agents run the fleetlab-agent program pass them
+	// on; the in-process host's agents share the service's process and never sign.
+	Credentials *agent.Credentials
 	// Names are the robots' names, sorted; Architectures maps each name to its architecture.
 	Names         []string
 	Architectures map[string]string
@@ -47,9 +52,12 @@ type FleetSetup struct {
 	// have their timings shrunk to match; 0 on virtual time.
 	Clock clock.Clock
 	Scale float64
-	// HTTP, on virtual time, serves the robots' requests in process (link.InProcess): the robots must use it,
-	// not the sockets of Endpoint.
+	// HTTP, on virtual time, serves the robots' requests in process (link.InProcess, through the service's whole
+	// handler chain): the robots must use it, not the sockets of Endpoint.
 	HTTP http.RoundTripper
+	// InMemory, for a host in the test's process, is the service's device API and artifact store called
+	// without HTTP at all, for very large fleets (InProc{Transport: InMemory}).
+	InMemory *InMemoryService
 	// Seed is the run's seed.
 	Seed uint64
 	// Dir is a directory the backend may use for the robots' storage; removed at cleanup.
@@ -60,19 +68,53 @@ type FleetSetup struct {
 	Events event.Sink
 }
 
+// InMemoryService is the service's device API and artifact store as a host in the test's process calls them.
+type InMemoryService struct {
+	Devices inproc.DeviceAPI
+	Objects inproc.Objects
+}
+
+// Executors are what a robot's agent runs its steps with.
+type Executors int
+
+// The executors of InProc.
+const (
+	// Simulated executors keep the robot's state, downloads and versions in memory, interpret its scripts and
+	// record its launch: thousands of robots in one process.
+	Simulated Executors = iota
+	// Real executors give each robot files under the environment's directory and run its scripts and its
+	// application as real processes.
+	Real
+)
+
+// Transport is how a robot's agent reaches the service.
+type Transport int
+
+// The transports of InProc.
+const (
+	// HTTP requests reach the service's HTTP listener (served in process on virtual time, through the whole
+	// handler chain), so every fault the service's middleware plays applies.
+	HTTP Transport = iota
+	// InMemory calls the service's device API and artifact store in process, without HTTP, for very large
+	// fleets: cloud faults on device requests and service-restart need HTTP and refuse to arm.
+	InMemory
+)
+
 // InProc hosts robots as goroutines in the test's process (sim/fleet/inproc): the default backend. Its robots
 // can do every fault of the catalog, and run on virtual time.
 type InProc struct {
-	// OS gives each robot the agent's OS executors — files under the environment's directory, scripts and the
-	// application as real processes — instead of the in-memory ones.
-	OS bool
-	// Memory makes robots call the service in process instead of over HTTP, for very large fleets. Cloud faults
-	// on device requests and service-restart need HTTP and refuse to arm.
-	Memory bool
+	// Executors are the robots' agent executors (default Simulated).
+	Executors Executors
+	// Transport is how the robots reach the service (default HTTP).
+	Transport Transport
 	// Agent is the template of every agent's options (see inproc.Options.Agent). Zero durations get the
 	// harness's defaults: a request timeout of two minutes of policy time, so a loaded test machine is not
 	// mistaken for a slow link.
 	Agent agent.Options
+	// Direct, with the HTTP transport, has the robots speak straight to the service's listener, with no link
+	// proxy between (inproc.Options.DirectHTTP): one loopback hop a request instead of two, for fleets whose
+	// links are never shaped. Link faults are refused on it (inproc.ErrNoLink), and it runs on the wall clock.
+	Direct bool
 }
 
 var _ VirtualTimeBackend = InProc{}
@@ -81,12 +123,12 @@ var _ VirtualTimeBackend = InProc{}
 func (b InProc) Name() string { return "inproc" }
 
 // VirtualTime implements VirtualTimeBackend.
-func (b InProc) VirtualTime() bool { return true }
+func (b InProc) VirtualTime() bool { return !b.Direct } // the direct path's sockets cannot be waited on in a world
 
 // DevicesOverHTTP implements Backend.
 func (b InProc) DevicesOverHTTP() error {
-	if b.Memory {
-		return errors.New("backend inproc runs its robots on the in-memory transport: their requests never cross the service's HTTP listener (use InProc{} without Memory)")
+	if b.Transport == InMemory {
+		return errors.New("backend inproc runs its robots on the in-memory transport: their requests never cross the service's HTTP listener (use InProc{Transport: HTTP})")
 	}
 	return nil
 }
@@ -98,13 +140,27 @@ func (b InProc) Start(_ context.Context, s FleetSetup) (fleet.Fleet, error) {
 	if opts.Agent.RequestTimeout == 0 {
 		opts.Agent.RequestTimeout = 2 * time.Minute
 	}
-	if b.OS {
+	switch b.Executors {
+	case Simulated:
+	case Real:
 		opts.Dir = s.Dir
+	default:
+		return nil, fmt.Errorf("start fleet: executors %d: want Simulated or Real", b.Executors)
 	}
 	switch {
-	case b.Memory:
+	case b.Transport != HTTP && b.Transport != InMemory:
+		return nil, fmt.Errorf("start fleet: transport %d: want HTTP or InMemory", b.Transport)
+	case b.Direct && (b.Transport != HTTP || s.HTTP != nil):
+		return nil, errors.New("start fleet: the direct path (InProc.Direct) is the HTTP transport over sockets on the wall clock, " +
+			"which a virtual-time world cannot wait on")
+	case b.Direct:
+		opts.Transport, opts.DirectHTTP = inproc.TransportHTTP, true
+	case b.Transport == InMemory:
 		opts.Transport = inproc.TransportMemory
-		opts.Devices, opts.Objects = s.Service.Devices, s.Service.Artifacts
+		if s.InMemory == nil {
+			return nil, errors.New("start fleet: the in-memory transport needs the service in process (FleetSetup.InMemory)")
+		}
+		opts.Devices, opts.Objects, opts.HTTP = s.InMemory.Devices, s.InMemory.Objects, s.HTTP
 	case s.HTTP != nil:
 		opts.Transport, opts.HTTP = inproc.TransportInProcess, s.HTTP
 	}
@@ -141,7 +197,7 @@ func (b Process) DevicesOverHTTP() error { return nil }
 func (b Process) Start(ctx context.Context, s FleetSetup) (fleet.Fleet, error) {
 	f, err := process.New(ctx, process.Options{Endpoint: s.Endpoint, Binary: b.Binary, Dir: s.Dir, Names: s.Names,
 		Architectures: s.Architectures, Clock: s.Clock, Seed: s.Seed, OnEvent: s.OnEvent,
-		Agent: scaledAgent(b.Agent, s.Scale), StopTimeout: 10 * time.Second})
+		Agent: scaledAgent(b.Agent, s.Scale), Credentials: s.Credentials, StopTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("start fleet: %w", err)
 	}

@@ -69,7 +69,7 @@ func (b Container) Start(ctx context.Context, s FleetSetup) (fleet.Fleet, error)
 	}
 	f, err := container.New(ctx, container.Options{Endpoint: s.Endpoint, Engines: b.Engines, Binary: bin,
 		Names: s.Names, Architectures: s.Architectures, Clock: s.Clock, Seed: s.Seed, OnEvent: s.OnEvent,
-		Agent: scaledAgent(b.Agent, s.Scale), Limits: b.Limits, StopTimeout: 10 * time.Second})
+		Agent: scaledAgent(b.Agent, s.Scale), Credentials: s.Credentials, Limits: b.Limits, StopTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("start fleet: %w", err)
 	}

@@ -13,7 +13,9 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	agentrobomaker "github.com/fleetlab/fleetlab/sim/agent/robomaker"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
@@ -41,22 +43,22 @@ func TestContainerJob20(t *testing.T) {
 		Fleet: harness.FleetSpec{Robots: 20},
 		Job:   harness.JobSpec{Bundle: bundles.Hello, Timeout: faults.Duration(15 * time.Minute)},
 		Faults: []faults.Spec{
-			{Fault: "no-response", Target: faults.Selector{Devices: []string{"robot-0005"}, Step: wire.StepDownloadingExtracting}},
+			{Fault: "no-response", Target: faults.Selector{Devices: []string{"robot-0005"}, Step: rmwire.StepDownloadingExtracting}},
 			{Fault: "partition", Params: []byte(`{"duration":"2m"}`),
-				Target: faults.Selector{Devices: []string{"robot-0010"}, Step: wire.StepDownloadingExtracting}},
+				Target: faults.Selector{Devices: []string{"robot-0010"}, Step: rmwire.StepDownloadingExtracting}},
 			{Fault: "script-exit", Params: []byte(`{"script":"pre-launch","code":3}`),
 				Target: faults.Selector{Devices: []string{"robot-0015"}}},
 		},
 		Options: []harness.Option{inContainers(t), harness.WithWait(2 * time.Minute)},
 		Expect: harness.Expect{
-			Status: harness.JobFailed, FailureCode: "RobotDeploymentNoResponse",
+			Status: robomaker.JobFailed, FailureCode: "RobotDeploymentNoResponse",
 			Robots: map[string]harness.RobotExpect{
-				"robot-0005": {Status: harness.RobotNoResponse, FailureCode: "RobotDeploymentNoResponse", Step: wire.StepDownloadingExtracting},
-				"robot-0010": {Status: harness.RobotInSync, Step: wire.StepFinished},
-				"robot-0015": {Status: harness.RobotFailed, FailureCode: "PreLaunchFileFailure", Step: wire.StepExecutingPreLaunch},
+				"robot-0005": {Status: robomaker.RobotNoResponse, FailureCode: "RobotDeploymentNoResponse", Step: rmwire.StepDownloadingExtracting},
+				"robot-0010": {Status: robomaker.RobotInSync, Step: rmwire.StepFinished},
+				"robot-0015": {Status: robomaker.RobotFailed, FailureCode: "PreLaunchFileFailure", Step: rmwire.StepExecutingPreLaunch},
 			},
-			Others: &harness.RobotExpect{Status: harness.RobotInSync, Step: wire.StepFinished},
-			Counts: map[string]int{harness.RobotInSync: 18, harness.RobotNoResponse: 1, harness.RobotFailed: 1},
+			Others: &harness.RobotExpect{Status: robomaker.RobotInSync, Step: rmwire.StepFinished},
+			Counts: map[string]int{robomaker.RobotInSync: 18, robomaker.RobotNoResponse: 1, robomaker.RobotFailed: 1},
 		},
 	}
 	res := harness.RunSpec(t, spec)
@@ -70,16 +72,16 @@ func TestContainerJob20(t *testing.T) {
 	// ordered against the faults' beyond cause and effect.
 	g := NewWithT(t)
 	g.Expect(res.Events).To(harness.ContainEvents(event.Event{Kind: event.FaultInjected, Fault: "no-response",
-		Device: "robot-0005", Step: wire.StepDownloadingExtracting, Reason: "struck"}))
+		Device: "robot-0005", Step: rmwire.StepDownloadingExtracting, Reason: "struck"}))
 	g.Expect(res.Events).To(harness.ContainEvents(
 		event.Event{Kind: event.FaultInjected, Fault: "partition", Device: "robot-0010", Reason: "struck"},
-		event.Event{Kind: harness.AgentRetry, Device: "robot-0010", Step: wire.StepDownloadingExtracting}))
+		event.Event{Kind: harness.AgentRetry, Device: "robot-0010", Step: rmwire.StepDownloadingExtracting}))
 	g.Expect(res.Events).To(harness.ContainEvents(
 		event.Event{Kind: event.FaultInjected, Fault: "partition", Device: "robot-0010", Reason: "struck"},
 		event.Event{Kind: event.FaultRecovered, Fault: "partition", Device: "robot-0010", Reason: "healed after 2m0s"},
-		event.Event{Kind: harness.AgentState, Device: "robot-0010", Step: wire.StepFinished}))
+		event.Event{Kind: harness.AgentState, Device: "robot-0010", Step: rmwire.StepFinished}))
 	g.Expect(res.Events).To(harness.ContainEvents(
-		event.Event{Kind: event.FaultInjected, Fault: "script-exit", Device: "robot-0015", Step: wire.StepExecutingPreLaunch},
+		event.Event{Kind: event.FaultInjected, Fault: "script-exit", Device: "robot-0015", Step: rmwire.StepExecutingPreLaunch},
 		event.Event{Kind: harness.AgentState, Device: "robot-0015", Step: "Failed", Code: "PreLaunchFileFailure"}))
 }
 
@@ -95,20 +97,20 @@ func TestContainerCrashAtPreLaunch(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Inject(faults.Spec{Fault: "crash", Params: []byte(`{"down":"30s"}`),
-		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: wire.StepExecutingPreLaunch}})
-	j := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{Timeout: 20 * time.Minute}))
-	env.Expect(j).To(harness.HaveStatus(harness.JobSucceeded))
-	env.Expect(j).To(harness.HaveRobotCounts(map[string]int{harness.RobotInSync: 2}))
+		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: rmwire.StepExecutingPreLaunch}})
+	j := env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{Timeout: 20 * time.Minute}))
+	env.Expect(j).To(harness.HaveStatus(robomaker.JobSucceeded))
+	env.Expect(j).To(harness.HaveRobotCounts(map[string]int{robomaker.RobotInSync: 2}))
 	// The agent's own events come through the container's output, a moment after they happen: they are not
 	// ordered against the fault's beyond cause and effect.
 	struck := event.Event{Kind: event.FaultInjected, Fault: "crash", Device: "robot-0002",
-		Step: wire.StepExecutingPreLaunch, Reason: "struck"}
+		Step: rmwire.StepExecutingPreLaunch, Reason: "struck"}
 	env.Expect(env.Events()).To(harness.ContainEvents(struck,
 		event.Event{Kind: event.FaultRecovered, Fault: "crash", Device: "robot-0002", Reason: "restarted"}))
 	env.Expect(env.Events()).To(harness.ContainEvents(struck,
 		event.Event{Kind: harness.AgentResume, Device: "robot-0002"},
-		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: wire.StepExecutingPreLaunch},
-		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: wire.StepFinished}))
+		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: rmwire.StepExecutingPreLaunch},
+		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: rmwire.StepFinished}))
 	// The container was really killed and started again: its start time moved, its exit was a SIGKILL's.
 	after, err := d.Inspect(ctx)
 	if err != nil {
@@ -123,6 +125,10 @@ func TestContainerCrashAtPreLaunch(t *testing.T) {
 	if err != nil || st.Current == nil || st.Current.JobID != j.ID || st.InFlight != nil {
 		t.Fatalf("state %+v, %v: want job %s committed and nothing in flight", st, err, j.ID)
 	}
+	version, err := agentrobomaker.InstalledVersion(*st.Current)
+	if err != nil {
+		t.Fatal(err)
+	}
 	env.Eventually(func() (int, error) {
 		_, ps, err := d.Exec(ctx, "ps", "-o", "args")
 		return strings.Count(ps, "hello_robot/launch.sh"), err
@@ -130,7 +136,7 @@ func TestContainerCrashAtPreLaunch(t *testing.T) {
 	env.Eventually(func() (string, error) {
 		_, beat, err := d.Exec(ctx, "cat", container.DeviceDir+"/data/heartbeat")
 		return beat, err
-	}).Should(HavePrefix("version=" + st.Current.Version + " "))
+	}).Should(HavePrefix("version=" + version + " "))
 }
 
 // containerSmokes are the smoke tests of the faults a robot in a container can have: every one of the catalog
@@ -143,7 +149,7 @@ func containerSmokes() []smoke {
 		}
 	}
 	return append(out, smoke{name: "slow-device", fault: spec("slow-device", `{"cpus":0.05,"memoryBytes":67108864}`, on("")),
-		shows: both(robotIs(harness.RobotInSync, ""), throttled(0.05, 64<<20))})
+		shows: both(robotIs(robomaker.RobotInSync, ""), throttled(0.05, 64<<20))})
 }
 
 // throttled reports whether the target's container has the limits of a slow device and the kernel held it

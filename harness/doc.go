@@ -1,19 +1,27 @@
 // Package harness runs fleet deployment scenarios: it starts the deployment service and a fleet of robots,
-// registers the robots in a RoboMaker fleet, injects faults, and asserts on the outcome with gomega matchers — all
-// behind one call, so a scenario author never sees HTTP, SDK setup or cleanup.
+// registers the robots through the scenario's dialect (RoboMaker by default), injects faults, and asserts on the
+// outcome with gomega matchers — all behind one call, so a scenario author never sees HTTP, SDK setup or cleanup.
 //
 //	env := harness.New(t, harness.WithRobots(4))
-//	job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 50})
+//	job := env.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 50})
 //	env.Inject(faults.Spec{Fault: "no-response", Target: faults.Selector{Devices: []string{"robot-0002"}}})
 //	env.Eventually(env.Job(job)).Should(harness.HaveStatus("Failed"))
 //
 // # The environment
 //
 // New starts the service (on-disk store in a test directory, so it can be restarted on its data), the fleet on
-// the chosen backend (in-process goroutine robots by default), registers the robots, and hands out the RoboMaker
-// SDK v2 client (retries off, so what a test sees is what the service said), the S3 client, the device handles
-// and the event stream. Everything stops at the test's cleanup: faults are closed, the fleet and the service
-// stopped, nothing outlives the test.
+// the chosen backend (in-process goroutine robots by default), has the dialect's driver register the robots, and
+// hands out the S3 client, the device handles and the event stream. Everything stops at the test's cleanup:
+// faults are closed, the fleet and the service stopped, nothing outlives the test.
+//
+// # Dialects
+//
+// What differs between deployment APIs — how devices are registered, how a deployment is made and described,
+// what its statuses and steps are called, which job parameters are valid — is a dialect.Driver's (package
+// harness/dialect); Drivers lists them, RoboMaker first and default. A scenario picks one with WithDriver or its
+// spec's "dialect", and the faults it arms take their step names from it. A dialect's own API is its package's:
+// robomaker.Of(env) gives the RoboMaker SDK v2 client (retries off, so what a test sees is what the service
+// said), the fleet's ARN, robot applications and SyncDeploymentJob.
 //
 // # Time
 //

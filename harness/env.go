@@ -13,11 +13,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/robomaker"
-	rmtypes "github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/onsi/gomega"
 
+	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
@@ -29,9 +28,11 @@ import (
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
-// Env is a running environment: the deployment service, a fleet of robots registered in the RoboMaker fleet
-// FleetName, the SDK clients, the run's event stream and the faults armed in it. New makes one; the test's
-// cleanup tears it down. Its methods are safe for concurrent use.
+// Env is a running environment: the deployment service, a fleet of devices registered with the service by the
+// environment's dialect (its Driver: RoboMaker by default), the artifact store's client, the run's event stream
+// and the faults armed in it. New makes one; the test's cleanup tears it down. Its methods are safe for
+// concurrent use. What only one dialect has — RoboMaker's SDK client and fleet — is the dialect's session's
+// (Session; robomaker.Of).
 //
 // On virtual time the service, the engine and the robots are the actors of one clock.World, and every method
 // that acts on them runs as an outside caller of the world (clock.Do): the test's goroutine is never one of its
@@ -49,20 +50,20 @@ type Env struct {
 	transport http.RoundTripper // the SDK clients': in process on virtual time
 	inproc    *link.InProcess   // on virtual time
 	idle      interface{ CloseIdleConnections() }
-	rm        *robomaker.Client // the harness's own, used from within the world on virtual time
-	s3        *s3.Client
-	rmOut     *robomaker.Client // what RoboMaker and S3 hand out, for calls from anywhere
-	s3Out     *s3.Client
+	s3        *s3.Client // the harness's own, used from within the world on virtual time
+	s3Out     *s3.Client // what S3 hands out, for calls from anywhere
+
+	driver  dialect.Driver
+	session dialect.Session
 
 	svcMu        sync.Mutex
 	svc          *service.Service // nil while stopped
 	addr, s3Addr string           // kept across restarts
 	ids          io.Reader        // the service's id source, from the seed, going on across restarts
 
-	fleet    fleet.Fleet
-	robots   []string // every hosted robot, sorted
-	late     []string
-	fleetARN string
+	fleet  fleet.Fleet
+	robots []string // every hosted robot, sorted
+	late   []string
 
 	hooks hooks
 
@@ -70,20 +71,19 @@ type Env struct {
 	faults  []*faults.Handle
 
 	appMu  sync.Mutex
-	apps   int
 	bucket map[string]bool
 }
 
 // New starts an environment for t and registers its teardown with t.Cleanup: the service on loopback ports,
-// the fleet on the chosen backend, its robots registered in the RoboMaker fleet FleetName (all but the late
-// ones). A failure to start is an infrastructure failure and stops the test.
+// the fleet on the chosen backend, its devices registered by the dialect's driver (all but the late ones). A
+// failure to start is an infrastructure failure and stops the test.
 func New(t T, opts ...Option) *Env {
 	t.Helper()
 	cfg, err := resolve(opts)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), hooks: newHooks(), bucket: map[string]bool{}}
+	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), hooks: newHooks(), bucket: map[string]bool{}, driver: cfg.driver}
 	if cfg.virtual() {
 		e.world = clock.NewWorld(clock.WorldOptions{Seed: cfg.seed, Watchdog: cfg.watchdog, OnStall: func(report string) {
 			infraErrorf(t, "the simulated world stalled: an actor blocked outside it\n%s", report)
@@ -118,11 +118,10 @@ func (e *Env) start(cfg config) {
 	e.svcMu.Unlock()
 	e.addr = strings.TrimPrefix(svc.Endpoint(), "http://")
 	e.s3Addr = strings.TrimPrefix(svc.S3Endpoint(), "http://")
-	e.rmOut, e.s3Out = e.clients(svc, e.transport)
-	e.rm, e.s3 = e.rmOut, e.s3Out
-	if e.world != nil {
-		// The harness calls the service from within the world only: its clients need not ask who calls.
-		e.rm, e.s3 = e.clients(svc, e.inproc.ForActors())
+	e.s3Out = e.s3Client(e.transport)
+	e.s3 = e.s3Client(e.ownTransport())
+	if e.session, err = e.driver.Open(host{e}); err != nil {
+		infraFatal(t, "open dialect %s: %v", e.driver.Name(), err)
 	}
 
 	names, err := fleet.Names(cfg.names, cfg.count, "robot")
@@ -148,7 +147,7 @@ func (e *Env) start(cfg config) {
 	}
 	ctx, cancel := e.callContext()
 	defer cancel()
-	setup := FleetSetup{Service: svc, Endpoint: svc.Endpoint(), Names: e.robots, Architectures: archs,
+	setup := FleetSetup{Endpoint: svc.Endpoint(), InMemory: &InMemoryService{Devices: svc.Devices, Objects: svc.Artifacts}, Names: e.robots, Architectures: archs,
 		Clock: e.clock, Scale: cfg.scale, Seed: cfg.seed, Dir: t.TempDir(), OnEvent: e.agentEvent,
 		Events: e.events}
 	if e.world != nil {
@@ -165,23 +164,27 @@ func (e *Env) start(cfg config) {
 			devs = append(devs, d)
 		}
 	}
-	if err := e.createRobots(ctx, devs); err != nil {
-		infraFatal(t, "register robots: %v", err)
-	}
-	if e.fleetARN, err = fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs, fleet.OnClock(e.clock)); err != nil {
+	if err := e.session.Register(ctx, devs); err != nil {
 		infraFatal(t, "register robots: %v", err)
 	}
 	e.log("environment up: %d robots on %s, seed %d, %s, service %s", len(e.robots), cfg.backend.Name(),
 		cfg.seed, e.timeMode(), svc.Endpoint())
 }
 
-// clients returns SDK clients of the service's RoboMaker API and artifact store over rt.
-func (e *Env) clients(svc *service.Service, rt http.RoundTripper) (*robomaker.Client, *s3.Client) {
-	creds := credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", "")
-	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
-			Credentials: creds, RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: rt}}),
-		s3.New(s3.Options{BaseEndpoint: aws.String(svc.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
-			Credentials: creds, Retryer: aws.NopRetryer{}, HTTPClient: &http.Client{Transport: rt}})
+// s3Client returns an SDK client of the service's artifact store over rt.
+func (e *Env) s3Client(rt http.RoundTripper) *s3.Client {
+	return s3.New(s3.Options{BaseEndpoint: aws.String(e.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), Retryer: aws.NopRetryer{},
+		HTTPClient: &http.Client{Transport: rt}})
+}
+
+// ownTransport carries the harness's own calls to the service: on virtual time they are made from within the
+// world only, so its transport need not ask who calls.
+func (e *Env) ownTransport() http.RoundTripper {
+	if e.world != nil {
+		return e.inproc.ForActors()
+	}
+	return e.transport
 }
 
 // timeMode says how time runs in the environment.
@@ -218,29 +221,14 @@ func (e *Env) handler(host string) (http.Handler, error) {
 	return nil, fmt.Errorf("nothing of the environment serves %s", host)
 }
 
-// createRobots creates the RoboMaker robots of devs one after another, in name order. RoboMaker releases a
-// job's robots in the order they were created, so creating them in a fixed order makes the release order — who
-// deploys first, who is still queued when a threshold trips — the same in every run. (RegisterRoboMaker, which
-// then registers them, creates robots concurrently.)
-func (e *Env) createRobots(ctx context.Context, devs []fleet.Device) error {
-	for _, d := range devs {
-		_, err := e.rm.CreateRobot(ctx, &robomaker.CreateRobotInput{Name: aws.String(d.Name()),
-			Architecture: rmtypes.Architecture(d.Architecture()), GreengrassGroupId: aws.String(fleet.GreengrassGroupID)})
-		if err != nil && !errors.As(err, new(*rmtypes.ResourceAlreadyExistsException)) {
-			return fmt.Errorf("create robot %s: %w", d.Name(), err)
-		}
-	}
-	return nil
-}
-
 // serviceOptions are the service's options, the same at every (re)start. Its ids come from the run's seed, so a
 // run repeats them; the source goes on across restarts, so a restarted service does not hand them out again.
 func (e *Env) serviceOptions() service.Options {
 	if e.ids == nil {
 		e.ids = awsapi.NewSeededSource(e.cfg.seed)
 	}
-	return service.Options{Dir: e.dir, Memory: e.cfg.memory, Clock: e.clock, Events: e.events,
-		Wrap: e.hooks.wrap, ArtifactIntercept: e.hooks.artifact, Random: e.ids}
+	return service.Options{Dir: e.dir, InMemoryStore: e.cfg.memory, Clock: e.clock, Events: e.events,
+		Intercept: e.hooks.intercept, ArtifactIntercept: e.hooks.artifact, Random: e.ids}
 }
 
 // close tears everything down, last started first: faults, fleet, service, connections, and on virtual time
@@ -397,14 +385,21 @@ func (e *Env) World() *clock.World { return e.world }
 // Events returns the run's event stream.
 func (e *Env) Events() *Stream { return e.events }
 
-// RoboMaker returns the RoboMaker client (AWS SDK for Go v2, retries off) pointed at the service.
-func (e *Env) RoboMaker() *robomaker.Client { return e.rmOut }
+// Driver returns the environment's dialect driver.
+func (e *Env) Driver() dialect.Driver { return e.driver }
+
+// Session returns the environment's dialect session: for RoboMaker, robomaker.Of(env) gives it with its type.
+func (e *Env) Session() dialect.Session { return e.session }
 
 // S3 returns the S3 client (path style, retries off) pointed at the artifact store.
 func (e *Env) S3() *s3.Client { return e.s3Out }
 
 // Endpoint returns the URL of the AWS APIs and the device API; it stays the same across service restarts.
 func (e *Env) Endpoint() string { return "http://" + e.addr }
+
+// Transport carries calls to the service from anywhere — a test, a collector of field records, the CLI's
+// equivalent — on virtual time as on the wall clock.
+func (e *Env) Transport() http.RoundTripper { return e.transport }
 
 // S3Endpoint returns the URL of the artifact store; it stays the same across service restarts.
 func (e *Env) S3Endpoint() string { return "http://" + e.s3Addr }
@@ -428,9 +423,6 @@ func (e *Env) Artifacts() *artifacts.Store {
 // Fleet returns the fleet.
 func (e *Env) Fleet() fleet.Fleet { return e.fleet }
 
-// FleetARN returns the ARN of the RoboMaker fleet the robots are registered with.
-func (e *Env) FleetARN() string { return e.fleetARN }
-
 // Robots returns the names of every robot the fleet hosts, late ones included, sorted.
 func (e *Env) Robots() []string { return slices.Clone(e.robots) }
 
@@ -443,7 +435,7 @@ func (e *Env) Device(name string) fleet.Device {
 	return d
 }
 
-// RegisterLate registers the late robots (WithLateRobots) with the RoboMaker fleet.
+// RegisterLate registers the late robots (WithLateRobots) through the dialect.
 func (e *Env) RegisterLate() {
 	e.t.Helper()
 	var devs []fleet.Device
@@ -453,10 +445,7 @@ func (e *Env) RegisterLate() {
 	e.do(func() {
 		ctx, cancel := e.callContext()
 		defer cancel()
-		if err := e.createRobots(ctx, devs); err != nil {
-			infraFatal(e.t, "register late robots: %v", err)
-		}
-		if _, err := fleet.RegisterRoboMaker(ctx, e.rm, FleetName, devs, fleet.OnClock(e.clock)); err != nil {
+		if err := e.session.Register(ctx, devs); err != nil {
 			infraFatal(e.t, "register late robots: %v", err)
 		}
 		e.log("registered late robots %v", e.late)
@@ -466,7 +455,7 @@ func (e *Env) RegisterLate() {
 // Arm decodes spec with the fault registry and arms it in the environment; its Close is registered with the
 // test's cleanup. A fault the backend cannot do is refused here.
 func (e *Env) Arm(spec faults.Spec) (*faults.Handle, error) {
-	h, err := e.cfg.registry.New(spec)
+	h, err := e.cfg.registry.New(spec, e.driver.Steps())
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 )
 
 // A user scenario from start to end: four robots, one of which hangs when it starts launching. The job has a
@@ -20,15 +21,15 @@ func Example() {
 	run := func(t harness.T) {
 		env := harness.New(t, harness.WithRobots(4))
 		env.Inject(faults.Spec{Fault: "no-response",
-			Target: faults.Selector{Devices: []string{"robot-0003"}, Step: wire.StepLaunching}})
+			Target: faults.Selector{Devices: []string{"robot-0003"}, Step: rmwire.StepLaunching}})
 
-		job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 50, Timeout: 10 * time.Minute})
+		job := env.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 50, Timeout: 10 * time.Minute})
 
-		env.Eventually(env.Job(job)).Should(harness.HaveStatus(harness.JobFailed))
+		env.Eventually(env.Job(job)).Should(harness.HaveStatus(robomaker.JobFailed))
 		final := env.WaitJob(job)
 		env.Expect(final).To(harness.HaveFailureCode("RobotDeploymentNoResponse"))
-		env.Expect(final).To(harness.HaveRobot("robot-0003", harness.HaveStep(wire.StepLaunching)))
-		env.Expect(final).To(harness.HaveRobotCounts(map[string]int{harness.RobotInSync: 3, harness.RobotNoResponse: 1}))
+		env.Expect(final).To(harness.HaveRobot("robot-0003", harness.HaveStep(rmwire.StepLaunching)))
+		env.Expect(final).To(harness.HaveRobotCounts(map[string]int{robomaker.RobotInSync: 3, robomaker.RobotNoResponse: 1}))
 		for _, r := range final.Robots {
 			fmt.Println(r) // name status/code@step
 		}

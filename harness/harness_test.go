@@ -15,9 +15,10 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 )
 
 // job is a settled job for the matcher tests.
@@ -117,7 +118,7 @@ func TestStreamNumbersEachSource(t *testing.T) {
 		defer mu.Unlock()
 		sunk = append(sunk, e)
 	})))
-	env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{}))
+	env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{}))
 	evs := env.Events().Events()
 	next := map[string]uint64{}
 	sources := map[string]bool{}
@@ -206,12 +207,12 @@ func TestSpecValidation(t *testing.T) {
 func TestExecute(t *testing.T) {
 	spec := harness.Spec{Name: "prelaunch", Fleet: harness.FleetSpec{Robots: 2},
 		Job:    harness.JobSpec{Bundle: bundles.PreLaunchExit3},
-		Expect: harness.Expect{Status: harness.JobFailed, FailureCode: "PreLaunchFileFailure", Others: &harness.RobotExpect{Status: harness.RobotFailed, FailureCode: "PreLaunchFileFailure"}}}
+		Expect: harness.Expect{Status: robomaker.JobFailed, FailureCode: "PreLaunchFileFailure", Others: &harness.RobotExpect{Status: robomaker.RobotFailed, FailureCode: "PreLaunchFileFailure"}}}
 	res, err := harness.Execute(spec, nil, "")
 	if err != nil || !res.OK() || len(res.Rows) != 2 {
 		t.Fatalf("met expectation: %v, %+v", err, res)
 	}
-	spec.Expect.Others = &harness.RobotExpect{Status: harness.RobotInSync}
+	spec.Expect.Others = &harness.RobotExpect{Status: robomaker.RobotInSync}
 	res, err = harness.Execute(spec, nil, "fleetlab run prelaunch.json")
 	var infra *harness.InfraError
 	if err == nil || errors.As(err, &infra) || res.OK() {
@@ -228,7 +229,7 @@ func TestExecute(t *testing.T) {
 
 // TestRefusedAtArm: what the backend or the environment cannot do is refused when armed, saying why.
 func TestRefusedAtArm(t *testing.T) {
-	env := harness.New(t, harness.WithRobots(1), harness.WithMemoryStore(), harness.WithBackend(harness.InProc{Memory: true}))
+	env := harness.New(t, harness.WithRobots(1), harness.WithMemoryStore(), harness.WithBackend(harness.InProc{Transport: harness.InMemory}))
 	for _, tc := range []struct {
 		spec faults.Spec
 		want string
@@ -243,17 +244,17 @@ func TestRefusedAtArm(t *testing.T) {
 	}
 	// The in-memory transport still runs a clean rollout and device faults.
 	env.Inject(faults.Spec{Fault: "script-exit", Params: []byte(`{"script":"pre-launch"}`)})
-	env.Expect(env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{}))).To(harness.HaveFailureCode("PreLaunchFileFailure"))
+	env.Expect(env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{}))).To(harness.HaveFailureCode("PreLaunchFileFailure"))
 }
 
 // TestNothingLeftBehind: an environment's cleanup stops every goroutine it started.
 func TestNothingLeftBehind(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	t.Run("env", func(t *testing.T) {
 		env := harness.New(t, harness.WithRobots(3))
 		env.Inject(faults.Spec{Fault: "partition", Params: []byte(`{"duration":"1h"}`),
 			Target: faults.Selector{Devices: []string{"robot-0002"}, Step: "Launching"}})
-		env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{Timeout: 10 * time.Minute}))
+		env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{Timeout: 10 * time.Minute}))
 	})
 }
 
@@ -293,8 +294,8 @@ func TestSpecErrorsArePlaced(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"{\"name\": \"x\",\n  \"fleet\": {\"robots\": 2,,}}", "line 2, column 26: JSON syntax: invalid character ','"},
 		{"{\"name\": \"x\",\n  \"job\": {\n    \"bundel\": \"hello\"}" + tail,
-			`line 3, column 5: unknown field "bundel" in job (fields: architectures, bundle, concurrency, downloadCondition, failureThreshold, timeout)`},
-		{"{\"name\": \"x\", \"jobb\": {}" + tail, `line 1, column 15: unknown field "jobb" in the scenario (fields: description, expect, faults, fleet, job, name, seed, timeScale)`},
+			`line 3, column 5: unknown field "bundel" in job (fields: architectures, bundle, concurrency, downloadCondition, failureThreshold, options, timeout)`},
+		{"{\"name\": \"x\", \"jobb\": {}" + tail, `line 1, column 15: unknown field "jobb" in the scenario (fields: description, dialect, expect, faults, fleet, job, name, seed, timeScale)`},
 		{"{\"name\": \"x\",\n  \"job\": {\"concurrency\": \"50\"}" + tail, "line 2, column 26: a JSON string where job.concurrency wants a whole number"},
 		{"{\"name\": \"x\",\n  \"job\": {\"concurrency\": 150}" + tail, "line 2, column 26: job: concurrency 150 outside 1-100"},
 		{"{\"name\": \"x\",\n  \"job\": {\"timeout\": \"5x\"}" + tail, `line 2, column 22: job.timeout: duration "5x"`},
@@ -315,8 +316,8 @@ func TestSpecErrorsArePlaced(t *testing.T) {
 		}
 	}
 	// The registry lists a fault's parameters however the fault is given.
-	_, err := faults.Catalog().New(faults.Spec{Fault: "script-exit", Params: json.RawMessage(`{"scrpit": "pre-launch"}`)})
-	if err == nil || !strings.Contains(err.Error(), "(params of script-exit: code, script)") || !errors.Is(err, faults.ErrParams) {
+	_, err := faults.Catalog().New(faults.Spec{Fault: "script-exit", Params: json.RawMessage(`{"scrpit": "pre-launch"}`)}, robomaker.Driver{}.Steps())
+	if err == nil || !strings.Contains(err.Error(), "(params of script-exit: code, component, script)") || !errors.Is(err, faults.ErrParams) {
 		t.Errorf("unknown parameter: %v", err)
 	}
 }

@@ -2,26 +2,22 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/fnv"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/service"
 )
 
-// hooks are the places faults plug into: the service's HTTP middleware and artifact intercept (installed once,
+// hooks are the places faults plug into: the service's call intercept and artifact intercept (installed once,
 // at every service start, and consulting the hooks in force at each request), each device's executor wraps and
 // link shapes (composed and set on the device whenever they change), and the agent event watchers.
 type hooks struct {
@@ -90,75 +86,17 @@ func snapshot[T any](hs *hooks, list *[]idHook[T]) []T {
 	return out
 }
 
-// wrap is the service's Options.Wrap: on the API listener it asks the HTTP hooks about each request.
-func (hs *hooks) wrap(listener string, h http.Handler) http.Handler {
-	if listener != service.ListenerAPI {
-		return h // the S3 listener's faults go through the artifact intercept, which sees every object request
+// intercept is the service's Options.Intercept: the service has routed the request, so the call names its API
+// (a dialect, or the device API) and operation, and a fault's answer goes out in that API's own error form.
+func (hs *hooks) intercept(c awsapi.Call) *awsapi.Fault {
+	call := faults.Call{API: faults.API(c.Dialect), Operation: c.Operation, Thing: c.Thing}
+	for _, hook := range snapshot(hs, &hs.http) {
+		if reply := hook(call); reply != nil {
+			return &awsapi.Fault{Status: reply.Status, Code: reply.Code, Message: reply.Message, After: reply.After}
+		}
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := classify(r)
-		var reply *faults.Reply
-		if ok {
-			for _, hook := range snapshot(hs, &hs.http) {
-				if reply = hook(c); reply != nil {
-					break
-				}
-			}
-		}
-		if reply == nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		if reply.After {
-			h.ServeHTTP(discard{header: http.Header{}}, r)
-		}
-		w.Header().Set("X-Amzn-ErrorType", reply.Code)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(reply.Status)
-		json.NewEncoder(w).Encode(map[string]string{"__type": reply.Code, "message": reply.Message})
-	})
+	return nil
 }
-
-// classify names the API and operation of a request to the API listener. Artifact downloads are left to the
-// artifact intercept.
-func classify(r *http.Request) (faults.Call, bool) {
-	p := strings.Trim(r.URL.Path, "/")
-	seg := strings.Split(p, "/")
-	switch {
-	case seg[0] == "artifacts":
-		return faults.Call{}, false
-	case seg[0] == "things" && len(seg) >= 3:
-		c := faults.Call{API: faults.APIDevice, Thing: seg[1]}
-		switch {
-		case seg[2] == "notify":
-			c.Operation = "Notify"
-		case len(seg) == 3:
-			c.Operation = "GetPendingJobExecutions"
-		case r.Method == http.MethodPut:
-			c.Operation = "StartNextPendingJobExecution"
-		case r.Method == http.MethodPost:
-			c.Operation = "UpdateJobExecution"
-		default:
-			c.Operation = "DescribeJobExecution"
-		}
-		return c, true
-	case seg[0] == "tags":
-		op := map[string]string{http.MethodGet: "ListTagsForResource", http.MethodPost: "TagResource",
-			http.MethodDelete: "UntagResource"}[r.Method]
-		return faults.Call{API: faults.APIRoboMaker, Operation: op}, true
-	case seg[0] != "":
-		first, n := utf8.DecodeRuneInString(seg[0])
-		return faults.Call{API: faults.APIRoboMaker, Operation: string(unicode.ToUpper(first)) + seg[0][n:]}, true
-	}
-	return faults.Call{}, false
-}
-
-// discard is a ResponseWriter that drops the answer: a request served and its answer lost.
-type discard struct{ header http.Header }
-
-func (d discard) Header() http.Header         { return d.header }
-func (d discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d discard) WriteHeader(int)             {}
 
 // artifact is the artifact store's Options.Intercept.
 func (hs *hooks) artifact(op artifacts.Op, bucket, key string) *artifacts.Fault {
@@ -226,6 +164,10 @@ func (w world) ShapeLink(dev string, l fleet.Link) (func(), error) {
 	lk, ok := d.(fleet.Linker)
 	if !ok {
 		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: w.Backend(), Device: dev, Ability: "fleet.Linker"}
+	}
+	// A robot of the direct path has no link: refused here, before its SetLink would have to panic.
+	if err := fleet.CanShapeLink(d); err != nil {
+		return nil, fmt.Errorf("link shape: %w", err)
 	}
 	hs := &w.e.hooks
 	h := fnv.New64a()

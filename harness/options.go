@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -28,8 +29,6 @@ const (
 	DefaultWait = 60 * time.Second
 	// DefaultVirtualWait bounds, in virtual time, how long WaitJob, WaitFor and Eventually wait on virtual time.
 	DefaultVirtualWait = 24 * time.Hour
-	// FleetName is the RoboMaker fleet the environment registers its robots with.
-	FleetName = "fleetlab"
 )
 
 // The harness's test flags. Each is read once per environment or scenario; nothing writes them but the flag
@@ -59,6 +58,7 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 
 // config is an environment's configuration, resolved by New.
 type config struct {
+	driver   dialect.Driver
 	backend  Backend
 	count    int
 	names    []string
@@ -74,6 +74,30 @@ type config struct {
 	wait     time.Duration
 	watchdog time.Duration
 	registry *faults.Registry
+}
+
+// WithDriver makes d the environment's dialect: how its devices are registered, its deployments made and
+// described, its statuses and steps named (default: the first of Drivers, RoboMaker).
+func WithDriver(d dialect.Driver) Option {
+	return optionFunc(func(c *config) error {
+		if d == nil {
+			return fmt.Errorf("WithDriver: nil driver")
+		}
+		c.driver = d
+		return nil
+	})
+}
+
+// WithDialect is WithDriver of the named dialect of Drivers.
+func WithDialect(name string) Option {
+	return optionFunc(func(c *config) error {
+		d, err := DriverNamed(name)
+		if err != nil {
+			return fmt.Errorf("WithDialect: %w", err)
+		}
+		c.driver = d
+		return nil
+	})
 }
 
 // WithBackend hosts the robots on b (default: InProc{}, goroutines over HTTP).
@@ -109,7 +133,8 @@ func WithRobotNames(names ...string) Option {
 	})
 }
 
-// WithArchitecture sets every robot's architecture: X86_64 (the default), ARM64 or ARMHF.
+// WithArchitecture sets every robot's architecture by its GOARCH name: amd64 (the default), arm64 or arm. The
+// dialect driver names it as its dialect does (RoboMaker: X86_64, ARM64, ARMHF) when it registers the robot.
 func WithArchitecture(arch string) Option {
 	return optionFunc(func(c *config) error {
 		if err := fleet.CheckArchitecture(arch); err != nil {
@@ -134,8 +159,8 @@ func WithRobotArchitecture(robot, arch string) Option {
 	})
 }
 
-// WithLateRobots adds robots that the fleet hosts from the start but that join the RoboMaker fleet only when
-// Env.RegisterLate is called: robots registered after a job, for SyncDeploymentJob.
+// WithLateRobots adds robots that the fleet hosts from the start but that the dialect registers only when
+// Env.RegisterLate is called: robots registered after a job (for RoboMaker's SyncDeploymentJob).
 func WithLateRobots(names ...string) Option {
 	return optionFunc(func(c *config) error {
 		c.late = append(c.late, names...)
@@ -225,7 +250,7 @@ func WithFaultRegistry(r *faults.Registry) Option {
 
 // resolve applies opts over the defaults.
 func resolve(opts []Option) (config, error) {
-	c := config{arch: fleet.ArchX86_64}
+	c := config{arch: fleet.ArchAMD64}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -243,6 +268,9 @@ func resolve(opts []Option) (config, error) {
 	}
 	if c.registry == nil {
 		c.registry = faults.Catalog()
+	}
+	if c.driver == nil {
+		c.driver = Drivers()[0]
 	}
 	if c.scale == 0 && *scaleFlag != 0 {
 		if err := CheckTimeScale(*scaleFlag); err != nil {

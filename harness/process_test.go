@@ -9,7 +9,8 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
@@ -35,16 +36,16 @@ func TestProcessBackend(t *testing.T) {
 	}
 
 	env.Inject(faults.Spec{Fault: "crash", Params: []byte(`{"down":"30s"}`),
-		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: wire.StepDownloadingExtracting}})
+		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: rmwire.StepDownloadingExtracting}})
 	// Process agents keep wall-clock time, and a restarted one resumes in real seconds on a loaded machine: the
 	// robot timeout (RoboMaker's default five hours, 30 s of wall time at 600x) leaves room for that.
-	j := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{Timeout: 5 * time.Hour}))
-	env.Expect(j).To(harness.HaveStatus(harness.JobSucceeded))
-	env.Expect(j).To(harness.HaveRobotCounts(map[string]int{harness.RobotInSync: 3}))
+	j := env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{Timeout: 5 * time.Hour}))
+	env.Expect(j).To(harness.HaveStatus(robomaker.JobSucceeded))
+	env.Expect(j).To(harness.HaveRobotCounts(map[string]int{robomaker.RobotInSync: 3}))
 	// The agent's events come from another process, so the kill lands just after the robot entered the step,
 	// not exactly at it; either way it is killed, restarted, and in sync at the end.
 	env.Expect(env.Events()).To(harness.ContainEvents(
-		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: wire.StepDownloadingExtracting},
+		event.Event{Kind: harness.AgentState, Device: "robot-0002", Step: rmwire.StepDownloadingExtracting},
 		event.Event{Kind: event.FaultInjected, Fault: "crash", Device: "robot-0002", Reason: "struck"},
 		event.Event{Kind: event.FaultRecovered, Fault: "crash", Device: "robot-0002", Reason: "restarted"},
 		event.Event{Kind: harness.AgentConnected, Device: "robot-0002"}))

@@ -11,12 +11,13 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/rigs"
 	"github.com/fleetlab/fleetlab/rigs/emulated"
 	"github.com/fleetlab/fleetlab/rigs/righost"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/rigs/serial/ser2nettest"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -43,7 +44,7 @@ func board(e *harness.Env, thing string) *rigs.Board {
 
 func TestRigCleanDeployment(t *testing.T) {
 	e := onRig(t, nil, 4)
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
 	final := e.WaitJob(job)
 	e.Expect(final).To(harness.HaveStatus("Succeeded"))
 	e.Expect(final).To(harness.HaveRobotCounts(map[string]int{"InSync": 4}))
@@ -64,7 +65,7 @@ func TestRigPowerCutIsNoResponse(t *testing.T) {
 	e := onRig(t, nil, 2)
 	e.Inject(faults.Spec{Fault: "power-cut", Params: json.RawMessage(`{"duration": "1h"}`),
 		Target: faults.Selector{Devices: []string{"robot-0002"}, Step: "DownloadingExtracting"}})
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 2 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 2 * time.Minute})
 	final := e.WaitJob(job)
 	e.Expect(final).To(harness.HaveFailureCode("RobotDeploymentNoResponse"))
 	e.Expect(final).To(harness.HaveRobot("robot-0002", harness.HaveStatus("NoResponse")))
@@ -77,7 +78,7 @@ func TestRigPowerCutIsNoResponse(t *testing.T) {
 func TestRigResetDuringPreLaunchNeverLeavesAHalfInstalledRobotInSync(t *testing.T) {
 	e := onRig(t, nil, 2)
 	e.Inject(faults.Spec{Fault: "reset", Target: faults.Selector{Devices: []string{"robot-0001"}, Step: "ExecutingPreLaunch"}})
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 3 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 3 * time.Minute})
 	final := e.WaitJob(job)
 	r, ok := final.Robot("robot-0001")
 	if !ok {
@@ -105,7 +106,7 @@ func TestSerialNoiseStillDeploys(t *testing.T) {
 	e := onRig(t, nil, 1)
 	h := e.Inject(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(`{"rate": 0.01}`),
 		Target: faults.Selector{Devices: []string{"robot-0001"}}})
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 30 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 30 * time.Minute})
 	final := e.WaitJob(job)
 	e.Recover(h)
 	e.Expect(final).To(harness.HaveStatus("Succeeded"))
@@ -177,7 +178,7 @@ boards:
 		}
 	}
 	// The board works all the same.
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
 }
 
@@ -208,7 +209,7 @@ boards:
 	}
 	e := harness.New(t, harness.WithBackend(harness.Rig{File: f, GPIO: emu}), harness.WithRobots(1),
 		harness.WithTimeScale(20), harness.WithWait(2*time.Minute))
-	job := e.Deploy(bundles.Hello, harness.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
+	job := e.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 100, Timeout: 10 * time.Minute})
 	e.Expect(e.WaitJob(job)).To(harness.HaveStatus("Succeeded"))
 	if st := board(e, "robot-0001").Stats(); st.MessagesReceived == 0 || st.FramesCorrupt != 0 {
 		t.Errorf("the line over %s: %+v", addr, st)
@@ -218,12 +219,12 @@ boards:
 // rigSmokes are the smoke tests of the faults only a rig's boards can have: a reset line, a serial line.
 func rigSmokes() []smoke {
 	return []smoke{
-		{name: "reset", fault: spec("reset", "", on(wire.StepExecutingPreLaunch)),
+		{name: "reset", fault: spec("reset", "", on(rmwire.StepExecutingPreLaunch)),
 			shows: both(rebooted, agentSaid(harness.AgentResume, target, ""))},
 		{name: "serial-noise", fault: spec("serial-noise", `{"rate":0.01}`, faults.Selector{Devices: []string{target}}),
-			shows: both(robotIs(harness.RobotInSync, ""), damagedFrames)},
-		{name: "serial-unplug", fault: spec("serial-unplug", `{"for":"1h"}`, on(wire.StepDownloadingExtracting)),
-			job: harness.Deployment{Timeout: 2 * time.Minute}, shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
+			shows: both(robotIs(robomaker.RobotInSync, ""), damagedFrames)},
+		{name: "serial-unplug", fault: spec("serial-unplug", `{"for":"1h"}`, on(rmwire.StepDownloadingExtracting)),
+			job: robomaker.Deployment{Timeout: 2 * time.Minute}, shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
 	}
 }
 

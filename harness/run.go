@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
@@ -122,15 +123,22 @@ func runSpec(t T, spec Spec) *Result {
 			bundle = bundles.Hello
 		}
 		var err error
-		job, err = env.StartJob(env.CreateApplication(bundle, spec.Job.Architectures...), spec.Job.Deployment())
+		job, err = env.StartDeployment(bundle, spec.Job.Architectures, env.driver.Config(spec.Job))
 		if err != nil {
-			t.Fatalf("scenario %s: CreateDeploymentJob: %v", spec.Name, err)
+			t.Fatalf("scenario %s: deploy: %v", spec.Name, err)
 		}
 	}
 	res.Job = env.WaitJob(job)
 	res.Events = env.events.Events()
 	res.MaxInFlight = maxInFlight(res.Events, res.Job.ID)
-	res.check(targeted)
+	res.check(targeted, env.driver.Statuses())
+	if v, ok := env.session.(dialect.Verifier); ok {
+		env.do(func() {
+			ctx, cancel := env.callContext()
+			defer cancel()
+			res.Failures = append(res.Failures, v.Verify(ctx, res.Job)...)
+		})
+	}
 	for _, f := range res.Failures {
 		t.Errorf("scenario %s: product failure: %s", spec.Name, f)
 	}
@@ -145,11 +153,11 @@ func runSpec(t T, spec Spec) *Result {
 }
 
 // check compares the settled job with the expectation.
-func (r *Result) check(targeted map[string]bool) {
+func (r *Result) check(targeted map[string]bool, st dialect.Statuses) {
 	x := r.Spec.Expect
 	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
 	// A failed job's code is checked when the expectation names one; any other job must have none.
-	codeChecked := x.FailureCode != "" || x.Status != JobFailed
+	codeChecked := x.FailureCode != "" || x.Status != st.Failed
 	if r.Job.Status != x.Status || (codeChecked && r.Job.FailureCode != x.FailureCode) {
 		want := x.Status
 		if x.FailureCode != "" {
@@ -172,7 +180,7 @@ func (r *Result) check(targeted map[string]bool) {
 			row.Diff = "no expectation applies to this robot"
 		}
 		if row.From != "" {
-			row.Diff = strings.Join(row.Want.check(robot), "; ")
+			row.Diff = strings.Join(row.Want.check(robot, st), "; ")
 		}
 		if row.Diff != "" {
 			fail("robot %s: %s", robot, row.Diff)

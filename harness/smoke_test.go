@@ -12,7 +12,9 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
 )
@@ -25,10 +27,10 @@ const target = "robot-0001"
 type smoke struct {
 	name  string
 	fault faults.Spec
-	job   harness.Deployment
+	job   robomaker.Deployment
 	// start starts the job (default: Deploy of the hello bundle); it returns the job's ARN and, for faults
 	// whose signature is an answer to the caller, whether the answer showed the fault.
-	start func(env *harness.Env, d harness.Deployment) (job string, answered bool)
+	start func(env *harness.Env, d robomaker.Deployment) (job string, answered bool)
 	// shows reports whether the settled job and the run's events show the fault.
 	shows check
 }
@@ -70,14 +72,14 @@ func both(a, b check) check {
 
 // answeredWith starts the job once and reports whether CreateDeploymentJob failed with code; it then starts
 // it again, as a caller would retry, so the run still has a job.
-func answeredWith(code string) func(env *harness.Env, d harness.Deployment) (string, bool) {
-	return func(env *harness.Env, d harness.Deployment) (string, bool) {
-		app := env.CreateApplication(bundles.Hello)
-		job, err := env.StartJob(app, d)
+func answeredWith(code string) func(env *harness.Env, d robomaker.Deployment) (string, bool) {
+	return func(env *harness.Env, d robomaker.Deployment) (string, bool) {
+		app := robomaker.Of(env).CreateApplication(bundles.Hello)
+		job, err := robomaker.Of(env).StartJob(app, d)
 		var ae smithy.APIError
 		answered := errors.As(err, &ae) && ae.ErrorCode() == code
 		if err != nil {
-			if job, err = env.StartJob(app, d); err != nil {
+			if job, err = robomaker.Of(env).StartJob(app, d); err != nil {
 				env.T().Fatalf("retried CreateDeploymentJob: %v", err)
 			}
 		}
@@ -109,55 +111,58 @@ func skewed(env *harness.Env, _ harness.Job, _ bool) bool {
 }
 
 func smokes() []smoke {
-	timeout := harness.Deployment{Timeout: 10 * time.Minute}
+	timeout := robomaker.Deployment{Timeout: 10 * time.Minute}
 	return []smoke{
-		{name: "no-response", fault: spec("no-response", "", on(wire.StepLaunching)), job: timeout,
-			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
-		{name: "crash", fault: spec("crash", `{"down":"30s"}`, on(wire.StepDownloadingExtracting)),
-			shows: both(robotIs(harness.RobotInSync, ""), agentSaid(harness.AgentResume, target, ""))},
-		{name: "power-cut", fault: spec("power-cut", `{"duration":"2m"}`, on(wire.StepExecutingPreLaunch)),
-			shows: both(robotIs(harness.RobotInSync, ""), poweredOff(2*time.Minute))},
+		{name: "no-response", fault: spec("no-response", "", on(rmwire.StepLaunching)), job: timeout,
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
+		{name: "crash", fault: spec("crash", `{"down":"30s"}`, on(rmwire.StepDownloadingExtracting)),
+			shows: both(robotIs(robomaker.RobotInSync, ""), agentSaid(harness.AgentResume, target, ""))},
+		{name: "power-cut", fault: spec("power-cut", `{"duration":"2m"}`, on(rmwire.StepExecutingPreLaunch)),
+			shows: both(robotIs(robomaker.RobotInSync, ""), poweredOff(2*time.Minute))},
 		{name: "script-exit-download-condition", fault: spec("script-exit", `{"script":"download-condition"}`, on("")),
-			job:   harness.Deployment{DownloadCondition: bundles.ConditionOK},
-			shows: robotIs(harness.RobotFailed, "DownloadConditionFailed")},
+			job:   robomaker.Deployment{DownloadCondition: bundles.ConditionOK},
+			shows: robotIs(robomaker.RobotFailed, "DownloadConditionFailed")},
 		{name: "script-exit-pre-launch", fault: spec("script-exit", `{"script":"pre-launch","code":3}`, on("")),
-			shows: robotIs(harness.RobotFailed, "PreLaunchFileFailure")},
+			shows: robotIs(robomaker.RobotFailed, "PreLaunchFileFailure")},
 		{name: "script-exit-post-launch", fault: spec("script-exit", `{"script":"post-launch","code":4}`, on("")),
-			shows: robotIs(harness.RobotFailed, "PostLaunchFileFailure")},
-		{name: "slow-step", fault: spec("slow-step", `{"delay":"30m"}`, on(wire.StepLaunching)), job: timeout,
-			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
+			shows: robotIs(robomaker.RobotFailed, "PostLaunchFileFailure")},
+		// The pre-launch file has no timeout of its own: held 30 minutes, it outlasts the robot's ten.
+		{name: "slow-script", fault: spec("slow-script", `{"script":"pre-launch","delay":"30m"}`, on("")), job: timeout,
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
+		{name: "slow-step", fault: spec("slow-step", `{"delay":"30m"}`, on(rmwire.StepLaunching)), job: timeout,
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
 		{name: "disk-full-download", fault: spec("disk-full", "", on("")),
-			shows: robotIs(harness.RobotFailed, "EnvironmentSetupError")},
+			shows: robotIs(robomaker.RobotFailed, "EnvironmentSetupError")},
 		{name: "disk-full-extract", fault: spec("disk-full", `{"during":"extract"}`, on("")),
-			shows: robotIs(harness.RobotFailed, "ExtractingBundleFailure")},
+			shows: robotIs(robomaker.RobotFailed, "ExtractingBundleFailure")},
 		{name: "clock-skew", fault: spec("clock-skew", `{"skew":"24h"}`, on("")),
-			shows: both(robotIs(harness.RobotInSync, ""), skewed)},
-		{name: "partition", fault: spec("partition", `{"duration":"1h"}`, on(wire.StepDownloadingExtracting)), job: timeout,
-			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
-		{name: "latency", fault: spec("latency", `{"latency":"20m"}`, on(wire.StepDownloadingExtracting)), job: timeout,
-			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
+			shows: both(robotIs(robomaker.RobotInSync, ""), skewed)},
+		{name: "partition", fault: spec("partition", `{"duration":"1h"}`, on(rmwire.StepDownloadingExtracting)), job: timeout,
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
+		{name: "latency", fault: spec("latency", `{"latency":"20m"}`, on(rmwire.StepDownloadingExtracting)), job: timeout,
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
 		{name: "drop", fault: spec("drop", `{"rate":0.5}`, on("")),
-			shows: both(robotIs(harness.RobotInSync, ""), dropped)},
+			shows: both(robotIs(robomaker.RobotInSync, ""), dropped)},
 		// The hello bundle is 694 bytes: at 1 B/s its download outlasts a ten-minute timeout.
 		{name: "bandwidth", fault: spec("bandwidth", `{"bytesPerSecond":1}`, on("")), job: timeout,
-			shows: robotIs(harness.RobotNoResponse, "RobotDeploymentNoResponse")},
+			shows: robotIs(robomaker.RobotNoResponse, "RobotDeploymentNoResponse")},
 		{name: "etag-mismatch", fault: spec("etag-mismatch", `{"key":"hello.tar.gz"}`, faults.Selector{}),
-			shows: robotIs(harness.RobotFailed, "EtagMismatch")},
+			shows: robotIs(robomaker.RobotFailed, "EtagMismatch")},
 		{name: "missing-object", fault: spec("missing-object", `{"key":"hello.tar.gz"}`, faults.Selector{}),
-			shows: robotIs(harness.RobotFailed, "ResourceNotFound")},
+			shows: robotIs(robomaker.RobotFailed, "ResourceNotFound")},
 		{name: "http-5xx-robomaker", fault: spec("http-5xx", `{"operation":"CreateDeploymentJob","times":1}`, faults.Selector{}),
 			start: answeredWith("InternalServerException"),
 			shows: answer},
 		{name: "http-5xx-device", fault: spec("http-5xx", `{"api":"device","operation":"UpdateJobExecution","times":2}`,
 			faults.Selector{Devices: []string{target}}),
-			shows: both(robotIs(harness.RobotInSync, ""), agentSaid(harness.AgentRetry, target, wire.ErrServiceUnavailable))},
+			shows: both(robotIs(robomaker.RobotInSync, ""), agentSaid(harness.AgentRetry, target, wire.ErrServiceUnavailable))},
 		{name: "throttle-robomaker", fault: spec("throttle", `{"operation":"CreateDeploymentJob","times":1}`, faults.Selector{}),
 			start: answeredWith("ThrottlingException"),
 			shows: answer},
 		{name: "throttle-artifacts", fault: spec("throttle", `{"api":"artifacts","operation":"GetObject","times":2}`, faults.Selector{}),
-			shows: both(robotIs(harness.RobotInSync, ""), agentSaid(harness.AgentRetry, "", "(503)"))},
+			shows: both(robotIs(robomaker.RobotInSync, ""), agentSaid(harness.AgentRetry, "", "(503)"))},
 		{name: "service-restart", fault: spec("service-restart", "", faults.Selector{}),
-			shows: both(robotIs(harness.RobotInSync, ""), agentSaid(harness.AgentDisconnected, target, ""))},
+			shows: both(robotIs(robomaker.RobotInSync, ""), agentSaid(harness.AgentDisconnected, target, ""))},
 	}
 }
 
@@ -165,7 +170,7 @@ func smokes() []smoke {
 // executors or skew its clock, and the agent runs out of reach. TestContainerRefusals holds the container
 // backend to refusing them.
 var inProcOnly = map[string]bool{"script-exit-download-condition": true, "disk-full-download": true,
-	"disk-full-extract": true, "clock-skew": true}
+	"disk-full-extract": true, "clock-skew": true, "slow-script": true}
 
 // poweredOff reports whether the target went down and was restarted at least d later, resuming its execution.
 func poweredOff(d time.Duration) check {
@@ -195,7 +200,7 @@ func (s smoke) run(t *testing.T, noop bool, opts ...harness.Option) (shown bool)
 	}
 	start := s.start
 	if start == nil {
-		start = func(env *harness.Env, d harness.Deployment) (string, bool) {
+		start = func(env *harness.Env, d robomaker.Deployment) (string, bool) {
 			return env.Deploy(bundles.Hello, d), false
 		}
 	}
@@ -203,7 +208,7 @@ func (s smoke) run(t *testing.T, noop bool, opts ...harness.Option) (shown bool)
 	j := env.WaitJob(job)
 	shown = s.shows(env, j, answered)
 	if noop {
-		if j.Status != harness.JobSucceeded {
+		if j.Status != robomaker.JobSucceeded {
 			t.Errorf("no-op run: %s, want every robot in sync\n%s", j, harness.Timeline(j.Timeline))
 		}
 		return shown
@@ -211,9 +216,9 @@ func (s smoke) run(t *testing.T, noop bool, opts ...harness.Option) (shown bool)
 	if h.State() == faults.StateInjected {
 		env.Recover(h)
 	}
-	again := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{}))
-	env.Expect(again).To(harness.HaveStatus(harness.JobSucceeded), "a job after Recover")
-	env.Expect(again).To(harness.HaveRobot(target, harness.HaveStatus(harness.RobotInSync)))
+	again := env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{}))
+	env.Expect(again).To(harness.HaveStatus(robomaker.JobSucceeded), "a job after Recover")
+	env.Expect(again).To(harness.HaveRobot(target, harness.HaveStatus(robomaker.RobotInSync)))
 	if !shown {
 		t.Logf("injected run: %s\n%s", j, harness.Timeline(j.Timeline))
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -31,6 +32,9 @@ type Spec struct {
 	Name string `json:"name"`
 	// Description says what the scenario shows.
 	Description string `json:"description,omitempty"`
+	// Dialect names the deployment API the scenario speaks, one of Drivers (default robomaker): it decides the
+	// job's meaning, the statuses and steps Expect names, the steps faults take.
+	Dialect string `json:"dialect,omitempty"`
 	// Fleet is the robots.
 	Fleet FleetSpec `json:"fleet,omitzero"`
 	// Seed, when set, is the run's seed (otherwise the -fleetlab.seed flag's, or DefaultSeed).
@@ -56,33 +60,16 @@ type FleetSpec struct {
 	// Robots is the fleet's size (robots named robot-0001, …); Names names them instead.
 	Robots int      `json:"robots,omitempty"`
 	Names  []string `json:"names,omitempty"`
-	// Architecture is every robot's (default X86_64); Architectures overrides it per robot.
+	// Architecture is every robot's GOARCH (amd64, arm64 or arm; default amd64); Architectures overrides it per
+	// robot.
 	Architecture  string            `json:"architecture,omitempty"`
 	Architectures map[string]string `json:"architectures,omitempty"`
 	// Late are robots hosted from the start but registered only when the scenario calls Env.RegisterLate.
 	Late []string `json:"late,omitempty"`
 }
 
-// JobSpec is a scenario's deployment job.
-type JobSpec struct {
-	// Bundle is the fixtures/bundles bundle deployed (default "hello").
-	Bundle string `json:"bundle,omitempty"`
-	// Architectures are the application's sources (default X86_64 only).
-	Architectures []string `json:"architectures,omitempty"`
-	// Concurrency is concurrentDeploymentPercentage; FailureThreshold failureThresholdPercentage.
-	Concurrency      int32 `json:"concurrency,omitempty"`
-	FailureThreshold int32 `json:"failureThreshold,omitempty"`
-	// Timeout is robotDeploymentTimeoutInSeconds (policy time).
-	Timeout faults.Duration `json:"timeout,omitempty"`
-	// DownloadCondition names a fixtures/bundles script.
-	DownloadCondition string `json:"downloadCondition,omitempty"`
-}
-
-// Deployment returns the job's configuration.
-func (j JobSpec) Deployment() Deployment {
-	return Deployment{Concurrency: j.Concurrency, FailureThreshold: j.FailureThreshold, Timeout: j.Timeout.D(),
-		DownloadCondition: j.DownloadCondition}
-}
+// JobSpec is a scenario's deployment job; its dialect decides what its members mean and which values they take.
+type JobSpec = dialect.JobSpec
 
 // Expect is a scenario's expected outcome. Every robot of the job must meet one robot expectation: its own in
 // Robots, else Targets when a fault of the plan targets it, else Others; a robot with none fails the scenario.
@@ -102,8 +89,8 @@ type Expect struct {
 	MaxInFlight int `json:"maxInFlight,omitempty"`
 }
 
-// RobotExpect is one robot's expected outcome; empty fields are not checked, except that a Status other than
-// Failed or NoResponse implies no failure code.
+// RobotExpect is one robot's expected outcome; empty fields are not checked, except that a Status that carries
+// no failure code in the dialect (RoboMaker: other than Failed or NoResponse) implies no failure code.
 type RobotExpect struct {
 	Status      string `json:"status"`
 	FailureCode string `json:"failureCode,omitempty"`
@@ -122,14 +109,14 @@ func (r RobotExpect) String() string {
 	return s
 }
 
-// check compares a robot with the expectation; it returns what differs.
-func (r RobotExpect) check(got Robot) []string {
+// check compares a robot with the expectation under the dialect's statuses; it returns what differs.
+func (r RobotExpect) check(got Robot, st dialect.Statuses) []string {
 	var diffs []string
 	if got.Status != r.Status {
 		diffs = append(diffs, fmt.Sprintf("status %s, want %s", got.Status, r.Status))
 	}
 	wantCode := r.FailureCode
-	if wantCode != "" || (r.Status != RobotFailed && r.Status != RobotNoResponse) {
+	if wantCode != "" || !st.IsDeviceFailed(r.Status) {
 		if got.FailureCode != wantCode {
 			diffs = append(diffs, fmt.Sprintf("failure code %q, want %q", got.FailureCode, wantCode))
 		}
@@ -140,9 +127,30 @@ func (r RobotExpect) check(got Robot) []string {
 	return diffs
 }
 
+// driver returns the driver of the spec's dialect: the one its code Options give (WithDriver), else the one
+// it names.
+func (s Spec) driver() (dialect.Driver, error) {
+	if c := s.optionsConfig(); c.driver != nil {
+		return c.driver, nil
+	}
+	return DriverNamed(s.Dialect)
+}
+
+// optionsConfig is what the spec's code Options set, over no defaults. An option's own error is left for New
+// to report.
+func (s Spec) optionsConfig() config {
+	var c config
+	for _, o := range s.Options {
+		if o != nil {
+			_ = o.apply(&c)
+		}
+	}
+	return c
+}
+
 // options returns the environment options the spec asks for.
 func (s Spec) options() []Option {
-	var opts []Option
+	opts := []Option{WithDialect(s.Dialect)}
 	f := s.Fleet
 	switch {
 	case len(f.Names) > 0:
@@ -169,7 +177,9 @@ func (s Spec) options() []Option {
 	return append(opts, s.Options...)
 }
 
-// Validate checks the spec as a whole, reporting every problem at once.
+// Validate checks the spec as a whole, reporting every problem at once: the parts every dialect shares here,
+// the job through its dialect's driver, the faults through the registry the spec's options name
+// (WithFaultRegistry; default faults.Catalog()) with the dialect's steps.
 func (s Spec) Validate() error { return s.validate(nil) }
 
 // validate is Validate, placing each problem in the scenario file when pos knows where it is.
@@ -207,6 +217,11 @@ func (s Spec) validate(pos *positions) error {
 			bad("fleet.architectures."+n, "fleet: robot %s: %v", n, err)
 		}
 	}
+	drv, err := s.driver()
+	if err != nil {
+		bad("dialect", "%v", err)
+		return errors.Join(errs...)
+	}
 	if s.TimeScale != 0 && s.TimeScale < 1 {
 		bad("timeScale", "timeScale %v: want at least 1", s.TimeScale)
 	}
@@ -216,25 +231,14 @@ func (s Spec) validate(pos *positions) error {
 	if c := s.Job.DownloadCondition; c != "" && !slices.Contains(bundles.Scripts(), c) {
 		bad("job.downloadCondition", "job: download condition %q is not a fixture script (%s)", c, strings.Join(bundles.Scripts(), ", "))
 	}
-	for i, a := range s.Job.Architectures {
-		if err := fleet.CheckArchitecture(a); err != nil {
-			bad(fmt.Sprintf("job.architectures[%d]", i), "job: %v", err)
-		}
+	for _, p := range drv.CheckJob(s.Job) {
+		bad(p.Path, "%v", p.Err)
 	}
-	if c := s.Job.Concurrency; c < 0 || c > 100 {
-		bad("job.concurrency", "job: concurrency %d outside 1-100", c)
-	}
-	if c := s.Job.FailureThreshold; c < 0 || c > 100 {
-		bad("job.failureThreshold", "job: failureThreshold %d outside 1-100", c)
-	}
-	if t := s.Job.Timeout.D(); t != 0 && t < 60e9 {
-		bad("job.timeout", "job: timeout %v is below RoboMaker's minimum of one minute", t)
-	}
-	reg := faults.Catalog()
+	reg := s.registry()
 	robots := s.robots()
 	for i, f := range s.Faults {
 		at := fmt.Sprintf("faults[%d]", i)
-		if _, err := reg.New(f); err != nil {
+		if _, err := reg.New(f, drv.Steps()); err != nil {
 			switch {
 			case errors.Is(err, faults.ErrUnknown):
 				at += ".fault"
@@ -259,10 +263,9 @@ func (s Spec) validate(pos *positions) error {
 			bad(at+".target.count", "faults[%d]: target: count %d is more robots than the fleet's %d", i, n, len(robots))
 		}
 	}
-	switch s.Expect.Status {
-	case JobSucceeded, JobFailed, JobCanceled:
-	default:
-		bad("expect.status", "expect: status %q: want %s, %s or %s", s.Expect.Status, JobSucceeded, JobFailed, JobCanceled)
+	st, steps := drv.Statuses(), drv.Steps()
+	if !slices.Contains(st.Final, s.Expect.Status) {
+		bad("expect.status", "expect: status %q: want %s", s.Expect.Status, orList(st.Final))
 	}
 	robotExpects := map[string]RobotExpect{}
 	for n, r := range s.Expect.Robots {
@@ -279,13 +282,11 @@ func (s Spec) validate(pos *positions) error {
 	}
 	for _, where := range slices.Sorted(maps.Keys(robotExpects)) {
 		r := robotExpects[where]
-		switch r.Status {
-		case RobotInSync, RobotFailed, RobotNoResponse, RobotDeploying, RobotPending:
-		default:
-			bad("expect."+where+".status", "expect: %s: status %q is not a RoboMaker robot status", where, r.Status)
+		if !slices.Contains(st.Device, r.Status) {
+			bad("expect."+where+".status", "expect: %s: status %q is not a %s robot status", where, r.Status, steps.Name)
 		}
-		if r.Step != "" && !slices.Contains(faults.Steps, r.Step) {
-			bad("expect."+where+".step", "expect: %s: step %q is not a RoboMaker step", where, r.Step)
+		if r.Step != "" && !slices.Contains(steps.Steps, r.Step) {
+			bad("expect."+where+".step", "expect: %s: step %q is not a %s step", where, r.Step, steps.Name)
 		}
 	}
 	for n := range s.Expect.Robots {
@@ -294,6 +295,22 @@ func (s Spec) validate(pos *positions) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// registry returns the fault registry the spec's options name (WithFaultRegistry), else faults.Catalog().
+func (s Spec) registry() *faults.Registry {
+	if c := s.optionsConfig(); c.registry != nil {
+		return c.registry
+	}
+	return faults.Catalog()
+}
+
+// orList renders "a, b or c".
+func orList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
 }
 
 // robots returns the names of the fleet's robots, late ones included, when the spec alone decides them (no
@@ -340,7 +357,7 @@ func ReadSpec(r io.Reader) (Spec, error) {
 	if dec.More() {
 		return Spec{}, errors.New("decode spec: more than one JSON value")
 	}
-	reg := faults.Catalog()
+	reg := s.registry()
 	for i, f := range s.Faults {
 		// A fault's parameters decode into the fault's own type: place them too.
 		path := fmt.Sprintf("faults[%d].params", i)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 )
 
 // FuzzReadSpec reads arbitrary scenario files: a file is refused with an error or accepted, never a panic, and an
@@ -42,7 +43,7 @@ func FuzzReadSpec(f *testing.F) {
 			t.Fatalf("spec changed on a round trip:\n%+v\n%+v", spec, again)
 		}
 		for _, fs := range spec.Faults {
-			if h, err := catalog.New(fs); err == nil {
+			if h, err := catalog.New(fs, robomaker.Driver{}.Steps()); err == nil {
 				h.Close(t.Context())
 			}
 		}

@@ -138,6 +138,16 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 		if name == "-" {
 			continue
 		}
+		if ft := f.Type; name == "" && f.Anonymous && ft.Kind() == reflect.Struct {
+			// An embedded struct's members are the outer object's, as encoding/json reads them (throttle's
+			// HTTPError); the outer type's own members win.
+			for n, t := range jsonFields(ft) {
+				if _, own := out[n]; !own {
+					out[n] = t
+				}
+			}
+			continue
+		}
 		if name == "" {
 			name = f.Name
 		}

@@ -50,8 +50,16 @@ func infraErrorf(t T, format string, args ...any) {
 
 func infraMessage(t T, format string, args ...any) string {
 	err := &InfraError{Err: fmt.Errorf(format, args...)}
-	if r, ok := t.(infraReporter); ok {
-		r.infraFailure(err)
+	for u := t; u != nil; {
+		if r, ok := u.(infraReporter); ok {
+			r.infraFailure(err)
+			break
+		}
+		w, ok := u.(interface{ Unwrap() T })
+		if !ok {
+			break
+		}
+		u = w.Unwrap()
 	}
 	return fmt.Sprintf("%v (the environment failed, not the product under test)", err)
 }
@@ -198,4 +206,18 @@ func (r *Recorder) TempDir() string {
 	defer r.mu.Unlock()
 	r.dirs = append(r.dirs, dir)
 	return dir
+}
+
+// InfraFatalf fails t (or the T it wraps: a T that wraps another says so with an Unwrap() T method) with a
+// failure of the environment — an *InfraError under a Recorder, which `fleetlab run`
+// reports as such (exit 3) — and stops the test. It is for environments outside this package (the AppConfig lab).
+func InfraFatalf(t T, format string, args ...any) {
+	t.Helper()
+	infraFatal(t, format, args...)
+}
+
+// InfraErrorf is InfraFatalf that lets the test go on; it may be called from any goroutine.
+func InfraErrorf(t T, format string, args ...any) {
+	t.Helper()
+	infraErrorf(t, format, args...)
 }

@@ -14,9 +14,10 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 )
 
 // TestVirtualTime: an environment runs on virtual time by default. Two hours that a robot spends in a slow step
@@ -28,15 +29,15 @@ func TestVirtualTime(t *testing.T) {
 		t.Fatal("an in-process environment without a time scale is not on virtual time")
 	}
 	env.Inject(faults.Spec{Fault: "slow-step", Params: []byte(`{"delay":"2h"}`),
-		Target: faults.Selector{Devices: []string{"robot-0001"}, Step: wire.StepLaunching}})
+		Target: faults.Selector{Devices: []string{"robot-0001"}, Step: rmwire.StepLaunching}})
 	start := env.Clock().Now()
-	job := env.Deploy(bundles.Hello, harness.Deployment{})
+	job := env.Deploy(bundles.Hello, robomaker.Deployment{})
 
 	var failure string
 	g := gomega.NewGomega(func(msg string, _ ...int) { failure = msg })
 	wall := clock.Real{}.Now()
 	if g.Eventually(env.Job(job)).WithTimeout(300 * time.Millisecond).WithPolling(10 * time.Millisecond).
-		Should(harness.HaveStatus(harness.JobSucceeded)) {
+		Should(harness.HaveStatus(robomaker.JobSucceeded)) {
 		t.Fatal("gomega's Eventually saw the job succeed, though no virtual time passed")
 	}
 	if failure == "" || (clock.Real{}).Now().Sub(wall) > 10*time.Second || env.Clock().Now() != start {
@@ -44,7 +45,7 @@ func TestVirtualTime(t *testing.T) {
 			(clock.Real{}).Now().Sub(wall), env.Clock().Now().Sub(start))
 	}
 
-	env.Eventually(env.Job(job)).Should(harness.HaveStatus(harness.JobSucceeded))
+	env.Eventually(env.Job(job)).Should(harness.HaveStatus(robomaker.JobSucceeded))
 	if took := env.Clock().Now().Sub(start); took < 2*time.Hour || took > 3*time.Hour {
 		t.Fatalf("the job took %v of virtual time, want the two hours of the slow step", took)
 	}
@@ -69,13 +70,15 @@ func (l blockingLauncher) Start(ctx context.Context, app agent.App) error {
 // fails, as an infrastructure failure, with a report naming the stuck actor and its stack, instead of hanging;
 // once the executor lets go, the world carries on and the environment is torn down cleanly.
 func TestStalledWorldIsAnInfrastructureFailure(t *testing.T) {
+	// The watchdog's wall-clock bound is well above what any other actor holds its turn for on a loaded machine
+	// under -race (the setup's calls took more than a second there), and the launcher blocks well past it.
 	spec := harness.Spec{Name: "stall", Fleet: harness.FleetSpec{Robots: 1},
-		Options: []harness.Option{harness.WithWatchdog(time.Second), harness.WithBackend(harness.InProc{
+		Options: []harness.Option{harness.WithWatchdog(4 * time.Second), harness.WithBackend(harness.InProc{
 			Agent: agent.Options{Wrap: func(ex agent.Executors) agent.Executors {
-				ex.Launcher = blockingLauncher{Launcher: ex.Launcher, release: clock.Real{}.NewTimer(4 * time.Second).C()}
+				ex.Launcher = blockingLauncher{Launcher: ex.Launcher, release: clock.Real{}.NewTimer(10 * time.Second).C()}
 				return ex
 			}}})},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}}}
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync}}}
 	var log strings.Builder
 	_, err := harness.Execute(spec, &log, "")
 	var infra *harness.InfraError
@@ -116,9 +119,9 @@ func TestSeedsFlag(t *testing.T) {
 			if env.Seed()%3 == 0 {
 				env.T().Errorf("seed %d is unlucky", env.Seed())
 			}
-			return env.Deploy(bundles.Hello, harness.Deployment{})
+			return env.Deploy(bundles.Hello, robomaker.Deployment{})
 		},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}}}
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync}}}
 	r := &recorded{T: t}
 	harness.RunSpec(r, spec)
 	first := harness.DefaultSeed

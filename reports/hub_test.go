@@ -1,9 +1,11 @@
 package reports_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -148,15 +150,35 @@ func TestHubResume(t *testing.T) {
 
 func TestHubSlowClientIsToldAndCaughtUp(t *testing.T) {
 	hub, srv := liveHub(t, reports.HubOptions{LiveLag: 100, MaxBatch: 50, WriteWait: time.Minute}, "")
-	c := dial(t, srv, nil)
-	read(t, c) // hello; then the client reads nothing while the run goes on
-	const n = 20000
+	// The page's socket takes little (a fixed receive buffer turns off the kernel's autotuning) and the records
+	// are large, so the run outgrows every buffer between the hub and the page while the page reads nothing:
+	// the hub's writer is held, whatever the machine's load, until the page reads again.
+	dialer := *websocket.DefaultDialer
+	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetReadBuffer(256 << 10)
+		}
+		return conn, err
+	}
+	c, resp, err := dialer.Dial(wsURL(srv, nil), nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	read(t, c)                    // hello; then the client reads nothing while the run goes on
+	const n, size = 5000, 4 << 10 // 20 MiB: more than loopback's largest socket buffers hold
+	pad := strings.Repeat("x", size)
 	for i := 0; i < n; i += 100 {
-		feed(hub, i, 100) // returns at once: the stalled page holds nothing up
+		recs := make([]reports.Record, 100)
+		for j := range recs {
+			recs[j] = reports.Record{V: 1, Seq: uint64(i + j + 1), Run: "r", Kind: event.Log, Detail: fmt.Sprint(i + j), Attrs: map[string]string{"pad": pad}}
+		}
+		hub.Add(recs) // returns at once: the stalled page holds nothing up
 	}
 	_, others := collect(t, c, 0, n)
 	if len(others) == 0 || others[0] != "behind" {
-		t.Errorf("control messages %v, want behind first", others)
+		t.Fatalf("control messages %v, want behind first", others)
 	}
 	if others[len(others)-1] == "behind" { // the catch-up's "live" follows the last record
 		if m := read(t, c); m.Type != "live" || m.Pos != n {

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 // serve starts a service for the bridges to call.
 func serve(t *testing.T) string {
-	svc, err := service.New(service.Options{Dir: t.TempDir(), Memory: true})
+	svc, err := service.New(service.Options{Dir: t.TempDir(), InMemoryStore: true})
 	if err != nil {
 		t.Fatal(err)
 	}

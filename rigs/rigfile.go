@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fleetlab/fleetlab/rigs/serial"
+	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
 // File is a rig file.
@@ -37,11 +38,17 @@ type File struct {
 	Path string
 }
 
+// robomakerArchitectures are RoboMaker's names of the architectures, which rig files may still use: a rig file
+// is read once per run, so the old spelling costs nothing to keep.
+var robomakerArchitectures = map[string]string{"X86_64": fleet.ArchAMD64, "ARM64": fleet.ArchARM64, "ARMHF": fleet.ArchARM}
+
 // BoardSpec is one board of a rig file.
 type BoardSpec struct {
 	// Name names the board on the rig (board-1, pi-lab-3); Thing is the agent's thing (robot) name.
 	Name, Thing string
-	// Architecture is the board's RoboMaker architecture: X86_64, ARM64 or ARMHF.
+	// Architecture is the board's architecture by its GOARCH name: amd64 (the default), arm64 or arm. For rig
+	// files written before fleetlab named architectures so, RoboMaker's names are read too and given as
+	// theirs: X86_64 is amd64, ARM64 arm64, ARMHF arm.
 	Architecture string
 	// Serial is the console.
 	Serial SerialSpec
@@ -289,12 +296,13 @@ func (p *parser) board(n *yaml.Node) BoardSpec {
 		p.bad(m["thing"], "%s: thing %q: want 1 to 128 of [a-zA-Z0-9_-] (it is also the RoboMaker robot name)", what, b.Thing)
 	}
 	b.Architecture = p.str(m["architecture"], "architecture")
-	switch b.Architecture {
-	case "":
-		b.Architecture = "X86_64"
-	case "X86_64", "ARM64", "ARMHF":
-	default:
-		p.bad(m["architecture"], "%s: architecture %q: want X86_64, ARM64 or ARMHF", what, b.Architecture)
+	if a, ok := robomakerArchitectures[b.Architecture]; ok {
+		b.Architecture = a
+	}
+	if b.Architecture == "" {
+		b.Architecture = fleet.ArchAMD64
+	} else if err := fleet.CheckArchitecture(b.Architecture); err != nil {
+		p.bad(m["architecture"], "%s: %v", what, err)
 	}
 	if e := m["emulate"]; e != nil {
 		b.Emulate = p.emulate(e, what)

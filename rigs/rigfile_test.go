@@ -42,6 +42,33 @@ boards:
 	}
 }
 
+// TestParseArchitectures reads a board's architecture by its GOARCH name, amd64 when the file names none, and
+// by RoboMaker's name as rig files once named it.
+func TestParseArchitectures(t *testing.T) {
+	for in, want := range map[string]string{"": "amd64", "amd64": "amd64", "arm64": "arm64", "arm": "arm",
+		"X86_64": "amd64", "ARM64": "arm64", "ARMHF": "arm"} {
+		text := "rig: r\nboards:\n  - name: b\n    thing: t\n    serial: {port: /dev/ttyUSB0}\n"
+		if in != "" {
+			text += "    architecture: " + in + "\n"
+		}
+		f, err := rigs.Parse("arch.yaml", strings.NewReader(text))
+		if err != nil {
+			t.Errorf("architecture %q: %v", in, err)
+			continue
+		}
+		if got := f.Boards[0].Architecture; got != want {
+			t.Errorf("architecture %q read as %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"x86_64", "armhf", "riscv64"} {
+		_, err := rigs.Parse("arch.yaml", strings.NewReader("rig: r\nboards:\n  - name: b\n    thing: t\n"+
+			"    serial: {port: /dev/ttyUSB0}\n    architecture: "+bad+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "arch.yaml:6: board b: architecture \""+bad+"\": want amd64, arm64 or arm") {
+			t.Errorf("architecture %q: %v", bad, err)
+		}
+	}
+}
+
 func TestParseExamples(t *testing.T) {
 	for _, p := range []string{"../fixtures/rigs/emulated-4.yaml", "../fixtures/rigs/raspberry-pi.yaml"} {
 		f, err := rigs.Load(p)

@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/robomaker"
+	rmsdk "github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -16,7 +16,8 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -40,24 +41,24 @@ func cancelMidRollout() harness.Spec {
 		Description: "CancelDeploymentJob while robot 2 of 5 is launching: robots not started are aborted, the one deploying finishes",
 		Fleet:       harness.FleetSpec{Robots: 5},
 		Run: func(env *harness.Env, _ harness.Spec) string {
-			held, err := env.Arm(hold("robot-0002", wire.StepLaunching))
+			held, err := env.Arm(hold("robot-0002", rmwire.StepLaunching))
 			env.Expect(err).NotTo(HaveOccurred())
 			env.Expect(held.Inject(env.Context())).To(Succeed())
-			job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 20})
+			job := env.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 20})
 			env.Eventually(env.Robot(job, "robot-0002")).Should(And(
-				harness.HaveStatus(harness.RobotDeploying), harness.HaveStep(wire.StepLaunching)))
+				harness.HaveStatus(robomaker.RobotDeploying), harness.HaveStep(rmwire.StepLaunching)))
 			env.Expect(env.Cancel(job)).To(Succeed())
-			env.Eventually(env.Job(job)).Should(harness.HaveStatus(harness.JobCanceled))
+			env.Eventually(env.Job(job)).Should(harness.HaveStatus(robomaker.JobCanceled))
 			env.Recover(held)
 			return job
 		},
 		Expect: harness.Expect{
-			Status: harness.JobCanceled,
+			Status: robomaker.JobCanceled,
 			Robots: map[string]harness.RobotExpect{
-				"robot-0001": {Status: harness.RobotInSync},
-				"robot-0002": {Status: harness.RobotInSync},
+				"robot-0001": {Status: robomaker.RobotInSync},
+				"robot-0002": {Status: robomaker.RobotInSync},
 			},
-			Others: &harness.RobotExpect{Status: harness.RobotFailed, FailureCode: "RobotDeploymentAborted"},
+			Others: &harness.RobotExpect{Status: robomaker.RobotFailed, FailureCode: "RobotDeploymentAborted"},
 		},
 	}
 }
@@ -70,22 +71,22 @@ func syncLateRobots() harness.Spec {
 		Description: "SyncDeploymentJob after two robots join the fleet: only they get the fleet's last successful deployment",
 		Fleet:       harness.FleetSpec{Robots: 3, Late: []string{"late-0001", "late-0002"}},
 		Run: func(env *harness.Env, _ harness.Spec) string {
-			first := env.WaitJob(env.Deploy(bundles.Hello, harness.Deployment{}))
-			env.Expect(first).To(harness.HaveStatus(harness.JobSucceeded))
-			env.Expect(first).To(harness.HaveRobotCounts(map[string]int{harness.RobotInSync: 3}))
-			_, err := env.Sync()
+			first := env.WaitJob(env.Deploy(bundles.Hello, robomaker.Deployment{}))
+			env.Expect(first).To(harness.HaveStatus(robomaker.JobSucceeded))
+			env.Expect(first).To(harness.HaveRobotCounts(map[string]int{robomaker.RobotInSync: 3}))
+			_, err := robomaker.Of(env).Sync()
 			var bad *types.InvalidParameterException
 			env.Expect(errors.As(err, &bad)).To(BeTrue(), "sync with every robot in sync: %v", err)
 			env.RegisterLate()
-			job, err := env.Sync()
+			job, err := robomaker.Of(env).Sync()
 			env.Expect(err).NotTo(HaveOccurred())
 			return job
 		},
 		Expect: harness.Expect{
-			Status: harness.JobSucceeded,
+			Status: robomaker.JobSucceeded,
 			Robots: map[string]harness.RobotExpect{
-				"late-0001": {Status: harness.RobotInSync, Step: wire.StepFinished},
-				"late-0002": {Status: harness.RobotInSync, Step: wire.StepFinished},
+				"late-0001": {Status: robomaker.RobotInSync, Step: rmwire.StepFinished},
+				"late-0002": {Status: robomaker.RobotInSync, Step: rmwire.StepFinished},
 			},
 		},
 	}
@@ -98,18 +99,18 @@ func concurrentDeployment() harness.Spec {
 		Description: "A second CreateDeploymentJob on a fleet with an active job is ConcurrentDeploymentException; the first job is unharmed",
 		Fleet:       harness.FleetSpec{Robots: 3},
 		Run: func(env *harness.Env, _ harness.Spec) string {
-			held, err := env.Arm(hold("robot-0001", wire.StepExecutingPreLaunch))
+			held, err := env.Arm(hold("robot-0001", rmwire.StepExecutingPreLaunch))
 			env.Expect(err).NotTo(HaveOccurred())
 			env.Expect(held.Inject(env.Context())).To(Succeed())
-			job := env.Deploy(bundles.Hello, harness.Deployment{})
-			env.Eventually(env.Robot(job, "robot-0001")).Should(harness.HaveStep(wire.StepExecutingPreLaunch))
-			_, err = env.StartJob(env.CreateApplication(bundles.Hello), harness.Deployment{})
+			job := env.Deploy(bundles.Hello, robomaker.Deployment{})
+			env.Eventually(env.Robot(job, "robot-0001")).Should(harness.HaveStep(rmwire.StepExecutingPreLaunch))
+			_, err = robomaker.Of(env).StartJob(robomaker.Of(env).CreateApplication(bundles.Hello), robomaker.Deployment{})
 			var conflict *types.ConcurrentDeploymentException
 			env.Expect(errors.As(err, &conflict)).To(BeTrue(), "second job: %v", err)
 			env.Recover(held)
 			return job
 		},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}},
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync}},
 	}
 }
 
@@ -121,19 +122,19 @@ func serviceRestartMidRollout() harness.Spec {
 		Description: "The service is dropped and restarted on its data while robots deploy: nothing is lost, nothing done twice",
 		Fleet:       harness.FleetSpec{Robots: 6},
 		Run: func(env *harness.Env, _ harness.Spec) string {
-			held, err := env.Arm(hold("robot-0004", wire.StepLaunching))
+			held, err := env.Arm(hold("robot-0004", rmwire.StepLaunching))
 			env.Expect(err).NotTo(HaveOccurred())
 			env.Expect(held.Inject(env.Context())).To(Succeed())
-			job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 50})
-			env.Eventually(env.Robot(job, "robot-0004")).Should(harness.HaveStep(wire.StepLaunching))
-			before := env.WaitFor(func(j harness.Job) bool { return j.Counts()[harness.RobotInSync] >= 2 }, job)
+			job := env.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 50})
+			env.Eventually(env.Robot(job, "robot-0004")).Should(harness.HaveStep(rmwire.StepLaunching))
+			before := env.WaitFor(func(j harness.Job) bool { return j.Counts()[robomaker.RobotInSync] >= 2 }, job)
 
 			env.Inject(faults.Spec{Fault: "service-restart", Params: []byte(`{"down":"30s"}`)})
 			env.Recover(held)
 			after := env.WaitJob(job)
 			for _, r := range before.Robots {
-				if r.Status == harness.RobotInSync {
-					env.Expect(after).To(harness.HaveRobot(r.Name, harness.HaveStatus(harness.RobotInSync)))
+				if r.Status == robomaker.RobotInSync {
+					env.Expect(after).To(harness.HaveRobot(r.Name, harness.HaveStatus(robomaker.RobotInSync)))
 				}
 			}
 			// Each robot was released and succeeded exactly once, across both lives of the service.
@@ -149,7 +150,7 @@ func serviceRestartMidRollout() harness.Spec {
 				event.Event{Kind: harness.AgentConnected}))
 			return job
 		},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync},
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync},
 			MaxInFlight: 3},
 	}
 }
@@ -173,17 +174,17 @@ func idempotentRetryThrough5xx() harness.Spec {
 			Params: []byte(`{"api":"robomaker","operation":"CreateDeploymentJob","times":1,"after":true}`)}},
 		Run: func(env *harness.Env, _ harness.Spec) string {
 			ctx := context.Background()
-			in := env.JobInput(env.CreateApplication(bundles.Hello), harness.Deployment{Token: "retry-after-lost-answer"})
-			_, err := env.RoboMaker().CreateDeploymentJob(ctx, in)
+			in := robomaker.Of(env).JobInput(robomaker.Of(env).CreateApplication(bundles.Hello), robomaker.Deployment{Token: "retry-after-lost-answer"})
+			_, err := robomaker.Of(env).Client().CreateDeploymentJob(ctx, in)
 			var ae smithy.APIError
 			var re *smithyhttp.ResponseError
 			env.Expect(errors.As(err, &ae) && errors.As(err, &re)).To(BeTrue(), "first call: %v", err)
 			env.Expect(ae.ErrorCode()).To(Equal("InternalServerException"))
 			env.Expect(re.HTTPStatusCode()).To(Equal(http.StatusInternalServerError))
 
-			out, err := env.RoboMaker().CreateDeploymentJob(ctx, in)
+			out, err := robomaker.Of(env).Client().CreateDeploymentJob(ctx, in)
 			env.Expect(err).NotTo(HaveOccurred())
-			list, err := env.RoboMaker().ListDeploymentJobs(ctx, &robomaker.ListDeploymentJobsInput{})
+			list, err := robomaker.Of(env).Client().ListDeploymentJobs(ctx, &rmsdk.ListDeploymentJobsInput{})
 			env.Expect(err).NotTo(HaveOccurred())
 			var arns []string
 			for _, j := range list.DeploymentJobs {
@@ -193,6 +194,6 @@ func idempotentRetryThrough5xx() harness.Spec {
 			env.Expect(slices.Contains(arns, aws.ToString(out.Arn))).To(BeTrue())
 			return aws.ToString(out.Arn)
 		},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}},
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync}},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 )
 
 // faulty is a scenario whose faults pick their robots with the run's seed: the pre-launch script of three
@@ -23,10 +24,10 @@ func faulty(seed uint64) harness.Spec {
 			{Fault: "script-exit", Params: []byte(`{"script":"pre-launch","code":3}`), Target: faults.Selector{Percent: 30}},
 		},
 		Expect: harness.Expect{
-			Status: harness.JobFailed, FailureCode: "PreLaunchFileFailure",
-			Targets: &harness.RobotExpect{Status: harness.RobotFailed, FailureCode: "PreLaunchFileFailure"},
-			Others:  &harness.RobotExpect{Status: harness.RobotInSync},
-			Counts:  map[string]int{harness.RobotFailed: 3, harness.RobotInSync: 7},
+			Status: robomaker.JobFailed, FailureCode: "PreLaunchFileFailure",
+			Targets: &harness.RobotExpect{Status: robomaker.RobotFailed, FailureCode: "PreLaunchFileFailure"},
+			Others:  &harness.RobotExpect{Status: robomaker.RobotInSync},
+			Counts:  map[string]int{robomaker.RobotFailed: 3, robomaker.RobotInSync: 7},
 		},
 	}
 }
@@ -41,9 +42,9 @@ func crashing(seed uint64) harness.Spec {
 		Job:   harness.JobSpec{Bundle: bundles.Hello, Concurrency: 50},
 		Faults: []faults.Spec{{Fault: "crash", Params: []byte(`{"down":"20s"}`),
 			Target: faults.Selector{Count: 1, Step: "DownloadingExtracting"}}},
-		Expect: harness.Expect{Status: harness.JobSucceeded,
-			Targets: &harness.RobotExpect{Status: harness.RobotInSync},
-			Others:  &harness.RobotExpect{Status: harness.RobotInSync}},
+		Expect: harness.Expect{Status: robomaker.JobSucceeded,
+			Targets: &harness.RobotExpect{Status: robomaker.RobotInSync},
+			Others:  &harness.RobotExpect{Status: robomaker.RobotInSync}},
 	}
 }
 
@@ -138,7 +139,7 @@ func TestSameSeedSameCrash(t *testing.T) {
 // and at the same virtual times.
 func TestSameSeedSameEventSequence(t *testing.T) {
 	for _, spec := range registry(t).All() {
-		t.Run(spec.Name, func(t *testing.T) {
+		t.Run(subtest(spec), func(t *testing.T) {
 			var runs [2][]string
 			for i := range runs {
 				res := harness.RunSpec(t, spec)

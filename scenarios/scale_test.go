@@ -7,8 +7,9 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -21,11 +22,11 @@ func thousandRobots() harness.Spec {
 		Fleet:       harness.FleetSpec{Robots: 1000},
 		Job:         harness.JobSpec{Bundle: bundles.Hello},
 		Faults: []faults.Spec{{Fault: "no-response",
-			Target: faults.Selector{Devices: []string{"robot-0500"}, Step: wire.StepLaunching}}},
-		Expect: harness.Expect{Status: harness.JobFailed, FailureCode: "RobotDeploymentNoResponse",
-			Targets: &harness.RobotExpect{Status: harness.RobotNoResponse, FailureCode: "RobotDeploymentNoResponse"},
-			Others:  &harness.RobotExpect{Status: harness.RobotInSync},
-			Counts:  map[string]int{harness.RobotInSync: 999, harness.RobotNoResponse: 1}},
+			Target: faults.Selector{Devices: []string{"robot-0500"}, Step: rmwire.StepLaunching}}},
+		Expect: harness.Expect{Status: robomaker.JobFailed, FailureCode: "RobotDeploymentNoResponse",
+			Targets: &harness.RobotExpect{Status: robomaker.RobotNoResponse, FailureCode: "RobotDeploymentNoResponse"},
+			Others:  &harness.RobotExpect{Status: robomaker.RobotInSync},
+			Counts:  map[string]int{robomaker.RobotInSync: 999, robomaker.RobotNoResponse: 1}},
 	}
 }
 

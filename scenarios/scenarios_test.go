@@ -24,6 +24,24 @@ func registry(t *testing.T) *harness.Registry {
 	if err := r.Add(specs...); err != nil {
 		t.Fatal(err)
 	}
+	// Each other dialect with a driver keeps its files in fixtures/scenarios/<dialect> (AppConfig's run in its
+	// own lab: TestAppConfigScenarios), and its code scenarios beside them.
+	for _, d := range []struct {
+		dir  string
+		min  int
+		code []harness.Spec
+	}{{"greengrassv2", 15, ggCodeScenarios()}, {"greengrass", 8, greengrassCodeScenarios()}, {"opsworks", 8, opsworksCodeScenarios()}} {
+		specs, err := harness.ReadSpecs(os.DirFS("../fixtures/scenarios"), d.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(specs)+len(d.code) < d.min {
+			t.Fatalf("%d scenarios in fixtures/scenarios/%s and in code, want at least %d", len(specs)+len(d.code), d.dir, d.min)
+		}
+		if err := r.Add(append(specs, d.code...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := r.Add(codeScenarios()...); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +50,7 @@ func registry(t *testing.T) *harness.Registry {
 
 func TestScenarios(t *testing.T) {
 	for _, spec := range registry(t).All() {
-		t.Run(spec.Name, func(t *testing.T) {
+		t.Run(subtest(spec), func(t *testing.T) {
 			res := harness.RunSpec(t, reported(t, spec))
 			if res.OK() {
 				// What the seed decided, for runs to compare: the same digest for every run of one seed.
@@ -45,6 +63,15 @@ func TestScenarios(t *testing.T) {
 			t.Log("\n" + b.String())
 		})
 	}
+}
+
+// subtest is a scenario's subtest name: a dialect other than the default groups its scenarios under its name
+// (TestScenarios/greengrassv2/clean-all-at-once).
+func subtest(spec harness.Spec) string {
+	if spec.Dialect != "" && spec.Dialect != "robomaker" {
+		return spec.Dialect + "/" + spec.Name
+	}
+	return spec.Name
 }
 
 // digest is a short hash of an event sequence.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
 )
@@ -63,14 +64,14 @@ func inventoried(atomic bool) harness.Spec {
 			}}})},
 		Run: func(env *harness.Env, _ harness.Spec) string {
 			inv.clock, inv.count = env.Clock(), 0
-			job := env.Deploy(bundles.Hello, harness.Deployment{})
+			job := env.Deploy(bundles.Hello, robomaker.Deployment{})
 			env.WaitJob(job)
 			if inv.count != 2 {
 				env.T().Errorf("the fleet's inventory counts %d robots on the new version; 2 are in sync", inv.count)
 			}
 			return job
 		},
-		Expect: harness.Expect{Status: harness.JobSucceeded, Others: &harness.RobotExpect{Status: harness.RobotInSync}},
+		Expect: harness.Expect{Status: robomaker.JobSucceeded, Others: &harness.RobotExpect{Status: robomaker.RobotInSync}},
 	}
 }
 

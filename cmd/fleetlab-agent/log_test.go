@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -48,7 +48,7 @@ func (p *agentProcess) log() string {
 // waitLog waits until the agent's log holds every one of want.
 func (p *agentProcess) waitLog(t *testing.T, want ...string) {
 	t.Helper()
-	if !fleettest.Eventually(20*time.Second, func() bool {
+	if !robomakertest.Eventually(20*time.Second, func() bool {
 		l := p.log()
 		for _, w := range want {
 			if !strings.Contains(l, w) {
@@ -86,7 +86,7 @@ func TestLogs(t *testing.T) {
 		a.stop(t)
 	})
 
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	t.Run("unknown thing", func(t *testing.T) {
 		a := startAgent(t, bin, append([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-l", "--dir", t.TempDir()}, fast...)...)
 		a.waitLog(t, `level=ERROR msg="the service does not know this robot" robot=robot-l`, "ResourceNotFoundException",
@@ -95,7 +95,7 @@ func TestLogs(t *testing.T) {
 	})
 
 	t.Run("steps", func(t *testing.T) {
-		fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab", []fleet.Device{device{"robot-1"}, device{"robot-2"}})
+		fleetARN, err := w.Register(context.Background(), "lab", []fleet.Device{device{"robot-1"}, device{"robot-2"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,6 @@
 // Command fleetlab-agent is the fleetlab device agent as a program: it carries out the deployments a fleetlab
-// service gives one robot, on a real Linux board or as one process of the process fleet backend. It talks to the
+// service gives one robot, on a real Linux board or as one process of the process fleet backend — or, with the
+// --appconfig-* flags, takes its configuration from AppConfigData as an AppConfig device. It talks to the
 // service's device API over HTTP (the IoT Jobs data plane, artifact downloads, the notify websocket) and keeps
 // everything it needs across restarts in its device directory.
 //
@@ -7,6 +8,7 @@
 //
 //	fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
 //	fleetlab-agent --serial DEVICE --thing NAME --dir DIR [flags]
+//	fleetlab-agent --endpoint URL --thing NAME --dir DIR --appconfig-application A --appconfig-environment E --appconfig-profile P [flags]
 //
 // Run 'fleetlab-agent --help' for the flags and their environment variables.
 //
@@ -33,6 +35,7 @@ import (
 	"github.com/fleetlab/fleetlab/rigs/frame"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/kinds"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
 )
 
@@ -58,6 +61,8 @@ const usageText = `fleetlab-agent carries out the deployments a fleetlab service
 Usage:
   fleetlab-agent --endpoint URL --thing NAME --dir DIR [flags]
   fleetlab-agent --serial DEVICE [--baud N] --thing NAME --dir DIR [flags]
+  fleetlab-agent --endpoint URL --thing NAME --dir DIR --appconfig-application A --appconfig-environment E \
+    --appconfig-profile P [--apply-hook SCRIPT] [flags]
 
 It connects to the service's device API at --endpoint as the robot --thing, waits for deployment jobs (the
 service notifies it; it also polls now and then), and carries each one out: download the bundle and check its
@@ -74,6 +79,13 @@ It logs to stderr what it does: every step, the notify channel, retries and erro
 On a lab rig's board, --serial DEVICE (the console UART) instead of --endpoint: the device API travels as
 frames on the console line, between the board's own console text, to the rig's bridge on the lab host, which
 calls the service. The board needs no network. --baud is the line's speed (default 115200).
+
+With --appconfig-application, --appconfig-environment and --appconfig-profile it is an AppConfig device
+instead (AppConfig has no jobs): it polls AppConfigData as the client --thing, writes each new configuration
+atomically, runs --apply-hook on it and keeps it only when the hook exits 0 (else the last good one stays), and
+after every poll puts its health in CloudWatch (fleetlab/appconfig Unhealthy: 1 while the last configuration
+given was refused), so a monitor's alarm on it rolls a bad deployment back. In --dir: config (the configuration
+in force) and config.version (its version label).
 
 Stop it with SIGINT (Ctrl-C) or SIGTERM: it stops the application; the next start launches it again and
 finishes any job that was cut short. A second signal makes it exit at once. Killed (SIGKILL, a crash) it
@@ -96,11 +108,17 @@ Examples:
   FLEETLAB_ENDPOINT=http://10.0.0.5:4710 FLEETLAB_THING=arm-07 FLEETLAB_DIR=$HOME/agent \
     fleetlab-agent --events events.jsonl
 
+  # An AppConfig device of application 'fleet', environment 'field', profile 'settings':
+  fleetlab-agent --endpoint http://127.0.0.1:4710 --thing device-01 --dir /var/lib/fleetlab-agent \
+    --appconfig-application fleet --appconfig-environment field --appconfig-profile settings \
+    --apply-hook /usr/local/bin/reload-config
+
   # On a board of a lab rig, over its console (the rig's bridge on the lab host calls the service):
   fleetlab-agent --serial /dev/ttyS0 --baud 115200 --thing arm-07 --dir /var/lib/fleetlab-agent
 
 The robot must exist in the service: create it and register it with a fleet (RoboMaker CreateRobot and
-RegisterRobot, with the same name and architecture), then create a deployment job for the fleet.
+RegisterRobot, with the same name and the architecture as RoboMaker names it: amd64 is X86_64, arm64 ARM64,
+arm ARMHF), then create a deployment job for the fleet.
 
 Exit codes: 0 stopped cleanly; 1 forced by a second signal; 2 bad usage; 3 the device directory cannot be
 used or the state cannot be kept.
@@ -112,6 +130,7 @@ type config struct {
 	serial                             string // the console line to speak the device API over, instead of HTTP
 	baud                               int
 	accessKey, secretKey               string
+	appconfig                          appConfigFlags
 	seed                               uint64
 	opts                               agent.Options
 	level                              slog.Level
@@ -137,7 +156,7 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.StringVar(&c.endpoint, "endpoint", env("FLEETLAB_ENDPOINT", ""), "the service's device API base URL, e.g. http://127.0.0.1:4710 [FLEETLAB_ENDPOINT]")
 	fs.StringVar(&c.thing, "thing", env("FLEETLAB_THING", ""), "this robot's name: its RoboMaker robot name and thing name [FLEETLAB_THING]")
 	fs.StringVar(&c.dir, "dir", env("FLEETLAB_DIR", ""), "the device directory, created if missing [FLEETLAB_DIR]")
-	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", defaultArch()), "this robot's architecture: X86_64, ARM64 or ARMHF [FLEETLAB_ARCH]")
+	fs.StringVar(&c.arch, "arch", env("FLEETLAB_ARCH", runtime.GOARCH), "this device's architecture, as GOARCH names it: amd64, arm64 or arm [FLEETLAB_ARCH]")
 	fs.StringVar(&c.events, "events", env("FLEETLAB_EVENTS", ""), "write every agent event as a JSON line to this file, or - for stdout [FLEETLAB_EVENTS]")
 	fs.StringVar(&c.serial, "serial", env("FLEETLAB_SERIAL", ""), "speak the device API as frames on this serial device (a board's console, e.g. /dev/ttyS0) instead of HTTP; the lab's bridge forwards them, and --endpoint is not needed [FLEETLAB_SERIAL]")
 	fs.IntVar(&c.baud, "baud", 115200, "line speed of --serial, in bits a second (8N1); the frames are paced to it")
@@ -151,6 +170,7 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	fs.DurationVar(&c.opts.RequestTimeout, "request-timeout", 0, "bound of each device API call (default 30s)")
 	fs.DurationVar(&c.opts.ScriptTimeout, "script-timeout", 0, "bound of each script (default 5m)")
 	fs.DurationVar(&c.opts.StopGrace, "stop-grace", 0, "time a stopping application gets before it is killed (default 10s)")
+	c.appconfig.register(fs, env)
 	logLevel := fs.String("log-level", env("FLEETLAB_LOG_LEVEL", "info"), "what the agent logs to stderr: debug, info (every step, connection and retry), warn (retries and failures) or error [FLEETLAB_LOG_LEVEL]")
 	quiet := fs.Bool("quiet", false, "log errors only: --log-level error")
 	fs.Usage = func() {}
@@ -205,6 +225,9 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 	case c.dir == "":
 		return c, &usageError{msg: "no device directory", hint: "give --dir (or FLEETLAB_DIR): a directory the agent owns, e.g. /var/lib/fleetlab-agent"}
 	}
+	if err := c.appconfig.check(c.serial, func(name string) bool { return flagSet(fs, name) }); err != nil {
+		return c, err
+	}
 	if (c.accessKey == "") != (c.secretKey == "") {
 		return c, &usageError{msg: "an access key without a secret key, or a secret key without an access key",
 			hint: "give both --access-key and --secret-key (the robots' key pair 'fleetlab serve --auth sigv4' prints), or neither"}
@@ -221,11 +244,9 @@ func parseArgs(args []string, getenv func(string) string, stdout io.Writer) (con
 		return c, &usageError{msg: fmt.Sprintf("thing name %q: want 1 to 128 of [a-zA-Z0-9_-]", c.thing),
 			hint: "it is also the RoboMaker robot name, which allows letters, digits, '_' and '-'"}
 	}
-	switch c.arch {
-	case "X86_64", "ARM64", "ARMHF":
-	default:
-		return c, &usageError{msg: fmt.Sprintf("architecture %q: want X86_64, ARM64 or ARMHF", c.arch),
-			hint: "this binary's own is " + defaultArch()}
+	if err := kinds.CheckArchitecture(c.arch); err != nil {
+		return c, &usageError{msg: err.Error(), hint: "give a GOARCH name (RoboMaker's X86_64 is amd64, ARM64 arm64, " +
+			"ARMHF arm); this binary's own is " + runtime.GOARCH}
 	}
 	return c, nil
 }
@@ -238,17 +259,6 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-// defaultArch is the RoboMaker architecture of the machine this binary was built for.
-func defaultArch() string {
-	switch runtime.GOARCH {
-	case "arm64":
-		return "ARM64"
-	case "arm":
-		return "ARMHF"
-	}
-	return "X86_64"
 }
 
 // run is the agent program: it returns the exit code. The first value on stop stops the agent cleanly; a second
@@ -273,6 +283,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 	log := newLogger(stderr, c.level, c.thing)
 	opts := c.opts
 	opts.Thing, opts.Architecture, opts.Endpoint, opts.Dir, opts.Seed = c.thing, c.arch, c.endpoint, c.dir, c.seed
+	opts.Kinds = kinds.All()
 	var events *eventlog.Writer
 	switch c.events {
 	case "":
@@ -292,6 +303,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer, st
 		if events != nil {
 			events.Write(e)
 		}
+	}
+	if c.appconfig.application != "" {
+		var write func(agent.Event)
+		if events != nil {
+			write = events.Write
+		}
+		return runAppConfig(c, log, write, stop)
 	}
 	if c.serial != "" {
 		port, err := serial.Open(c.serial, serial.Options{Baud: c.baud})

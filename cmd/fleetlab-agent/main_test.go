@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,14 +16,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -49,6 +51,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--endpoint", "127.0.0.1:1", "--thing", "r1", "--dir", "d"}, nil, "not an http(s) URL"},
 		{[]string{"--thing", "r 1", "--dir", "d"}, map[string]string{"FLEETLAB_ENDPOINT": "http://h:1"}, "thing name"},
 		{nil, map[string]string{"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "r1", "FLEETLAB_DIR": "d", "FLEETLAB_ARCH": "MIPS"}, "architecture"},
+		{nil, map[string]string{"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "r1", "FLEETLAB_DIR": "d", "FLEETLAB_ARCH": "X86_64"}, "X86_64 is amd64"},
 		{[]string{"--bogus"}, nil, "flag provided but not defined"},
 		{[]string{"--endpoint", "http://h:1", "extra"}, nil, "unexpected arguments"},
 		{[]string{"--endpoint", "http://h:1", "--thing", "r1", "--dir", "d", "--access-key", "k"}, nil, "give both --access-key and --secret-key"},
@@ -63,17 +66,17 @@ func TestUsage(t *testing.T) {
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	c, err := parseArgs([]string{"--thing", "from-flag", "--seed", "5"}, env(map[string]string{
-		"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "from-env", "FLEETLAB_DIR": "/d", "FLEETLAB_ARCH": "ARMHF",
+		"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "from-env", "FLEETLAB_DIR": "/d", "FLEETLAB_ARCH": "arm",
 		"FLEETLAB_SEED": "9"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.thing != "from-flag" || c.endpoint != "http://h:1" || c.dir != "/d" || c.arch != "ARMHF" || c.seed != 5 {
+	if c.thing != "from-flag" || c.endpoint != "http://h:1" || c.dir != "/d" || c.arch != "arm" || c.seed != 5 {
 		t.Fatalf("config %+v", c)
 	}
 	c, err = parseArgs(nil, env(map[string]string{"FLEETLAB_ENDPOINT": "http://h:1", "FLEETLAB_THING": "t",
 		"FLEETLAB_DIR": "/d", "FLEETLAB_SEED": "9"}), &bytes.Buffer{})
-	if err != nil || c.seed != 9 || c.arch != defaultArch() {
+	if err != nil || c.seed != 9 || c.arch != runtime.GOARCH {
 		t.Fatalf("config %+v, %v", c, err)
 	}
 }
@@ -117,37 +120,37 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 type device struct{ name string }
 
 func (d device) Name() string         { return d.name }
-func (d device) Architecture() string { return "X86_64" }
+func (d device) Architecture() string { return "amd64" }
 
 // deployBeat deploys the heartbeat application to the fleet, waits for the job to succeed and returns its id.
-func deployBeat(t *testing.T, w *fleettest.World, fleetARN string) string {
+func deployBeat(t *testing.T, w *robomakertest.World, fleetARN string) string {
 	t.Helper()
-	app, version := w.App("beat", fleettest.Bundle(map[string]string{
-		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
+	app, version := w.App("beat", robomakertest.Bundle(map[string]string{
+		"hello_robot/launch.sh": robomakertest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
 		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
 	job := w.Deploy(fleetARN, app, version, nil)
 	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 	}
-	return fleettest.JobID(job)
+	return robomakertest.JobID(job)
 }
 
 // TestRunDeployStopRestart: the program carries out a job and writes its events as JSON lines; stopped with a
 // signal it stops the application and exits 0; started again on the same directory it relaunches the version.
 func TestRunDeployStopRestart(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	dir := filepath.Join(t.TempDir(), "robot")
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	args := []string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-1", "--dir", dir, "--events", events,
 		"--retry-base", "50ms", "--stop-grace", "5s"}
 	r := start(args)
-	fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab", []fleet.Device{device{"robot-1"}})
+	fleetARN, err := w.Register(context.Background(), "lab", []fleet.Device{device{"robot-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := deployBeat(t, w, fleetARN)
-	beat := fleettest.WaitRunning(t, dir, id, 0, 10*time.Second)
+	beat := robomakertest.WaitRunning(t, dir, id, 0, 10*time.Second)
 	if code := r.stopped(t); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM: %s", code, r.err.String())
 	}
@@ -168,14 +171,14 @@ func TestRunDeployStopRestart(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{wire.StepValidating, wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-		wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch, wire.StepFinished}
+	want := []string{rmwire.StepValidating, rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+		rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch, rmwire.StepFinished}
 	if strings.Join(states, " ") != strings.Join(want, " ") {
 		t.Fatalf("events file has states %v, want %v", states, want)
 	}
 
 	r = start(args)
-	fleettest.WaitRunning(t, dir, id, beat.Pid, 10*time.Second)
+	robomakertest.WaitRunning(t, dir, id, beat.Pid, 10*time.Second)
 	if code := r.stopped(t); code != exitOK {
 		t.Fatalf("exit %d: %s", code, r.err.String())
 	}
@@ -184,10 +187,10 @@ func TestRunDeployStopRestart(t *testing.T) {
 // TestRunSigned runs the program against a service that checks signatures, with the robots' keys from the
 // environment: it carries a job out. Without them its requests are refused and its job never starts.
 func TestRunSigned(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true, Auth: &awsapi.SigV4{Keys: map[string]string{"AK": "SK"},
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Auth: &awsapi.SigV4{Keys: map[string]string{"AK": "SK"},
 		DeviceKeys: map[string]string{"robot-key": "robot-secret"}}})
-	fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab",
+	fleetARN, err := w.Register(context.Background(), "lab",
 		[]fleet.Device{device{"robot-1"}, device{"robot-2"}})
 	if err != nil {
 		t.Fatal(err)
@@ -201,12 +204,12 @@ func TestRunSigned(t *testing.T) {
 	}()
 	unsignedRun := start([]string{"--endpoint", w.Svc.Endpoint(), "--thing", "robot-2", "--dir", unsignedDir,
 		"--retry-base", "50ms", "--poll-min", "50ms"})
-	app, version := w.App("beat", fleettest.Bundle(map[string]string{
-		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
+	app, version := w.App("beat", robomakertest.Bundle(map[string]string{
+		"hello_robot/launch.sh": robomakertest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
 		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
 	job := w.Deploy(fleetARN, app, version, &types.DeploymentConfig{RobotDeploymentTimeoutInSeconds: aws.Int64(60)})
-	id := fleettest.JobID(job)
-	fleettest.WaitRunning(t, signedDir, id, 0, 20*time.Second)
+	id := robomakertest.JobID(job)
+	robomakertest.WaitRunning(t, signedDir, id, 0, 20*time.Second)
 	deadline := clock.Real{}.Now().Add(20 * time.Second)
 	for {
 		x, err := w.Svc.Engine.Execution(id, "robot-1")

@@ -10,12 +10,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/rigs/bridge"
 	"github.com/fleetlab/fleetlab/rigs/emulated"
 	"github.com/fleetlab/fleetlab/rigs/frame"
 	"github.com/fleetlab/fleetlab/rigs/serial"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -60,7 +60,7 @@ func TestSerialFlags(t *testing.T) {
 // TestRunOverSerial runs the agent with --serial on one end of a line paced at 115200 baud, the lab's bridge on
 // the other calling the service: a deployment succeeds, and SIGTERM stops the agent cleanly.
 func TestRunOverSerial(t *testing.T) {
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	line, err := emulated.NewLine(115200, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -79,16 +79,16 @@ func TestRunOverSerial(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "robot")
 	r := start([]string{"--serial", boardEnd, "--baud", "115200", "--thing", "robot-1", "--dir", dir,
 		"--retry-base", "50ms", "--poll-min", "200ms", "--stop-grace", "5s"})
-	fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab", []fleet.Device{device{"robot-1"}})
+	fleetARN, err := w.Register(context.Background(), "lab", []fleet.Device{device{"robot-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, version := w.App("beat", fleettest.Bundle(map[string]string{
-		"hello_robot/launch.sh": fleettest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
+	app, version := w.App("beat", robomakertest.Bundle(map[string]string{
+		"hello_robot/launch.sh": robomakertest.HeartbeatApp, "pre_launch.sh": "#!/bin/sh\nexit 0\n",
 		"post_launch.sh": "#!/bin/sh\nexit 0\n"}))
 	job := w.Deploy(fleetARN, app, version, nil)
 	if out := w.WaitJob(job, time.Minute); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v\n%s", out.Status, fleettest.Summary(out), r.err.String())
+		t.Fatalf("job %s: %v\n%s", out.Status, robomakertest.Summary(out), r.err.String())
 	}
 	if code := r.stopped(t); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM: %s", code, r.err.String())

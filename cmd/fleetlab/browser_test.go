@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 )
 
 var screenshots = flag.String("screenshots", "", "write the browser tests' screenshots into this directory (default: the test's temporary directory)")
@@ -79,9 +81,9 @@ func newPage(t *testing.T) *page {
 
 // waitGone waits until no process runs with the browser's profile directory on its command line.
 func waitGone(t *testing.T, profile string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var left []string
+	var left []string
+	if !agenttest.Eventually(30*time.Second, func() bool {
+		left = left[:0]
 		dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 		for _, f := range dirs {
 			b, err := os.ReadFile(f)
@@ -89,14 +91,9 @@ func waitGone(t *testing.T, profile string) {
 				left = append(left, filepath.Base(filepath.Dir(f)))
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("chromium processes left behind: %v", left)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(left) == 0
+	}) {
+		t.Errorf("chromium processes left behind: %v", left)
 	}
 }
 
@@ -157,17 +154,11 @@ func (p *page) read() view {
 // waitView waits up to a minute for the page to show what cond wants, and returns it.
 func (p *page) waitView(what string, cond func(view) bool) view {
 	p.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		v := p.read()
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("the page never showed %s; it shows %+v", what, v)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var v view
+	if !agenttest.Eventually(time.Minute, func() bool { v = p.read(); return cond(v) }) {
+		p.t.Fatalf("the page never showed %s; it shows %+v", what, v)
 	}
+	return v
 }
 
 // screenshot saves the page as name in the screenshots directory.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -14,7 +15,8 @@ import (
 
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 )
 
 func demoCommand() *command {
@@ -96,8 +98,12 @@ func (d *demo) run() error {
 }
 
 func (d *demo) scenario(t harness.T) {
+	executors := harness.Real
+	if d.sim {
+		executors = harness.Simulated
+	}
 	opts := []harness.Option{harness.WithRobots(d.robots), harness.WithSeed(d.seed),
-		harness.WithBackend(harness.InProc{OS: !d.sim}), harness.WithScenario("demo"), harness.WithSink(d.report.run)}
+		harness.WithBackend(harness.InProc{Executors: executors}), harness.WithScenario("demo"), harness.WithSink(d.report.run)}
 	timing := fmt.Sprintf("virtual time (seed %d)", d.seed)
 	if d.scale != 0 {
 		opts = append(opts, harness.WithTimeScale(d.scale))
@@ -115,11 +121,11 @@ func (d *demo) scenario(t harness.T) {
 
 `, len(names), timing, env.Endpoint(), names[0], names[len(names)-1], family)
 
-	app := env.CreateApplication("hello")
+	app := robomaker.Of(env).CreateApplication("hello")
 
 	// Rollout 1: clean, a quarter of the fleet at a time.
 	fmt.Fprintf(d.out, "Rollout 1: %s version %s to every robot, 25%% at a time.\n", app.Name, app.Version)
-	job1, err := env.StartJob(app, harness.Deployment{Concurrency: 25})
+	job1, err := robomaker.Of(env).StartJob(app, robomaker.Deployment{Concurrency: 25})
 	if err != nil {
 		t.Fatalf("create deployment job: %v", err)
 	}
@@ -139,11 +145,17 @@ func (d *demo) scenario(t harness.T) {
 		threshold)
 	fmt.Fprintf(d.out, "  fault  %s stops responding once it starts downloading\n", silent)
 	fmt.Fprintf(d.out, "  fault  the pre-launch script of %s and %s exits 3\n", failing[0], failing[1])
+	fmt.Fprintf(d.out, "  fault  every other robot takes a second to validate, so %s is downloading first\n", silent)
 	noResponse := env.Inject(faults.Spec{Fault: "no-response",
-		Target: faults.Selector{Devices: []string{silent}, Step: wire.StepDownloadingExtracting}})
+		Target: faults.Selector{Devices: []string{silent}, Step: rmwire.StepDownloadingExtracting}})
 	scriptExit := env.Inject(faults.Spec{Fault: "script-exit", Params: json.RawMessage(`{"script":"pre-launch","code":3}`),
 		Target: faults.Selector{Devices: failing}})
-	job2, err := env.StartJob(app, harness.Deployment{Concurrency: 25, FailureThreshold: threshold,
+	// The silent robot goes first, so it is downloading when the threshold trips, whatever order the seed gives
+	// the robots: every other robot is held a second in its first step.
+	others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == silent })
+	slowStart := env.Inject(faults.Spec{Fault: "slow-step", Params: json.RawMessage(`{"delay":"1s"}`),
+		Target: faults.Selector{Devices: others, Step: rmwire.StepValidating}})
+	job2, err := robomaker.Of(env).StartJob(app, robomaker.Deployment{Concurrency: 25, FailureThreshold: threshold,
 		Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatalf("create deployment job: %v", err)
@@ -151,6 +163,7 @@ func (d *demo) scenario(t harness.T) {
 	j2 := d.watch(env, job2)
 	env.Recover(noResponse)
 	env.Recover(scriptExit)
+	env.Recover(slowStart)
 	d.summary(j2)
 	d.expect(j2.Status == "Failed" && j2.FailureCode == "FailureThresholdBreached",
 		"rollout 2 ended %s %s, want Failed FailureThresholdBreached", j2.Status, j2.FailureCode)

@@ -5,6 +5,8 @@
 //	fleetlab demo     run the showcase: service, an in-process fleet, a clean rollout and a failing one
 //	fleetlab serve    run the deployment service (AWS APIs, device API, artifact store)
 //	fleetlab run      run scenario files (fixtures/scenarios/*.json) outside go test
+//	fleetlab bench    measure rollout throughput over a sweep of fleet sizes, beside the machine's loopback limit
+//	fleetlab replay   turn a field record into a scenario, run it, and compare it with the record
 //	fleetlab bundle   write a fixture robot bundle (hello by default), or list them
 //	fleetlab model    print a dialect's AWS service model, for aws configure add-model
 //	fleetlab report   serve a run's events.jsonl in the live report view
@@ -64,7 +66,7 @@ type failedError struct{ msg string }
 func (e *failedError) Error() string { return e.msg }
 
 func commands() map[string]*command {
-	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), reportCommand(), rigCommand(), bundleCommand(), versionCommand()}
+	cs := []*command{serveCommand(), modelCommand(), demoCommand(), runCommand(), benchCommand(), replayCommand(), reportCommand(), rigCommand(), bundleCommand(), versionCommand()}
 	m := map[string]*command{}
 	for _, c := range cs {
 		m[c.name] = c

@@ -18,8 +18,10 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/faults"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/reports"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 )
 
 // browserScenario is a real harness scenario for the browser: 24 in-process robots, a quarter at a time; the
@@ -34,8 +36,8 @@ func browserScenario(release <-chan struct{}) harness.Spec {
 			Target: faults.Selector{Devices: []string{"robot-0002", "robot-0005"}}}},
 		Run: func(env *harness.Env, _ harness.Spec) string {
 			held := env.Inject(faults.Spec{Fault: "slow-step", Params: json.RawMessage(`{"delay":"100h"}`),
-				Target: faults.Selector{Devices: []string{"robot-0009"}, Step: wire.StepLaunching}})
-			job := env.Deploy(bundles.Hello, harness.Deployment{Concurrency: 25})
+				Target: faults.Selector{Devices: []string{"robot-0009"}, Step: rmwire.StepLaunching}})
+			job := env.Deploy(bundles.Hello, robomaker.Deployment{Concurrency: 25})
 			select {
 			case <-release:
 			case <-env.Context().Done():
@@ -44,12 +46,12 @@ func browserScenario(release <-chan struct{}) harness.Spec {
 			return job
 		},
 		Expect: harness.Expect{
-			Status: harness.JobFailed,
+			Status: robomaker.JobFailed,
 			Robots: map[string]harness.RobotExpect{
-				"robot-0002": {Status: harness.RobotFailed, FailureCode: "PreLaunchFileFailure"},
-				"robot-0005": {Status: harness.RobotFailed, FailureCode: "PreLaunchFileFailure"},
+				"robot-0002": {Status: robomaker.RobotFailed, FailureCode: "PreLaunchFileFailure"},
+				"robot-0005": {Status: robomaker.RobotFailed, FailureCode: "PreLaunchFileFailure"},
 			},
-			Others: &harness.RobotExpect{Status: harness.RobotInSync},
+			Others: &harness.RobotExpect{Status: robomaker.RobotInSync},
 		},
 	}
 }
@@ -122,7 +124,11 @@ func TestLiveViewInBrowser(t *testing.T) {
 	if err := report.finish(io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	end := p.waitView("the run's end", func(v view) bool { return v.Conn == "ended" && v.Counts["devices-done"] == "24" })
+	// The page draws on its next frame what its model already holds: wait for the drawing of the end, not only
+	// the connection's state.
+	end := p.waitView("the run's end", func(v view) bool {
+		return v.Conn == "ended" && v.ConnShown == "ended" && v.Counts["devices-done"] == "24" && v.Counts["running"] == "0"
+	})
 	if end.Pos != report.hub.Len() || end.Records != report.hub.Len() {
 		t.Errorf("the page holds %d records (position %d), the run produced %d: a record lost or repeated across the reconnect",
 			end.Records, end.Pos, report.hub.Len())
@@ -364,21 +370,18 @@ func TestReportServeToken(t *testing.T) {
 		t.Errorf("without the token: %d, want 401", resp.StatusCode)
 	}
 	u := strings.Replace(srv.URL(), "/?", "/events.jsonl?", 1)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err = http.Get(u)
+	var recs []reports.Record
+	var rerr error
+	if !agenttest.Eventually(20*time.Second, func() bool {
+		r, err := http.Get(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs, rerr := reports.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil && len(recs) == len(bigRun(3)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %d records (%v), want all %d", u, len(recs), rerr, len(bigRun(3)))
-		}
-		time.Sleep(10 * time.Millisecond)
+		recs, rerr = reports.ReadAll(r.Body)
+		r.Body.Close()
+		return rerr == nil && len(recs) == len(bigRun(3))
+	}) {
+		t.Fatalf("GET %s: %d records (%v), want all %d", u, len(recs), rerr, len(bigRun(3)))
 	}
 	cancel()
 	<-served

@@ -51,7 +51,7 @@ func rigCommand() *command {
 			return err
 		}
 		defer done()
-		svc, err := service.New(service.Options{Dir: filepath.Join(dir, "service"), Memory: true})
+		svc, err := service.New(service.Options{Dir: filepath.Join(dir, "service"), InMemoryStore: true})
 		if err != nil {
 			return &envError{err}
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetlab/fleetlab/harness"
+	"github.com/fleetlab/fleetlab/harness/appconfig"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 )
@@ -49,8 +52,11 @@ func runCommand() *command {
 		if *osExec && *host != "inproc" {
 			return &usageError{msg: "--os is for --host inproc", hint: "robots of --host process and container always run real scripts"}
 		}
-		specs, paths, err := readScenarios(files)
+		scenarios, err := readScenarios(files)
 		if err != nil {
+			return err
+		}
+		if err := checkAppConfigFlags(scenarios, fs, *host, *rigFile, *osExec); err != nil {
 			return err
 		}
 		var backend harness.Backend
@@ -77,7 +83,25 @@ func runCommand() *command {
 			fmt.Fprintf(stdout, "live view: %s\n\n", u)
 		}
 		var failed, broken []string
-		for i, spec := range specs {
+		verdict := func(name string, started time.Time, err error, ok bool, rerun string) {
+			var infra *harness.InfraError
+			switch {
+			case errors.As(err, &infra):
+				fmt.Fprintf(stdout, "--- BROKEN %s: %v\n    %s\n\n", name, infra.Err, rerun)
+				broken = append(broken, name)
+			case err != nil || !ok:
+				fmt.Fprintf(stdout, "--- FAIL %s (%.1fs)\n    rerun: %s\n\n", name, time.Since(started).Seconds(), rerun)
+				failed = append(failed, name)
+			default:
+				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", name, time.Since(started).Seconds())
+			}
+		}
+		for _, sc := range scenarios {
+			if sc.appconfig != nil {
+				runAppConfig(*sc.appconfig, sc.path, *seed, *timeline, report.run, stdout, stderr, verdict)
+				continue
+			}
+			spec := sc.spec
 			spec.Options = append(slices.Clip(spec.Options), harness.WithSink(report.run))
 			if *seed != 0 {
 				spec.Seed = *seed
@@ -86,21 +110,21 @@ func runCommand() *command {
 				spec.TimeScale = *scale
 			}
 			if *osExec {
-				spec.Options = append(spec.Options, harness.WithBackend(harness.InProc{OS: true}))
+				spec.Options = append(spec.Options, harness.WithBackend(harness.InProc{Executors: harness.Real}))
 			} else if backend != nil {
 				spec.Options = append(spec.Options, harness.WithBackend(backend))
 			}
-			fmt.Fprintf(stdout, "=== %s (%s)\n", spec.Name, paths[i])
+			fmt.Fprintf(stdout, "=== %s (%s)\n", spec.Name, sc.path)
 			if spec.Description != "" {
 				fmt.Fprintf(stdout, "    %s\n", spec.Description)
 			}
 			started := time.Now()
-			rerun := fmt.Sprintf("fleetlab run --seed %d %s", seedOf(spec), paths[i])
+			rerun := fmt.Sprintf("fleetlab run --seed %d %s", seedOf(spec), sc.path)
 			if *host != "inproc" {
-				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), paths[i])
+				rerun = fmt.Sprintf("fleetlab run --host %s --seed %d %s", *host, seedOf(spec), sc.path)
 			}
 			if *rigFile != "" {
-				rerun = fmt.Sprintf("fleetlab run --rig %s --seed %d %s", *rigFile, seedOf(spec), paths[i])
+				rerun = fmt.Sprintf("fleetlab run --rig %s --seed %d %s", *rigFile, seedOf(spec), sc.path)
 			}
 			res, err := harness.Execute(spec, stderr, rerun)
 			report.run.Finish(spec.Name, err != nil || !res.OK())
@@ -110,22 +134,12 @@ func runCommand() *command {
 					fmt.Fprintf(stdout, "timeline:\n%s", harness.Timeline(res.Job.Timeline))
 				}
 			}
-			var infra *harness.InfraError
-			switch {
-			case errors.As(err, &infra):
-				fmt.Fprintf(stdout, "--- BROKEN %s: %v\n    %s\n\n", spec.Name, infra.Err, rerun)
-				broken = append(broken, spec.Name)
-			case err != nil || !res.OK():
-				fmt.Fprintf(stdout, "--- FAIL %s (%.1fs)\n    rerun: %s\n\n", spec.Name, time.Since(started).Seconds(), rerun)
-				failed = append(failed, spec.Name)
-			default:
-				fmt.Fprintf(stdout, "--- PASS %s (%.1fs)\n\n", spec.Name, time.Since(started).Seconds())
-			}
+			verdict(spec.Name, started, err, res.OK(), rerun)
 		}
 		if err := report.finish(stdout); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(specs)-len(failed)-len(broken),
+		fmt.Fprintf(stdout, "scenarios: %d passed, %d failed\n", len(scenarios)-len(failed)-len(broken),
 			len(failed)+len(broken))
 		switch {
 		case len(broken) > 0:
@@ -133,7 +147,7 @@ func runCommand() *command {
 				strings.Join(broken, ", "))}
 		case len(failed) > 0:
 			return &failedError{msg: fmt.Sprintf("%d of %d scenarios did not end as expected: %s", len(failed),
-				len(specs), strings.Join(failed, ", "))}
+				len(scenarios), strings.Join(failed, ", "))}
 		}
 		return nil
 	}
@@ -158,38 +172,56 @@ func parseInterleaved(c *command, fs *flag.FlagSet, args []string) ([]string, er
 	}
 }
 
+// scenarioFile is a scenario file as read: a scenario of the jobs harness (RoboMaker, Greengrass V2, …), or an
+// AppConfig one ("dialect": "appconfig"), which runs in the AppConfig lab.
+type scenarioFile struct {
+	path      string
+	spec      harness.Spec
+	appconfig *appconfig.Spec
+}
+
 // readScenarios reads the scenario files, expanding directories to their *.json files. A file that cannot be
 // read or is not a valid scenario is a usage error: nothing is run.
-func readScenarios(args []string) ([]harness.Spec, []string, error) {
-	var specs []harness.Spec
-	var paths []string
+func readScenarios(args []string) ([]scenarioFile, error) {
+	var out []scenarioFile
 	for _, a := range args {
 		fi, err := os.Stat(a)
 		if err != nil {
-			return nil, nil, &usageError{msg: err.Error(), hint: "give a scenario file or a directory of them, such as fixtures/scenarios"}
+			return nil, &usageError{msg: err.Error(), hint: "give a scenario file or a directory of them, such as fixtures/scenarios"}
 		}
 		files := []string{a}
 		if fi.IsDir() {
 			if files, err = filepath.Glob(filepath.Join(a, "*.json")); err != nil || len(files) == 0 {
-				return nil, nil, &usageError{msg: fmt.Sprintf("no *.json scenario files in %s", a)}
+				return nil, &usageError{msg: fmt.Sprintf("no *.json scenario files in %s", a)}
 			}
 		}
 		for _, p := range files {
-			f, err := os.Open(p)
+			data, err := os.ReadFile(p)
 			if err != nil {
-				return nil, nil, &usageError{msg: err.Error()}
+				return nil, &usageError{msg: err.Error()}
 			}
-			spec, err := harness.ReadSpec(f)
-			f.Close()
+			// The dialect member decides the format; a file that does not parse is the jobs harness's to report.
+			var head struct {
+				Dialect string `json:"dialect"`
+			}
+			if json.Unmarshal(data, &head) == nil && head.Dialect == appconfig.Dialect {
+				spec, err := appconfig.ReadSpec(bytes.NewReader(data))
+				if err != nil {
+					return nil, &usageError{msg: fmt.Sprintf("%s: %v", p, err),
+						hint: "see fixtures/scenarios/appconfig for examples, and the harness/appconfig Spec documentation for every field"}
+				}
+				out = append(out, scenarioFile{path: p, appconfig: &spec})
+				continue
+			}
+			spec, err := harness.ReadSpec(bytes.NewReader(data))
 			if err != nil {
-				return nil, nil, &usageError{msg: fmt.Sprintf("%s: %v", p, err),
+				return nil, &usageError{msg: fmt.Sprintf("%s: %v", p, err),
 					hint: "see fixtures/scenarios for examples, and the harness.Spec documentation for every field"}
 			}
-			specs = append(specs, spec)
-			paths = append(paths, p)
+			out = append(out, scenarioFile{path: p, spec: spec})
 		}
 	}
-	return specs, paths, nil
+	return out, nil
 }
 
 // seedOf is the seed a scenario runs with.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 )
 
 // readmeWalk returns the shell block of README.md that TestREADMEWalk runs: the one after its marker comment.
@@ -112,7 +112,7 @@ func TestREADMEWalk(t *testing.T) {
 		if !strings.Contains(string(log), "msg=Finished robot="+r) {
 			t.Errorf("%s.log does not show the steps:\n%s", r, log)
 		}
-		if left := fleettest.DeviceProcesses(filepath.Join(work, r)); len(left) > 0 {
+		if left := robomakertest.DeviceProcesses(filepath.Join(work, r)); len(left) > 0 {
 			t.Errorf("processes %v of %s outlived its agent's stop", left, r)
 		}
 	}
@@ -121,10 +121,10 @@ func TestREADMEWalk(t *testing.T) {
 // stopTagged kills what the walk's robots left running.
 func stopTagged(work string) {
 	for _, r := range []string{"robot-1", "robot-2"} {
-		for _, pid := range fleettest.DeviceProcesses(filepath.Join(work, r)) {
+		for _, pid := range robomakertest.DeviceProcesses(filepath.Join(work, r)) {
 			syscall.Kill(-pid, syscall.SIGKILL)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		fleettest.Eventually(5*time.Second, func() bool { return len(fleettest.DeviceProcesses(filepath.Join(work, r))) == 0 })
+		robomakertest.Eventually(5*time.Second, func() bool { return len(robomakertest.DeviceProcesses(filepath.Join(work, r))) == 0 })
 	}
 }

@@ -20,7 +20,7 @@ type ClockSkew struct {
 }
 
 // Check implements Fault.
-func (c *ClockSkew) Check(sel Selector) error {
+func (c *ClockSkew) Check(sel Selector, _ Dialect) error {
 	if c.Skew == 0 {
 		return errors.New("skew must not be zero")
 	}

@@ -24,7 +24,7 @@ type Crash struct {
 }
 
 // Check implements Fault.
-func (c *Crash) Check(Selector) error {
+func (c *Crash) Check(Selector, Dialect) error {
 	if c.Down < 0 {
 		return fmt.Errorf("down %v is negative", c.Down.D())
 	}

@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
 )
 
@@ -21,22 +20,26 @@ const (
 // DiskFull fills its targets' storage: writes fail with ENOSPC while the bundle is downloaded (the agent
 // cannot stage it: EnvironmentSetupError) or unpacked (ExtractingBundleFailure). Recover frees the space.
 //
-// Needs fleet.ExecutorHook (it wraps the agent's Downloader and Versions).
+// It strikes in the dialect's download step (Dialect.Download). Needs fleet.ExecutorHook (it wraps the agent's
+// Downloader and Versions).
 type DiskFull struct {
 	// During is download (the default) or extract.
 	During string `json:"during,omitempty"`
 }
 
 // Check implements Fault.
-func (d *DiskFull) Check(sel Selector) error {
+func (d *DiskFull) Check(sel Selector, dl Dialect) error {
 	if d.During == "" {
 		d.During = DuringDownload
 	}
 	if d.During != DuringDownload && d.During != DuringExtract {
 		return fmt.Errorf("during %q: want %s or %s", d.During, DuringDownload, DuringExtract)
 	}
-	if sel.Step != "" && sel.Step != wire.StepDownloadingExtracting {
-		return fmt.Errorf("disk-full strikes in %s; leave the target's step out", wire.StepDownloadingExtracting)
+	if dl.Download == "" {
+		return fmt.Errorf("the %s dialect names no download step", dl.Name)
+	}
+	if sel.Step != "" && sel.Step != dl.Download {
+		return fmt.Errorf("disk-full strikes in %s; leave the target's step out", dl.Download)
 	}
 	return nil
 }
@@ -68,7 +71,7 @@ type diskFull struct {
 
 // full returns the error of a write to a full disk, and records the strike.
 func (x *diskFull) full(dev, path string) error {
-	x.a.emit(event.FaultInjected, dev, wire.StepDownloadingExtracting, "no space left writing "+path)
+	x.a.emit(event.FaultInjected, dev, x.a.Dialect.Download, "no space left writing "+path)
 	return &os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}
 }
 

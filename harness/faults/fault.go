@@ -29,8 +29,9 @@ const (
 // Fault is one kind of failure. The implementing type's exported, JSON-tagged fields are its parameters; the
 // registry decodes a Spec's params into a fresh value, then calls Check.
 type Fault interface {
-	// Check validates the parameters together with the target selector, before anything is touched.
-	Check(sel Selector) error
+	// Check validates the parameters together with the target selector and the dialect in play (whose step
+	// names a fault that strikes at a step takes), before anything is touched.
+	Check(sel Selector, d Dialect) error
 	// Arm prepares the fault in the world for the selected targets: it verifies the abilities it needs and
 	// installs its hooks, but changes no behaviour until Inject.
 	Arm(a Arming) (Armed, error)
@@ -56,6 +57,8 @@ type Arming struct {
 	Targets []string
 	// Step is the selector's step, when it has one.
 	Step string
+	// Dialect is the dialect in play, whose step names the fault takes.
+	Dialect Dialect
 }
 
 // emit records a fault event stamped with the fault's name and the world's time.
@@ -121,6 +124,8 @@ const (
 	APIDevice API = "device"
 	// APIArtifacts is the artifact store: the S3 API and device downloads.
 	APIArtifacts API = "artifacts"
+	// APIGreengrassV2 is the Greengrass V2 API, ResolveComponentCandidates (what core devices call) included.
+	APIGreengrassV2 API = "greengrassv2"
 )
 
 // Call is one HTTP request to the service's API listener, as an HTTPHook sees it.

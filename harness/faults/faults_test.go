@@ -16,13 +16,18 @@ import (
 
 	"github.com/fleetlab/fleetlab/harness/faults"
 	"github.com/fleetlab/fleetlab/harness/faults/faultstest"
+	"github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
+
+// roboMaker is the dialect the faults are tested in: RoboMaker's steps, as its driver names them.
+var roboMaker = robomaker.Driver{}.Steps()
 
 // transport is an agent.Transport that acknowledges everything and records the steps reported.
 type transport struct{ steps chan string }
@@ -94,7 +99,7 @@ func world(names ...string) (*faultstest.World, map[string]*faultstest.Device) {
 
 func mustNew(t *testing.T, fault string, params string, sel faults.Selector) *faults.Handle {
 	t.Helper()
-	h, err := faults.Catalog().New(faults.Spec{Fault: fault, Params: json.RawMessage(params), Target: sel})
+	h, err := faults.Catalog().New(faults.Spec{Fault: fault, Params: json.RawMessage(params), Target: sel}, roboMaker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func TestCatalog(t *testing.T) {
 	want := map[string]faults.Layer{
 		"no-response": faults.LayerDevice, "crash": faults.LayerDevice, "script-exit": faults.LayerDevice,
 		"power-cut": faults.LayerDevice, "slow-device": faults.LayerDevice,
-		"slow-step": faults.LayerDevice, "disk-full": faults.LayerDevice, "clock-skew": faults.LayerDevice,
+		"slow-step": faults.LayerDevice, "slow-script": faults.LayerDevice, "disk-full": faults.LayerDevice, "clock-skew": faults.LayerDevice,
 		"partition": faults.LayerLink, "latency": faults.LayerLink, "drop": faults.LayerLink, "bandwidth": faults.LayerLink,
 		"etag-mismatch": faults.LayerCloud, "missing-object": faults.LayerCloud, "http-5xx": faults.LayerCloud,
 		"throttle": faults.LayerCloud, "service-restart": faults.LayerCloud,
@@ -155,7 +160,7 @@ func TestSpecDecoding(t *testing.T) {
 		if err := json.Unmarshal([]byte(tc.spec), &s); err != nil {
 			t.Fatalf("%s: %v", tc.spec, err)
 		}
-		_, err := r.New(s)
+		_, err := r.New(s, roboMaker)
 		switch {
 		case tc.err == "" && err != nil:
 			t.Errorf("%s: %v", tc.spec, err)
@@ -279,7 +284,7 @@ func TestUnsupportedAtArm(t *testing.T) {
 		w.BackendName = "rig"
 		sel := faults.Selector{}
 		if tc.fault == "slow-step" {
-			sel.Step = wire.StepLaunching
+			sel.Step = rmwire.StepLaunching
 		}
 		h := mustNew(t, tc.fault, tc.params, sel)
 		err := h.Arm(w)
@@ -298,7 +303,7 @@ func TestUnsupportedAtArm(t *testing.T) {
 	w.NoRestart = errors.New("the store is in memory")
 	for _, spec := range []faults.Spec{{Fault: "etag-mismatch"}, {Fault: "missing-object"},
 		{Fault: "http-5xx", Params: json.RawMessage(`{"api":"device"}`)}, {Fault: "service-restart"}} {
-		h, err := faults.Catalog().New(spec)
+		h, err := faults.Catalog().New(spec, roboMaker)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +319,7 @@ func TestUnsupportedAtArm(t *testing.T) {
 // TestNoResponseAtStep freezes the target in the agent's report of the step, after the service saw it.
 func TestNoResponseAtStep(t *testing.T) {
 	w, devs := world("a", "b")
-	h := mustNew(t, "no-response", "", faults.Selector{Devices: []string{"a"}, Step: wire.StepLaunching})
+	h := mustNew(t, "no-response", "", faults.Selector{Devices: []string{"a"}, Step: rmwire.StepLaunching})
 	if err := h.Arm(w); err != nil {
 		t.Fatal(err)
 	}
@@ -322,18 +327,18 @@ func TestNoResponseAtStep(t *testing.T) {
 	ex := w.Executors("a", agent.Executors{Transport: tr})
 	ctx := context.Background()
 	// Armed, not injected: nothing happens at the step.
-	report(ex, ctx, "job-1", wire.StepLaunching)
+	report(ex, ctx, "job-1", rmwire.StepLaunching)
 	if devs["a"].Frozen() {
 		t.Fatal("frozen before Inject")
 	}
 	if err := h.Inject(ctx); err != nil {
 		t.Fatal(err)
 	}
-	report(ex, ctx, "job-2", wire.StepExecutingPreLaunch)
+	report(ex, ctx, "job-2", rmwire.StepExecutingPreLaunch)
 	if devs["a"].Frozen() {
 		t.Fatal("frozen at the wrong step")
 	}
-	report(ex, ctx, "job-2", wire.StepLaunching)
+	report(ex, ctx, "job-2", rmwire.StepLaunching)
 	if !devs["a"].Frozen() {
 		t.Fatal("not frozen at Launching")
 	}
@@ -368,14 +373,14 @@ func TestNoResponseAtStep(t *testing.T) {
 func TestNoResponseByEvents(t *testing.T) {
 	d := &freezerOnly{Plain: faultstest.Plain{N: "a"}, frozen: make(chan struct{})}
 	w := faultstest.NewWorld(d)
-	h := mustNew(t, "no-response", "", faults.Selector{Step: wire.StepDownloadingExtracting})
+	h := mustNew(t, "no-response", "", faults.Selector{Step: rmwire.StepDownloadingExtracting})
 	if err := h.Arm(w); err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close(context.Background())
 	h.Inject(context.Background())
-	w.AgentEvent("a", agent.Event{Kind: agent.EventState, JobID: "j", State: wire.StepValidating})
-	w.AgentEvent("a", agent.Event{Kind: agent.EventState, JobID: "j", State: wire.StepDownloadingExtracting})
+	w.AgentEvent("a", agent.Event{Kind: agent.EventState, JobID: "j", State: rmwire.StepValidating})
+	w.AgentEvent("a", agent.Event{Kind: agent.EventState, JobID: "j", State: rmwire.StepDownloadingExtracting})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	select {
@@ -401,13 +406,13 @@ func TestCrashAtStepRestarts(t *testing.T) {
 	w.Clk = clk
 	ctx, stop := context.WithCancel(context.Background())
 	devs["a"].OnCrash(stop) // the backend stops the agent
-	h := mustNew(t, "crash", `{"down":"30s"}`, faults.Selector{Step: wire.StepDownloadingExtracting})
+	h := mustNew(t, "crash", `{"down":"30s"}`, faults.Selector{Step: rmwire.StepDownloadingExtracting})
 	if err := h.Arm(w); err != nil {
 		t.Fatal(err)
 	}
 	h.Inject(context.Background())
 	ex := w.Executors("a", agent.Executors{Transport: newTransport()})
-	if err := report(ex, ctx, "job-1", wire.StepDownloadingExtracting); !errors.Is(err, context.Canceled) {
+	if err := report(ex, ctx, "job-1", rmwire.StepDownloadingExtracting); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the crashed report returned %v, want the agent's context error", err)
 	}
 	if devs["a"].Running() {
@@ -419,7 +424,7 @@ func TestCrashAtStepRestarts(t *testing.T) {
 		t.Fatal("not restarted 30 s after the crash")
 	}
 	// The agent resumes at the step: no second crash for the same execution.
-	if err := report(ex, context.Background(), "job-1", wire.StepDownloadingExtracting); err != nil {
+	if err := report(ex, context.Background(), "job-1", rmwire.StepDownloadingExtracting); err != nil {
 		t.Fatal(err)
 	}
 	if got := devs["a"].Calls(); !reflect.DeepEqual(got, []string{"Crash", "Restart"}) {
@@ -437,11 +442,11 @@ func TestScriptExitFailsOnlyItsScript(t *testing.T) {
 	ctx := context.Background()
 	h.Inject(ctx)
 	ex := w.Executors("a", agent.Executors{Transport: newTransport(), Scripts: scripts{}})
-	report(ex, ctx, "j", wire.StepExecutingDownloadCondition)
+	report(ex, ctx, "j", rmwire.StepExecutingDownloadCondition)
 	if err := ex.Scripts.Run(ctx, agent.Script{Name: "cond.sh"}); err != nil {
 		t.Fatalf("the download condition failed: %v", err)
 	}
-	report(ex, ctx, "j", wire.StepExecutingPreLaunch)
+	report(ex, ctx, "j", rmwire.StepExecutingPreLaunch)
 	var ee *agent.ExitError
 	if err := ex.Scripts.Run(ctx, agent.Script{Name: "pre_launch.sh"}); !errors.As(err, &ee) || ee.Code != 3 {
 		t.Fatalf("pre-launch returned %v, want exit status 3", err)
@@ -482,14 +487,14 @@ func TestSlowStepHoldsForDelay(t *testing.T) {
 	clk := clocktest.New(time.Time{})
 	w, _ := world("a")
 	w.Clk = clk
-	h := mustNew(t, "slow-step", `{"delay":"5m"}`, faults.Selector{Step: wire.StepLaunching})
+	h := mustNew(t, "slow-step", `{"delay":"5m"}`, faults.Selector{Step: rmwire.StepLaunching})
 	if err := h.Arm(w); err != nil {
 		t.Fatal(err)
 	}
 	h.Inject(context.Background())
 	ex := w.Executors("a", agent.Executors{Transport: newTransport()})
 	done := make(chan error, 1)
-	go func() { done <- report(ex, context.Background(), "j", wire.StepLaunching) }()
+	go func() { done <- report(ex, context.Background(), "j", rmwire.StepLaunching) }()
 	<-clk.BlockUntil(1)
 	clk.Advance(4 * time.Minute)
 	select {
@@ -502,7 +507,7 @@ func TestSlowStepHoldsForDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Recover releases a held device at once.
-	go func() { done <- report(ex, context.Background(), "k", wire.StepLaunching) }()
+	go func() { done <- report(ex, context.Background(), "k", rmwire.StepLaunching) }()
 	<-clk.BlockUntil(1)
 	h.Recover(context.Background())
 	if err := <-done; err != nil {
@@ -708,7 +713,7 @@ func TestDurationJSON(t *testing.T) {
 // TestResetAtStep pulses the target's reset in its report of the step, once per execution.
 func TestResetAtStep(t *testing.T) {
 	w, devs := world("a", "b")
-	h := mustNew(t, "reset", "", faults.Selector{Devices: []string{"a"}, Step: wire.StepExecutingPreLaunch})
+	h := mustNew(t, "reset", "", faults.Selector{Devices: []string{"a"}, Step: rmwire.StepExecutingPreLaunch})
 	if err := h.Arm(w); err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +721,7 @@ func TestResetAtStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex := w.Executors("a", agent.Executors{Transport: newTransport()})
-	for _, step := range []string{wire.StepDownloadingExtracting, wire.StepExecutingPreLaunch, wire.StepExecutingPreLaunch} {
+	for _, step := range []string{rmwire.StepDownloadingExtracting, rmwire.StepExecutingPreLaunch, rmwire.StepExecutingPreLaunch} {
 		if err := report(ex, context.Background(), "job-1", step); err != nil {
 			t.Fatal(err)
 		}
@@ -744,11 +749,11 @@ func TestSerialNoiseAndUnplug(t *testing.T) {
 	w.Clk = clk
 	ctx := context.Background()
 	if _, err := faults.Catalog().New(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(`{"rate":0.01}`),
-		Target: faults.Selector{Step: wire.StepLaunching}}); err == nil {
+		Target: faults.Selector{Step: rmwire.StepLaunching}}, roboMaker); err == nil {
 		t.Error("serial-noise took a step")
 	}
 	for _, bad := range []string{`{"rate":0}`, `{"rate":0.9}`, `{}`} {
-		if _, err := faults.Catalog().New(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(bad)}); err == nil {
+		if _, err := faults.Catalog().New(faults.Spec{Fault: "serial-noise", Params: json.RawMessage(bad)}, roboMaker); err == nil {
 			t.Errorf("serial-noise %s accepted", bad)
 		}
 	}
@@ -791,4 +796,36 @@ func TestSerialNoiseAndUnplug(t *testing.T) {
 		t.Fatal("not plugged back after 30 s")
 	}
 	unplug.Close(ctx)
+}
+
+// TestScriptExitLifecycle: in a dialect whose step runs several scripts (Greengrass V2's lifecycle), the
+// script names the ones of its step the fault fails, and a component narrows it; a dialect without them
+// refuses them.
+func TestScriptExitLifecycle(t *testing.T) {
+	gg := faults.Dialect{Name: "GG", Steps: []string{"Installing", "Starting"},
+		Scripts:      map[string]string{"install": "Installing", "shutdown": "Installing", "run": "Starting"},
+		ScriptSuffix: map[string]string{"install": " install", "shutdown": " shutdown", "run": " run"}}
+	rm := faults.Dialect{Name: "RM", Steps: []string{"Pre"}, Scripts: map[string]string{"pre-launch": "Pre"}}
+	for _, tc := range []struct {
+		params string
+		d      faults.Dialect
+		err    string
+	}{
+		{`{"script":"install","component":"a"}`, gg, ""},
+		{`{"script":"run"}`, gg, ""},
+		{`{"script":"startup"}`, gg, "runs no such script"},
+		{`{"script":"install"}`, rm, "runs no such script"},
+		{`{"script":"pre-launch","component":"a"}`, rm, "belongs to no component"},
+		{`{"script":"bootstrap"}`, gg, "want download-condition"},
+	} {
+		_, err := faults.Catalog().New(faults.Spec{Fault: "script-exit", Params: json.RawMessage(tc.params)}, tc.d)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s in %s: %v, want %q", tc.params, tc.d.Name, err, tc.err)
+		}
+		_, err = faults.Catalog().New(faults.Spec{Fault: "slow-script", Params: json.RawMessage(
+			strings.Replace(tc.params, "{", `{"delay":"1m",`, 1))}, tc.d)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("slow-script %s in %s: %v, want %q", tc.params, tc.d.Name, err, tc.err)
+		}
+	}
 }

@@ -26,10 +26,11 @@ const (
 // runs the fault's own method under the guard, so a fault never sees two lifecycle calls at once, and, when the
 // world's clock is a virtual-time world's, as an actor of the world.
 type Handle struct {
-	name  string
-	def   Definition
-	fault Fault
-	sel   Selector
+	name    string
+	def     Definition
+	fault   Fault
+	sel     Selector
+	dialect Dialect
 
 	mu      sync.Mutex
 	state   State
@@ -78,7 +79,7 @@ func (h *Handle) Arm(w World) error {
 	if h.state != StateDefined {
 		return h.illegal("arm", StateDefined)
 	}
-	a := Arming{Name: h.name, World: w, Step: h.sel.Step}
+	a := Arming{Name: h.name, World: w, Step: h.sel.Step, Dialect: h.dialect}
 	if h.def.Layer != LayerCloud || h.sel.selectsDevices() {
 		targets, err := h.sel.Select(w.Robots(), w.Seed(), h.name)
 		if err != nil {

@@ -25,7 +25,7 @@ import (
 //	device           503 ServiceUnavailableException     429 ThrottlingException
 //	artifacts        500 InternalError                   503 SlowDown
 type HTTPError struct {
-	// API is robomaker (the default), device or artifacts.
+	// API is robomaker (the default), device, artifacts or greengrassv2.
 	API API `json:"api,omitempty"`
 	// Operation, when set, limits the fault to one operation: a RoboMaker operation ("CreateDeploymentJob"),
 	// a device API one ("UpdateJobExecution", "StartNextPendingJobExecution", "GetPendingJobExecutions",
@@ -52,16 +52,18 @@ var answers = map[API][2]struct {
 	APIRoboMaker: {{http.StatusInternalServerError, "InternalServerException"}, {http.StatusBadRequest, "ThrottlingException"}},
 	APIDevice:    {{http.StatusServiceUnavailable, wire.ErrServiceUnavailable}, {http.StatusTooManyRequests, wire.ErrThrottling}},
 	APIArtifacts: {{http.StatusInternalServerError, "InternalError"}, {http.StatusServiceUnavailable, "SlowDown"}},
+	APIGreengrassV2: {{http.StatusInternalServerError, "InternalServerException"},
+		{http.StatusTooManyRequests, "ThrottlingException"}},
 }
 
 // Check implements Fault.
-func (h *HTTPError) Check(sel Selector) error {
+func (h *HTTPError) Check(sel Selector, _ Dialect) error {
 	if h.API == "" {
 		h.API = APIRoboMaker
 	}
 	def, ok := answers[h.API]
 	if !ok {
-		return fmt.Errorf("api %q: want %s, %s or %s", h.API, APIRoboMaker, APIDevice, APIArtifacts)
+		return fmt.Errorf("api %q: want %s, %s, %s or %s", h.API, APIRoboMaker, APIDevice, APIArtifacts, APIGreengrassV2)
 	}
 	if err := noStep(sel); err != nil {
 		return err

@@ -31,11 +31,16 @@ type linkFault struct {
 	heals   *clock.Group
 }
 
-// armLink arms a link fault; every target must be a fleet.Linker.
+// armLink arms a link fault; every target must be a fleet.Linker with a link to shape (a robot of the
+// in-process host's direct path has none: fleet.CanShapeLink).
 func armLink(a Arming, shape fleet.Link, dur Duration) (Armed, error) {
 	for _, dev := range a.Targets {
-		if _, err := device[fleet.Linker](a, dev, "fleet.Linker"); err != nil {
+		lk, err := device[fleet.Linker](a, dev, "fleet.Linker")
+		if err != nil {
 			return nil, err
+		}
+		if err := fleet.CanShapeLink(lk); err != nil {
+			return nil, fmt.Errorf("fault %s: %w", a.Name, err)
 		}
 	}
 	l := &linkFault{a: a, shape: shape, dur: dur, removes: map[string]func(){}, stop: make(chan struct{}),
@@ -117,7 +122,7 @@ type Partition struct {
 }
 
 // Check implements Fault.
-func (p *Partition) Check(Selector) error {
+func (p *Partition) Check(Selector, Dialect) error {
 	if p.Duration < 0 {
 		return fmt.Errorf("duration %v is negative", p.Duration.D())
 	}
@@ -141,7 +146,7 @@ type Latency struct {
 }
 
 // Check implements Fault.
-func (l *Latency) Check(Selector) error {
+func (l *Latency) Check(Selector, Dialect) error {
 	if l.Latency <= 0 {
 		return fmt.Errorf("latency %v must be positive", l.Latency.D())
 	}
@@ -168,7 +173,7 @@ type Drop struct {
 }
 
 // Check implements Fault.
-func (d *Drop) Check(Selector) error {
+func (d *Drop) Check(Selector, Dialect) error {
 	if !(d.Rate > 0 && d.Rate <= 1) || math.IsNaN(d.Rate) {
 		return fmt.Errorf("rate %v outside (0, 1]", d.Rate)
 	}
@@ -195,7 +200,7 @@ type Bandwidth struct {
 }
 
 // Check implements Fault.
-func (b *Bandwidth) Check(Selector) error {
+func (b *Bandwidth) Check(Selector, Dialect) error {
 	if b.BytesPerSecond <= 0 {
 		return errors.New("bytesPerSecond must be positive")
 	}

@@ -19,7 +19,7 @@ import (
 type NoResponse struct{}
 
 // Check implements Fault.
-func (*NoResponse) Check(Selector) error { return nil }
+func (*NoResponse) Check(Selector, Dialect) error { return nil }
 
 // Arm implements Fault.
 func (*NoResponse) Arm(a Arming) (Armed, error) {

@@ -63,7 +63,7 @@ type EtagMismatch struct {
 }
 
 // Check implements Fault.
-func (e *EtagMismatch) Check(sel Selector) error { return noStep(sel) }
+func (e *EtagMismatch) Check(sel Selector, _ Dialect) error { return noStep(sel) }
 
 // Arm implements Fault.
 func (e *EtagMismatch) Arm(a Arming) (Armed, error) {
@@ -83,7 +83,7 @@ type MissingObject struct {
 }
 
 // Check implements Fault.
-func (m *MissingObject) Check(sel Selector) error { return noStep(sel) }
+func (m *MissingObject) Check(sel Selector, _ Dialect) error { return noStep(sel) }
 
 // Arm implements Fault.
 func (m *MissingObject) Arm(a Arming) (Armed, error) {

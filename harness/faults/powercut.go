@@ -15,7 +15,7 @@ type PowerCut struct {
 }
 
 // Check implements Fault.
-func (p *PowerCut) Check(Selector) error {
+func (p *PowerCut) Check(Selector, Dialect) error {
 	if p.Duration <= 0 {
 		return fmt.Errorf("duration %v must be positive: how long the power stays off", p.Duration.D())
 	}

@@ -74,9 +74,12 @@ func (r *Registry) Definitions() []Definition {
 	return out
 }
 
-// New decodes s into a Handle, ready to arm: the params strictly into the fault's type (an unknown member is
-// an error), then checks them with the selector.
-func (r *Registry) New(s Spec) (*Handle, error) {
+// New decodes s into a Handle, ready to arm in a world of the dialect dl: the params strictly into the fault's
+// type (an unknown member is an error), then checks them with the selector against the dialect's steps.
+func (r *Registry) New(s Spec, dl Dialect) (*Handle, error) {
+	if err := dl.check(); err != nil {
+		return nil, err
+	}
 	d, ok := r.defs[s.Fault]
 	if !ok {
 		names := make([]string, 0, len(r.defs))
@@ -101,7 +104,7 @@ func (r *Registry) New(s Spec) (*Handle, error) {
 			return nil, paramsError{fmt.Errorf("fault %s: params: %w", s.Fault, err)}
 		}
 	}
-	if err := s.Target.check(); err != nil {
+	if err := s.Target.check(dl); err != nil {
 		return nil, targetError{fmt.Errorf("fault %s: %w", s.Fault, err)}
 	}
 	if d.Layer == LayerCloud && s.Target.selectsDevices() {
@@ -109,10 +112,10 @@ func (r *Registry) New(s Spec) (*Handle, error) {
 			return nil, targetError{fmt.Errorf("fault %s: a cloud fault acts on an API or an object; it takes no device target", s.Fault)}
 		}
 	}
-	if err := f.Check(s.Target); err != nil {
+	if err := f.Check(s.Target, dl); err != nil {
 		return nil, paramsError{fmt.Errorf("fault %s: %w", s.Fault, err)}
 	}
-	return &Handle{name: d.Name, def: d, fault: f, sel: s.Target, state: StateDefined}, nil
+	return &Handle{name: d.Name, def: d, fault: f, sel: s.Target, dialect: dl, state: StateDefined}, nil
 }
 
 // Params returns the names of the parameters of the fault d defines: the JSON members its params decode into.

@@ -15,7 +15,7 @@ import (
 type Reset struct{}
 
 // Check implements Fault.
-func (*Reset) Check(Selector) error { return nil }
+func (*Reset) Check(Selector, Dialect) error { return nil }
 
 // Arm implements Fault.
 func (*Reset) Arm(a Arming) (Armed, error) {

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -20,12 +20,13 @@ const (
 	ScriptPostLaunch        = "post-launch"
 )
 
-// scriptSteps maps each script to the step that runs it.
-var scriptSteps = map[string]string{
-	ScriptDownloadCondition: wire.StepExecutingDownloadCondition,
-	ScriptPreLaunch:         wire.StepExecutingPreLaunch,
-	ScriptPostLaunch:        wire.StepExecutingPostLaunch,
-}
+// The lifecycle scripts of Greengrass V2 components a ScriptExit can fail (in a dialect that runs them).
+const (
+	ScriptInstall  = "install"
+	ScriptStartup  = "startup"
+	ScriptShutdown = "shutdown"
+	ScriptRun      = "run"
+)
 
 // ScriptExit makes a script of its targets exit with Code: in its place a script of the same name that does
 // just that runs for real on the device. It fails the download condition
@@ -36,19 +37,37 @@ var scriptSteps = map[string]string{
 // Needs fleet.ExecutorHook (it wraps the agent's ScriptRunner), or for the pre- and post-launch files
 // fleet.ScriptFailer and fleet.StepHooker: when the robot reports the step, before it runs the file, the file of
 // the unpacked version on the device is replaced by one that exits Code (a robot in a container). The download
-// condition, fetched and run in one step, needs fleet.ExecutorHook.
+// condition, fetched and run in one step, needs fleet.ExecutorHook. The step each script runs in is the
+// dialect's (Dialect.Scripts); a script the dialect does not run is refused.
+//
+// In Greengrass V2 the scripts are the components' lifecycle steps: install, startup, shutdown or run (the
+// run step as the in-memory family runs it before the launch), of every component or, with Component, of that
+// one. A step that fails three times makes its component BROKEN: a run that exits is a crash loop.
 type ScriptExit struct {
-	// Script is download-condition, pre-launch or post-launch.
+	// Script is download-condition, pre-launch or post-launch (RoboMaker), install, startup or shutdown
+	// or run (Greengrass V2).
 	Script string `json:"script"`
 	// Code is the exit status, 1-255 (default 1).
 	Code int `json:"code,omitempty"`
+	// Component, in Greengrass V2, fails only that component's script.
+	Component string `json:"component,omitempty"`
 }
 
 // Check implements Fault.
-func (s *ScriptExit) Check(sel Selector) error {
-	step, ok := scriptSteps[s.Script]
+func (s *ScriptExit) Check(sel Selector, d Dialect) error {
+	switch s.Script {
+	case ScriptDownloadCondition, ScriptPreLaunch, ScriptPostLaunch, ScriptInstall, ScriptStartup, ScriptShutdown,
+		ScriptRun:
+	default:
+		return fmt.Errorf("script %q: want %s, %s, %s, %s, %s, %s or %s", s.Script, ScriptDownloadCondition,
+			ScriptPreLaunch, ScriptPostLaunch, ScriptInstall, ScriptStartup, ScriptShutdown, ScriptRun)
+	}
+	step, ok := d.Scripts[s.Script]
 	if !ok {
-		return fmt.Errorf("script %q: want %s, %s or %s", s.Script, ScriptDownloadCondition, ScriptPreLaunch, ScriptPostLaunch)
+		return fmt.Errorf("script %s: the %s dialect runs no such script", s.Script, d.Name)
+	}
+	if _, named := d.ScriptSuffix[s.Script]; s.Component != "" && !named {
+		return fmt.Errorf("component %s: the %s dialect's %s script belongs to no component", s.Component, d.Name, s.Script)
 	}
 	if s.Code == 0 {
 		s.Code = 1
@@ -64,10 +83,14 @@ func (s *ScriptExit) Check(sel Selector) error {
 
 // Arm implements Fault.
 func (s *ScriptExit) Arm(a Arming) (Armed, error) {
+	if _, named := a.Dialect.ScriptSuffix[s.Script]; onDevice(a) && named {
+		return nil, fmt.Errorf("script-exit of the %s script needs fleet.ExecutorHook: the %s dialect runs it among "+
+			"others of its step", s.Script, a.Dialect.Name)
+	}
 	if onDevice(a) && s.Script != ScriptDownloadCondition {
 		return s.armOnDevice(a)
 	}
-	x := &scriptExit{p: *s, a: a, step: scriptSteps[s.Script], tracker: newStepTracker()}
+	x := &scriptExit{p: *s, a: a, step: a.Dialect.Scripts[s.Script], tracker: newStepTracker()}
 	remove, err := wrapAll(a, func(dev string, ex agent.Executors) agent.Executors {
 		ex.Transport = &trackingTransport{Transport: ex.Transport, dev: dev, tracker: x.tracker}
 		ex.Scripts = &exitRunner{ScriptRunner: ex.Scripts, dev: dev, x: x}
@@ -98,7 +121,7 @@ type exitRunner struct {
 
 // Run implements agent.ScriptRunner.
 func (r *exitRunner) Run(ctx context.Context, s agent.Script) error {
-	if !r.x.active.Load() || r.x.tracker.get(r.dev) != r.x.step {
+	if !r.x.active.Load() || r.x.tracker.get(r.dev) != r.x.step || !r.x.names(s.Name) {
 		return r.ScriptRunner.Run(ctx, s)
 	}
 	r.x.a.emit(event.FaultInjected, r.dev, r.x.step, fmt.Sprintf("%s exits %d", s.Name, r.x.p.Code))
@@ -120,6 +143,20 @@ func (r *exitRunner) Run(ctx context.Context, s agent.Script) error {
 		s.Path = f.Name()
 	}
 	return r.ScriptRunner.Run(ctx, s)
+}
+
+// names reports whether the fault fails the script of that name: every script of its step, unless the dialect
+// names the script among others of the step (Dialect.ScriptSuffix) — then those so named, of the fault's
+// component when it has one ("<component> <step>").
+func (x *scriptExit) names(name string) bool {
+	suffix, ok := x.a.Dialect.ScriptSuffix[x.p.Script]
+	if !ok {
+		return true
+	}
+	if !strings.HasSuffix(name, suffix) {
+		return false
+	}
+	return x.p.Component == "" || strings.TrimSuffix(name, suffix) == x.p.Component
 }
 
 func (x *scriptExit) Inject(context.Context) error  { x.active.Store(true); return nil }
@@ -148,7 +185,7 @@ func onDevice(a Arming) bool {
 
 // armOnDevice arms the fault on devices whose script files it replaces.
 func (s *ScriptExit) armOnDevice(a Arming) (Armed, error) {
-	x := &deviceScriptExit{p: *s, a: a, step: scriptSteps[s.Script]}
+	x := &deviceScriptExit{p: *s, a: a, step: a.Dialect.Scripts[s.Script]}
 	for _, dev := range a.Targets {
 		sf, err := device[fleet.ScriptFailer](a, dev, "fleet.ScriptFailer")
 		if err != nil {

@@ -36,7 +36,7 @@ type SerialNoise struct {
 }
 
 // Check implements Fault.
-func (n *SerialNoise) Check(sel Selector) error {
+func (n *SerialNoise) Check(sel Selector, _ Dialect) error {
 	if n.Rate <= 0 || n.Rate > 0.5 {
 		return fmt.Errorf("rate %v: want a fraction above 0 and at most 0.5", n.Rate)
 	}
@@ -98,7 +98,7 @@ type SerialUnplug struct {
 }
 
 // Check implements Fault.
-func (u *SerialUnplug) Check(Selector) error {
+func (u *SerialUnplug) Check(Selector, Dialect) error {
 	if u.For < 0 {
 		return fmt.Errorf("for %v is negative", u.For.D())
 	}

@@ -22,7 +22,7 @@ type ServiceRestart struct {
 }
 
 // Check implements Fault.
-func (s *ServiceRestart) Check(sel Selector) error {
+func (s *ServiceRestart) Check(sel Selector, _ Dialect) error {
 	if s.Down < 0 {
 		return fmt.Errorf("down %v is negative", s.Down.D())
 	}

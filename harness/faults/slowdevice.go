@@ -29,7 +29,7 @@ type SlowDevice struct {
 }
 
 // Check implements Fault.
-func (s *SlowDevice) Check(Selector) error {
+func (s *SlowDevice) Check(Selector, Dialect) error {
 	switch {
 	case s.CPUs == 0 && s.MemoryBytes == 0:
 		return errors.New("give cpus, memoryBytes or both")

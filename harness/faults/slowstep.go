@@ -24,7 +24,7 @@ type SlowStep struct {
 }
 
 // Check implements Fault.
-func (s *SlowStep) Check(sel Selector) error {
+func (s *SlowStep) Check(sel Selector, _ Dialect) error {
 	if s.Delay <= 0 {
 		return fmt.Errorf("delay %v must be positive", s.Delay.D())
 	}

@@ -10,12 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/rigs"
 	"github.com/fleetlab/fleetlab/rigs/righost"
 	"github.com/fleetlab/fleetlab/sim/agent"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
-	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -39,13 +38,13 @@ func BenchmarkDeploy1MiBOverSerial(b *testing.B) {
 	}
 	payload := make([]byte, 1<<20)
 	rand.Read(payload)
-	bundle := fleettest.Bundle(map[string]string{
-		"hello_robot/launch.sh": fleettest.HeartbeatApp, "hello_robot/payload.bin": string(payload),
+	bundle := robomakertest.Bundle(map[string]string{
+		"hello_robot/launch.sh": robomakertest.HeartbeatApp, "hello_robot/payload.bin": string(payload),
 		"pre_launch.sh": "#!/bin/sh\nexit 0\n", "post_launch.sh": "#!/bin/sh\nexit 0\n"})
 	var deploy, download time.Duration
 	for range b.N {
 		b.StopTimer()
-		w := fleettest.Start(b, service.Options{Memory: true})
+		w := robomakertest.Start(b, service.Options{InMemoryStore: true})
 		app, v := w.App("big", bundle)
 		var mu sync.Mutex
 		var downloadAt, downloaded time.Time
@@ -57,16 +56,16 @@ func BenchmarkDeploy1MiBOverSerial(b *testing.B) {
 				mu.Lock()
 				defer mu.Unlock()
 				switch e.State {
-				case wire.StepDownloadingExtracting:
+				case rmwire.StepDownloadingExtracting:
 					downloadAt = time.Now()
-				case wire.StepExecutingDownloadCondition:
+				case rmwire.StepExecutingDownloadCondition:
 					downloaded = time.Now()
 				}
 			}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		arn, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "bench", fl.Devices())
+		arn, err := w.Register(context.Background(), "bench", fl.Devices())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +76,7 @@ func BenchmarkDeploy1MiBOverSerial(b *testing.B) {
 		deploy += time.Since(t0)
 		b.StopTimer()
 		if out.Status != types.DeploymentStatusSucceeded {
-			b.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+			b.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 		}
 		mu.Lock()
 		download += downloaded.Sub(downloadAt)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,9 +34,14 @@ type Executors struct {
 
 // Options configure an Agent. Zero fields take the defaults listed; New resolves them all.
 type Options struct {
-	// Thing is the robot's thing name on the device API; it is also ROBOT_NAME for scripts. Required.
+	// Thing is the device's thing name on the device API. Required.
 	Thing string
-	// Architecture is the robot's architecture: X86_64, ARM64 or ARMHF. Default: the one this binary runs on.
+	// Kinds are the kinds of job the agent carries out, by the kind their job documents name. The first is
+	// the device's own: it refuses the documents no kind carries out, and owns versions recorded before
+	// kinds existed. Required, no two of one name.
+	Kinds []Kind
+	// Architecture is the device's architecture as a GOARCH name (amd64, arm64, arm); each kind names it
+	// in its dialect. Default: the one this binary runs on.
 	Architecture string
 	// Endpoint is the device API's base URL, for the default HTTP transport. Required when
 	// Executors.Transport is nil.
@@ -104,7 +110,7 @@ const (
 	EventAdopted EventKind = "adopted"
 )
 
-// States the agent enters besides the RoboMaker steps (wire.Step*).
+// States the loop enters besides its kinds' states.
 const (
 	// StateRollingBack: a step after the switch failed; the previous version is being restored.
 	StateRollingBack = "RollingBack"
@@ -149,13 +155,16 @@ type Agent struct {
 
 	logFile   *os.File
 	idleConns interface{ CloseIdleConnections() }
+	caller    APICaller // the transport's, before Wrap; nil when it has none
 
 	running   atomic.Bool
 	connected atomic.Bool
 	closed    atomic.Bool
 
+	kinds []Kind
+
 	mu  sync.Mutex
-	cur *execution
+	cur *Execution
 }
 
 // New returns an agent with every default resolved.
@@ -163,9 +172,23 @@ func New(opts Options) (*Agent, error) {
 	if opts.Thing == "" {
 		return nil, errors.New("new agent: Thing is empty")
 	}
+	if len(opts.Kinds) == 0 {
+		return nil, errors.New("new agent: no Kinds: the agent carries out no job")
+	}
+	seen := map[string]bool{}
+	for i, k := range opts.Kinds {
+		if k == nil {
+			return nil, fmt.Errorf("new agent: Kinds[%d] is nil", i)
+		}
+		if seen[k.Name()] {
+			return nil, fmt.Errorf("new agent: two kinds named %q", k.Name())
+		}
+		seen[k.Name()] = true
+	}
 	a := &Agent{
 		thing:          opts.Thing,
 		arch:           opts.Architecture,
+		kinds:          slices.Clone(opts.Kinds),
 		clock:          clock.Or(opts.Clock),
 		onEvent:        opts.OnEvent,
 		requestTimeout: opts.RequestTimeout,
@@ -173,7 +196,7 @@ func New(opts Options) (*Agent, error) {
 		pollMax:        orDefault(opts.PollMax, 5*time.Minute),
 	}
 	if a.arch == "" {
-		a.arch = architecture(runtime.GOARCH)
+		a.arch = runtime.GOARCH
 	}
 	if a.requestTimeout == 0 {
 		a.requestTimeout = 30 * time.Second
@@ -256,6 +279,7 @@ func New(opts Options) (*Agent, error) {
 			ex.State = NewMemoryState()
 		}
 	}
+	a.caller, _ = ex.Transport.(APICaller)
 	if opts.Wrap != nil {
 		ex = opts.Wrap(ex)
 		if ex.Transport == nil || ex.Downloader == nil || ex.Versions == nil || ex.Scripts == nil || ex.Launcher == nil || ex.State == nil {
@@ -279,18 +303,6 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// architecture maps a GOARCH to RoboMaker's architecture names.
-func architecture(goarch string) string {
-	switch goarch {
-	case "arm64":
-		return "ARM64"
-	case "arm":
-		return "ARMHF"
-	default:
-		return "X86_64"
-	}
 }
 
 // Executors returns the executors the agent uses, after Wrap.
@@ -347,6 +359,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("run agent: %w", err)
 	}
 	a.boot(ctx, st)
+	for _, k := range a.kinds {
+		if wk, ok := k.(Watcher); ok {
+			if watch := wk.Watch(&Watch{a: a}); watch != nil {
+				listening.Go(a.thing+" watch "+k.Name(), func() { watch(lctx) })
+			}
+		}
+	}
 	idle, failed := 0, 0
 	check := true
 	for {
@@ -376,7 +395,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// Connected, the notify channel wakes the agent and the poll is only a safety net. A check that failed
 		// (a lost request) is retried on the short backoff whatever the channel says: the notify that woke
-		// the agent has been spent, and waiting for the safety net would idle the robot for PollMax.
+		// the agent has been spent, and waiting for the safety net would idle the device for PollMax.
 		d := a.poll.delay(64)
 		switch {
 		case failed > 0:
@@ -432,9 +451,9 @@ func (a *Agent) checkOnce(ctx context.Context) (bool, error) {
 		}
 		je.JobDocument = d.JobDocument
 	}
-	st.InFlight = &InFlight{JobID: je.JobID, ExecutionNumber: je.ExecutionNumber, Document: je.JobDocument, Step: wire.StepValidating}
+	st.InFlight = &InFlight{JobID: je.JobID, ExecutionNumber: je.ExecutionNumber, Document: je.JobDocument}
 	x := a.newExecution(ctx, st)
-	if err := x.drive(validatingState{}); err != nil {
+	if err := x.drive(x.first()); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -496,7 +515,7 @@ func (a *Agent) listen(ctx context.Context, wake *clock.Signal) {
 func (a *Agent) cancelExecution(jobID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cur != nil && a.cur.job == jobID {
+	if a.cur != nil && a.cur.jobID == jobID {
 		a.cur.cancel(errCanceledByService)
 	}
 }
@@ -510,12 +529,12 @@ func (a *Agent) boot(ctx context.Context, st DeviceState) {
 	if err != nil {
 		a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
 	} else if active != "" {
-		if inst := st.installed(active); inst == nil {
+		if inst := a.installed(st, active); inst == nil {
 			a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: active version %s is not in the device state", active)})
 		} else if app, err := a.app(*inst); err != nil {
 			a.emit(Event{Kind: EventError, Err: fmt.Errorf("boot: %w", err)})
 		} else {
-			want = &app
+			want = app
 		}
 	}
 	adopted, err := a.ex.Launcher.Adopt(ctx, want)
@@ -534,7 +553,7 @@ func (a *Agent) boot(ctx context.Context, st DeviceState) {
 }
 
 // installed returns what the state knows of version id: the committed, the previous or the in-flight one.
-func (s DeviceState) installed(id string) *Installed {
+func (a *Agent) installed(s DeviceState, id string) *Installed {
 	for _, i := range []*Installed{s.Current, s.Previous} {
 		if i != nil && i.VersionID() == id {
 			return i
@@ -542,44 +561,58 @@ func (s DeviceState) installed(id string) *Installed {
 	}
 	if f := s.InFlight; f != nil {
 		digest := DocumentDigest(f.Document)
-		if VersionID(f.JobID, digest) == id {
-			if doc, err := parseDocument(f.Document); err == nil {
-				i := installedFrom(f.JobID, digest, doc)
-				return &i
-			}
+		if VersionID(f.JobID, digest) != id {
+			return nil
 		}
+		k, job, err := a.parseDocument(f.Document)
+		if err != nil {
+			return nil
+		}
+		rec, err := job.Record()
+		if err != nil {
+			return nil
+		}
+		return &Installed{Kind: k.Name(), JobID: f.JobID, Digest: digest, Record: rec}
 	}
 	return nil
 }
 
-// app is the application of an installed version.
-func (a *Agent) app(inst Installed) (App, error) {
+// app is the application of an installed version, nil when it runs none.
+func (a *Agent) app(inst Installed) (*App, error) {
+	k := a.kinds[0]
+	if inst.Kind != "" {
+		var err error
+		if k, err = a.kindOf(inst.Kind); err != nil {
+			return nil, fmt.Errorf("version %s: %w", inst.VersionID(), err)
+		}
+	}
 	v, err := a.ex.Versions.Open(inst.VersionID())
 	if err != nil {
-		return App{}, err
+		return nil, err
 	}
-	return App{Version: v, Package: inst.Launch.PackageName, LaunchFile: inst.Launch.LaunchFile, Env: a.env(inst)}, nil
+	return k.App(a.device(), inst, v)
 }
 
 // launch starts the application of an installed version.
 func (a *Agent) launch(ctx context.Context, inst Installed) error {
 	app, err := a.app(inst)
-	if err != nil {
+	if err != nil || app == nil {
 		return err
 	}
-	return a.ex.Launcher.Start(ctx, app)
+	return a.ex.Launcher.Start(ctx, *app)
 }
 
-// env is the environment of scripts and the application: the launch config's variables, then the agent's
-// own, which win (a deployment cannot change the robot's name), and PATH.
-//
-//	ROBOT_NAME, ROBOT_ARCHITECTURE       the thing name and architecture
-//	APPLICATION_NAME, APPLICATION_VERSION the robot application and version deployed
-//	DEPLOYMENT_JOB, DEPLOYMENT_JOB_ID    the deployment job ARN and the execution's job id
-//	ROBOT_DATA_DIR                       a directory kept across versions (OS family only)
-func (a *Agent) env(inst Installed) []string {
+// device is what the agent's kinds know of the device.
+func (a *Agent) device() Device {
+	return Device{Thing: a.thing, Architecture: a.arch, DataDir: a.dataDir}
+}
+
+// Environ returns the environment of a script or an application: the deployment's variables, then PATH
+// (the agent's own, or a standard one), then the kind's own variables, which win over both (a deployment
+// cannot change the device's name). It is sorted, "KEY=value".
+func Environ(deployed, own map[string]string) []string {
 	vars := map[string]string{}
-	for k, v := range inst.Launch.EnvironmentVariables {
+	for k, v := range deployed {
 		vars[k] = v
 	}
 	path := os.Getenv("PATH")
@@ -587,14 +620,8 @@ func (a *Agent) env(inst Installed) []string {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
 	vars["PATH"] = path
-	vars["ROBOT_NAME"] = a.thing
-	vars["ROBOT_ARCHITECTURE"] = a.arch
-	vars["APPLICATION_NAME"] = inst.Name
-	vars["APPLICATION_VERSION"] = inst.Version
-	vars["DEPLOYMENT_JOB"] = inst.Job
-	vars["DEPLOYMENT_JOB_ID"] = inst.JobID
-	if a.dataDir != "" {
-		vars["ROBOT_DATA_DIR"] = a.dataDir
+	for k, v := range own {
+		vars[k] = v
 	}
 	out := make([]string, 0, len(vars))
 	for k, v := range vars {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -9,9 +10,10 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 )
 
-// A bundle is a gzip-compressed tar archive of a robot application version. Every member is checked before
+// A bundle is a gzip-compressed tar archive of an application version. Every member is checked before
 // anything is written: names must be local (no absolute paths, no "..", nothing through one of the bundle's
 // own symlinks), only regular files, directories, symlinks and hard links are accepted, a symlink followed
 // through the bundle's other symlinks must stay inside the bundle, a hard link must name an earlier regular
@@ -43,11 +45,11 @@ func readBundle(r io.Reader, maxBytes int64, fn func(m member, body io.Reader) e
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBundleBytes
 	}
-	zr, err := gzip.NewReader(r)
+	zr, err := openGzip(r)
 	if err != nil {
 		return fmt.Errorf("not a gzip stream: %w", err)
 	}
-	defer zr.Close()
+	defer closeGzip(zr)
 	tr := tar.NewReader(zr)
 	seen := map[string]byte{}
 	links := map[string]string{}
@@ -204,3 +206,34 @@ func resolveLink(name string, links map[string]string) (string, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// gzipReaders keeps gzip readers between bundles: each holds flate's 32 KiB window and its Huffman tables,
+// which Reset reuses. A fleet of in-process devices unpacking a bundle each allocated them afresh every time —
+// a tenth of the bytes a rollout over HTTP allocated.
+var gzipReaders sync.Pool
+
+func openGzip(r io.Reader) (*gzip.Reader, error) {
+	if zr, ok := gzipReaders.Get().(*gzip.Reader); ok {
+		if err := zr.Reset(r); err != nil {
+			gzipReaders.Put(zr)
+			return nil, err
+		}
+		return zr, nil
+	}
+	return gzip.NewReader(r)
+}
+
+// closeGzip ends zr's stream and keeps the reader for the next bundle, holding nothing of this one.
+func closeGzip(zr *gzip.Reader) {
+	zr.Close()
+	zr.Reset(bytes.NewReader(emptyGzip))
+	gzipReaders.Put(zr)
+}
+
+// emptyGzip is a gzip stream of nothing, which a kept reader is reset to so it holds no caller's reader.
+var emptyGzip = func() []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Close()
+	return b.Bytes()
+}()

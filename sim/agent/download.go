@@ -422,7 +422,7 @@ func (s *memParts) finished(name string) (Blob, bool) {
 	if !ok || !p.done {
 		return nil, false
 	}
-	return memBlob(p.buf), true
+	return BytesBlob(p.buf), true
 }
 
 func (s *memParts) open(name string) (part, error) {
@@ -482,14 +482,14 @@ func (p *memPart) commit() (Blob, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done = true
-	return memBlob(p.buf), nil
+	return BytesBlob(p.buf), nil
 }
 
 func (p *memPart) close() error { return nil }
 
-// memBlob is an in-memory artifact.
-type memBlob []byte
+// BytesBlob is an artifact in memory: a downloaded part, or a bundle a kind builds (Bundle.Blob).
+type BytesBlob []byte
 
-func (b memBlob) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-func (b memBlob) Size() int64                  { return int64(len(b)) }
-func (b memBlob) Path() string                 { return "" }
+func (b BytesBlob) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b BytesBlob) Size() int64                  { return int64(len(b)) }
+func (b BytesBlob) Path() string                 { return "" }

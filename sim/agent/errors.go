@@ -107,18 +107,18 @@ func (e *StepError) Error() string {
 // Unwrap returns the underlying error.
 func (e *StepError) Unwrap() error { return e.Err }
 
-// fail returns a StepError failing the execution with code.
-func fail(code string, err error) error {
+// Fail returns a StepError failing the execution with code.
+func Fail(code string, err error) error {
 	return &StepError{Status: wire.StatusFailed, Code: code, Err: err}
 }
 
-// failf is fail with a formatted reason.
-func failf(code, format string, args ...any) error {
-	return fail(code, fmt.Errorf(format, args...))
+// Failf is Fail with a formatted reason.
+func Failf(code, format string, args ...any) error {
+	return Fail(code, fmt.Errorf(format, args...))
 }
 
-// reject returns a StepError rejecting the execution: the device cannot carry out this job document.
-func reject(err error) error {
+// Reject returns a StepError rejecting the execution: the device cannot carry out this job document.
+func Reject(err error) error {
 	return &StepError{Status: wire.StatusRejected, Err: err}
 }
 

@@ -57,17 +57,39 @@ func (t *HTTPTransport) SignWith(c Credentials) {
 	t.creds, t.signer = &c, v4.NewSigner()
 }
 
-// sign signs req, whose body is body, when the transport has credentials. Signatures carry the wall-clock time,
-// which the service compares with its own wall clock whatever the device's clock says.
+// sign signs req, whose body is body, for the IoT Jobs data plane when the transport has credentials.
 func (t *HTTPTransport) sign(req *http.Request, body []byte) error {
+	return t.signFor(req, body, SigningName)
+}
+
+// signFor signs req, whose body is body, under signing name service when the transport has credentials.
+// Signatures carry the wall-clock time, which the service compares with its own wall clock whatever the
+// device's clock says.
+func (t *HTTPTransport) signFor(req *http.Request, body []byte, service string) error {
 	if t.creds == nil {
 		return nil
 	}
+	return signHTTP(t.signer, *t.creds, req, body, service)
+}
+
+// Sign signs req, whose body is body, with c under signing name service — SigV4 as the AWS SDKs sign, declaring
+// the body's hash so the service checks the signature before it reads the body — for a device's calls of the
+// cloud's APIs that do not go through an HTTPTransport (an AppConfig device's AppConfigData and CloudWatch
+// calls). Signatures carry the wall-clock time, which the service compares with its own wall clock whatever the
+// device's clock says.
+func (c Credentials) Sign(req *http.Request, body []byte, service string) error {
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	return signHTTP(v4.NewSigner(), c, req, body, service)
+}
+
+func signHTTP(signer *v4.Signer, c Credentials, req *http.Request, body []byte, service string) error {
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("X-Amz-Content-Sha256", hash)
-	err := t.signer.SignHTTP(req.Context(), aws.Credentials{AccessKeyID: t.creds.AccessKey,
-		SecretAccessKey: t.creds.SecretKey}, req, hash, SigningName, t.creds.Region, clock.Real{}.Now())
+	err := signer.SignHTTP(req.Context(), aws.Credentials{AccessKeyID: c.AccessKey, SecretAccessKey: c.SecretKey},
+		req, hash, service, c.Region, clock.Real{}.Now())
 	if err != nil {
 		return fmt.Errorf("sign %s %s: %w", req.Method, req.URL.Path, err)
 	}
@@ -75,6 +97,23 @@ func (t *HTTPTransport) sign(req *http.Request, body []byte) error {
 }
 
 var _ Transport = (*HTTPTransport)(nil)
+var _ APICaller = (*HTTPTransport)(nil)
+
+// APICaller is the optional ability of a Transport to call the cloud's other APIs as the device does — the
+// Greengrass nucleus resolves its components with the cloud's ResolveComponentCandidates: one JSON request at
+// the transport's endpoint, through its client, signed (when the transport signs) with the device's keys under
+// the API's signing name. Errors are the Transport's: an answer outside 2xx is an *APIError, a link failure is
+// Transient.
+type APICaller interface {
+	// CallAPI sends in (JSON; nil for no body) by method to path, signed for signingName, and decodes a JSON
+	// answer into out (nil: the answer is discarded).
+	CallAPI(ctx context.Context, signingName, method, path string, in, out any) error
+}
+
+// CallAPI implements APICaller.
+func (t *HTTPTransport) CallAPI(ctx context.Context, signingName, method, path string, in, out any) error {
+	return t.call(ctx, signingName, method, path, in, out)
+}
 
 // NewHTTPTransport returns a transport for thing at endpoint (e.g. "http://127.0.0.1:4566"). A nil client
 // means a client of its own, whose idle connections CloseIdleConnections releases.
@@ -237,6 +276,12 @@ func (s *socketStream) Close() { s.conn.Close() }
 
 // do sends one data-plane request with a JSON body (nil for none) and decodes a JSON answer into out.
 func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any) error {
+	return t.call(ctx, SigningName, method, path, in, out)
+}
+
+// call sends one request with a JSON body (nil for none), signed for signingName, and decodes a JSON answer
+// into out.
+func (t *HTTPTransport) call(ctx context.Context, signingName, method, path string, in, out any) error {
 	var body io.Reader
 	var payload []byte
 	if in != nil {
@@ -253,7 +298,7 @@ func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if err := t.sign(req, payload); err != nil {
+	if err := t.signFor(req, payload, signingName); err != nil {
 		return err
 	}
 	resp, err := t.client.Do(req)

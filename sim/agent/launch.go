@@ -19,18 +19,18 @@ import (
 	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
-// App is a robot application to run: the launch file inside the launch package of a version.
+// App is an application to run: the launch file inside the launch package of a version.
 type App struct {
 	Version Version
-	// Package and LaunchFile are the launch config's packageName and launchFile: the application is the
-	// file <Package>/<LaunchFile> of the version, run as an executable from the version's directory.
+	// Package and LaunchFile name the application in the version: the file <Package>/<LaunchFile>, run as
+	// an executable from the version's directory.
 	Package    string
 	LaunchFile string
 	// Env is the whole environment, "KEY=value".
 	Env []string
 }
 
-// Launcher runs the robot's application — exactly one at a time — as the device's supervisor: it keeps
+// Launcher runs the device's application — exactly one at a time — as the device's supervisor: it keeps
 // what it started running (starting it again when it exits on its own) and records it on the device, so
 // that the launcher of a later agent, after a crash, a kill or an upgrade of the agent, takes it over rather
 // than start a second copy beside it.
@@ -42,7 +42,7 @@ type Launcher interface {
 	// another version, a copy whose start was cut short, what scripts left. want nil: nothing should run.
 	// An error says the device could not be reconciled entirely; what could be stopped was.
 	Adopt(ctx context.Context, want *App) (bool, error)
-	// Start runs app as the robot's application, stopping any application running before. An error means
+	// Start runs app as the device's application, stopping any application running before. An error means
 	// the application did not start.
 	Start(ctx context.Context, app App) error
 	// Stop stops the running application, if any: first a graceful signal, then, after the launcher's grace
@@ -68,11 +68,11 @@ type ProcessLauncherOptions struct {
 
 // ProcessLauncher runs the application as a child process leading a process group of its own, with its
 // output in the device log. An application that exits on its own is started again after a backoff on the
-// clock (1s doubling to 1m), as a robot's process supervisor would; Stop ends supervision first.
+// clock (1s doubling to 1m), as a device's process supervisor would; Stop ends supervision first.
 //
 // The application outlives the agent when the agent dies without stopping it (a crash, SIGKILL, the OOM
 // killer): that is how a device supervisor behaves, and what lets an agent be restarted or upgraded without
-// restarting the robot's application. The record in the device directory — pid, start time and boot id,
+// restarting the device's application. The record in the device directory — pid, start time and boot id,
 // written once the process runs — lets the next agent's launcher adopt it (Adopt); the device tag in the
 // environment of everything the agent starts lets it find and stop whatever the record does not name. On
 // systems other than Linux nothing is adopted.

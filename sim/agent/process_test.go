@@ -257,7 +257,7 @@ func TestProcessLauncherRestartsACrashedApplication(t *testing.T) {
 
 func TestSimLauncher(t *testing.T) {
 	vs := NewMemoryVersions(0)
-	v, err := vs.Extract(context.Background(), "v1", memBlob(makeBundle(t, tarEntry{name: "pkg/launch.sh", body: "#!/bin/sh\n"})))
+	v, err := vs.Extract(context.Background(), "v1", BytesBlob(makeBundle(t, tarEntry{name: "pkg/launch.sh", body: "#!/bin/sh\n"})))
 	if err != nil {
 		t.Fatal(err)
 	}

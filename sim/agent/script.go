@@ -28,6 +28,9 @@ type Script struct {
 	Env []string
 	// Read returns the script's text.
 	Read func() ([]byte, error)
+	// Timeout, when positive, bounds this script instead of the runner's own bound (a recipe's step
+	// timeout).
+	Timeout time.Duration
 }
 
 // ScriptRunner runs a script to completion. It returns nil when the script exits 0, *ExitError for another
@@ -97,7 +100,10 @@ func (r *ProcessRunner) Run(ctx context.Context, s Script) error {
 	go func() { done <- cmd.Wait() }()
 	var timeout <-chan time.Time
 	limit := r.timeout
-	if t, d := processTimer(r.clock, r.timeout); t != nil {
+	if s.Timeout > 0 {
+		limit = s.Timeout
+	}
+	if t, d := processTimer(r.clock, limit); t != nil {
 		defer t.Stop()
 		timeout, limit = t.C(), d
 	}

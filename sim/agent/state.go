@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 )
 
 // DeviceState is what the agent keeps on the device across restarts: the committed application version, the
@@ -27,18 +25,82 @@ type DeviceState struct {
 	InFlight *InFlight `json:"inFlight,omitempty"`
 }
 
-// Installed is an application version on the device: the job that installed it, the digest of the job
-// document it was installed from — together its version id — and what is needed to launch it again.
+// Installed is a version on the device: the kind and job that installed it, the digest of the job document
+// it was installed from — job id and digest together are its version id — and what its kind keeps to launch
+// it again.
+//
+// In JSON, the record's members sit beside kind, jobId and digest in one object: the layout of state written
+// before kinds existed, which a record without a kind still reads as.
 type Installed struct {
-	JobID string `json:"jobId"`
+	// Kind is the name of the kind that installed it (Kind.Name). Empty in state written before kinds
+	// existed: such a version is of the agent's first kind.
+	Kind  string
+	JobID string
 	// Digest is the hex SHA-256 of the job document (DocumentDigest). It is empty in state written before
 	// versions were keyed by it; such a version matches no job, so a job with its id is carried out again.
-	Digest      string               `json:"digest,omitempty"`
-	Job         string               `json:"job,omitempty"`
-	Application string               `json:"application,omitempty"`
-	Name        string               `json:"name,omitempty"`
-	Version     string               `json:"version,omitempty"`
-	Launch      wire.RoboMakerLaunch `json:"launch"`
+	Digest string
+	// Record is what the kind keeps of the version (Job.Record): a JSON object, or empty.
+	Record json.RawMessage
+}
+
+// The members of an Installed's JSON object that are the agent's; a record's own members are the rest.
+const (
+	installedKind   = "kind"
+	installedJobID  = "jobId"
+	installedDigest = "digest"
+)
+
+// MarshalJSON writes the record's members and kind, jobId and digest as one object.
+func (i Installed) MarshalJSON() ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	if len(i.Record) > 0 {
+		if err := json.Unmarshal(i.Record, &m); err != nil {
+			return nil, fmt.Errorf("installed version %s: record: want a JSON object: %w", i.VersionID(), err)
+		}
+	}
+	for _, k := range []string{installedKind, installedJobID, installedDigest} {
+		if _, taken := m[k]; taken {
+			return nil, fmt.Errorf("installed version %s: record member %q is the agent's", i.VersionID(), k)
+		}
+	}
+	put := func(k, v string) {
+		b, _ := json.Marshal(v)
+		m[k] = b
+	}
+	put(installedJobID, i.JobID)
+	if i.Kind != "" {
+		put(installedKind, i.Kind)
+	}
+	if i.Digest != "" {
+		put(installedDigest, i.Digest)
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and the state of agents before kinds existed.
+func (i *Installed) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	out := Installed{}
+	for k, dst := range map[string]*string{installedKind: &out.Kind, installedJobID: &out.JobID, installedDigest: &out.Digest} {
+		if v, ok := m[k]; ok {
+			if err := json.Unmarshal(v, dst); err != nil {
+				return fmt.Errorf("installed version: %s: %w", k, err)
+			}
+			delete(m, k)
+		}
+	}
+	if len(m) > 0 {
+		rec, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		out.Record = rec
+	}
+	*i = out
+	return nil
 }
 
 // InFlight is an execution the agent has started and not finished.
@@ -47,12 +109,14 @@ type InFlight struct {
 	ExecutionNumber int64  `json:"executionNumber,omitempty"`
 	// Document is the raw job document, as the service sent it.
 	Document string `json:"document"`
-	// Step is the state reached: a RoboMaker step, or StateRollingBack, StateFailed, StateRejected.
+	// Step is the state reached: a state of the job's kind, or StateRollingBack, StateFailed, StateRejected.
 	Step string `json:"step"`
 	// FailedStep, Code and Reason describe the failure being rolled back or reported.
 	FailedStep string `json:"failedStep,omitempty"`
 	Code       string `json:"code,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// Unrestored says the rollback before the failure could not restore the previous version.
+	Unrestored bool `json:"unrestored,omitempty"`
 	// Obsolete is the version the commit pushed out, removed once the success is reported.
 	Obsolete string `json:"obsolete,omitempty"`
 }
@@ -116,12 +180,9 @@ func (s DeviceState) clone() DeviceState {
 }
 
 func (i Installed) clone() Installed {
-	if i.Launch.EnvironmentVariables != nil {
-		env := make(map[string]string, len(i.Launch.EnvironmentVariables))
-		for k, v := range i.Launch.EnvironmentVariables {
-			env[k] = v
-		}
-		i.Launch.EnvironmentVariables = env
+	i.Record = append(json.RawMessage(nil), i.Record...)
+	if len(i.Record) == 0 {
+		i.Record = nil
 	}
 	return i
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,16 +12,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 )
 
 func TestStateStores(t *testing.T) {
 	dir := t.TempDir()
 	stores := map[string]StateStore{"file": NewFileState(filepath.Join(dir, "state.json")), "memory": NewMemoryState()}
 	want := DeviceState{
-		Current:  &Installed{JobID: "job-2", Name: "hello", Version: "2", Launch: wire.RoboMakerLaunch{PackageName: "hello_robot", LaunchFile: "launch.sh", EnvironmentVariables: map[string]string{"A": "1"}}},
-		Previous: &Installed{JobID: "job-1", Version: "1"},
-		InFlight: &InFlight{JobID: "job-3", ExecutionNumber: 2, Document: `{"kind":"robomaker"}`, Step: wire.StepLaunching},
+		Current: &Installed{Kind: "test", JobID: "job-2", Digest: "ab12",
+			Record: json.RawMessage(`{"launch":{"environmentVariables":{"A":"1"},"launchFile":"launch.sh"},"version":"2"}`)},
+		Previous: &Installed{JobID: "job-1", Record: json.RawMessage(`{"version":"1"}`)},
+		InFlight: &InFlight{JobID: "job-3", ExecutionNumber: 2, Document: `{"kind":"test"}`, Step: "Installing"},
 	}
 	for name, s := range stores {
 		t.Run(name, func(t *testing.T) {
@@ -35,7 +36,7 @@ func TestStateStores(t *testing.T) {
 				t.Fatalf("Load() = %+v, %v; want %+v", got, err, want)
 			}
 			// What Load returned is a copy: changing it changes nothing saved.
-			got.Current.Launch.EnvironmentVariables["A"] = "changed"
+			got.Current.Record[2] = 'X'
 			got.InFlight.Step = "x"
 			again, _ := s.Load()
 			if !reflect.DeepEqual(again, want) {
@@ -46,6 +47,38 @@ func TestStateStores(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) != 1 || entries[0].Name() != "state.json" {
 		t.Fatalf("state dir holds %v (%v), want only state.json", entries, err)
+	}
+}
+
+// TestInstalledJSON: an installed version's record sits beside kind, jobId and digest in one object, so the
+// state of agents before kinds existed (no kind, the record's members at the top) reads as a version of the
+// agent's first kind with that record, and is written back in the same layout.
+func TestInstalledJSON(t *testing.T) {
+	old := `{"jobId":"job-1","digest":"ab12","job":"arn:job","name":"hello","version":"1","launch":{"packageName":"p","launchFile":"l"}}`
+	var got Installed
+	if err := json.Unmarshal([]byte(old), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := Installed{JobID: "job-1", Digest: "ab12",
+		Record: json.RawMessage(`{"job":"arn:job","launch":{"packageName":"p","launchFile":"l"},"name":"hello","version":"1"}`)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read %+v (record %s), want %+v (record %s)", got, got.Record, want, want.Record)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := `{"digest":"ab12","job":"arn:job","jobId":"job-1","launch":{"packageName":"p","launchFile":"l"},"name":"hello","version":"1"}`; string(b) != w {
+		t.Fatalf("wrote %s, want %s", b, w)
+	}
+	got.Kind = "test"
+	if b, _ = json.Marshal(got); !strings.Contains(string(b), `"kind":"test"`) {
+		t.Fatalf("wrote %s, want the kind in it", b)
+	}
+	for _, bad := range []json.RawMessage{json.RawMessage(`[1]`), json.RawMessage(`{"jobId":"x"}`)} {
+		if _, err := json.Marshal(Installed{JobID: "job-1", Record: bad}); err == nil {
+			t.Errorf("record %s was written", bad)
+		}
 	}
 }
 

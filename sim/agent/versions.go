@@ -59,7 +59,9 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.@-]{0,159}$`)
 // validJobID matches the job ids the agent carries out: a version id adds "@digest" to one.
 var validJobID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,110}$`)
 
-func checkJobID(id string) error {
+// CheckJobID checks that a job id can name a version on the device: 1 to 111 of [A-Za-z0-9_.-], not
+// starting with '.'. A kind's first state rejects a job whose id fails it.
+func CheckJobID(id string) error {
 	if !validJobID.MatchString(id) {
 		return fmt.Errorf("job id %q: want 1-111 of [A-Za-z0-9_.-], not starting with '.'", id)
 	}

@@ -21,7 +21,7 @@ func versionFamilies(t *testing.T) map[string]Versions {
 }
 
 func TestVersionsLifecycle(t *testing.T) {
-	good := memBlob(makeBundle(t,
+	good := BytesBlob(makeBundle(t,
 		tarEntry{name: "pkg/", typ: tar.TypeDir},
 		tarEntry{name: "pkg/launch.sh", body: "#!/bin/sh\nexit 0\n", mode: 0o755},
 		tarEntry{name: "link", typ: tar.TypeSymlink, link: "pkg/launch.sh"},
@@ -94,7 +94,7 @@ func TestVersionsLifecycle(t *testing.T) {
 }
 
 func TestVersionsExtractFailureLeavesNothing(t *testing.T) {
-	bad := memBlob(makeBundle(t,
+	bad := BytesBlob(makeBundle(t,
 		tarEntry{name: "pkg/launch.sh", body: "ok"},
 		tarEntry{name: "pkg/evil", typ: tar.TypeSymlink, link: "../../outside"},
 	))
@@ -123,7 +123,7 @@ func TestDirVersionsCurrentIsASymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vs.Extract(context.Background(), "job-1", memBlob(makeBundle(t, tarEntry{name: "f", body: "1"}))); err != nil {
+	if _, err := vs.Extract(context.Background(), "job-1", BytesBlob(makeBundle(t, tarEntry{name: "f", body: "1"}))); err != nil {
 		t.Fatal(err)
 	}
 	if err := vs.Activate("job-1"); err != nil {
@@ -144,7 +144,7 @@ func TestDirVersionsCurrentIsASymlink(t *testing.T) {
 func TestMemoryVersionsKeepsOnlySmallFiles(t *testing.T) {
 	big := make([]byte, keepBytes+1)
 	vs := NewMemoryVersions(0)
-	v, err := vs.Extract(context.Background(), "v", memBlob(makeBundle(t, tarEntry{name: "big", body: string(big)}, tarEntry{name: "small", body: "s"})))
+	v, err := vs.Extract(context.Background(), "v", BytesBlob(makeBundle(t, tarEntry{name: "big", body: string(big)}, tarEntry{name: "small", body: "s"})))
 	if err != nil {
 		t.Fatal(err)
 	}

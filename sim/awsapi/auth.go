@@ -152,25 +152,40 @@ func (h *Handler) serveS3(w http.ResponseWriter, r *http.Request) {
 // requests are far smaller.
 const maxDeviceBody = 64 << 10
 
-// serveMounted serves a mounted (device API) request: when the handler checks signatures, it must be signed by a
-// device key with a device scope, checked before the body is read.
-func (h *Handler) serveMounted(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// serveMounted serves a mounted request: when the handler checks signatures, it must be signed by a device key
+// with a device scope (the device API), or as the mount's options say (an AWS API of its own), checked before
+// the body is read.
+func (h *Handler) serveMounted(w http.ResponseWriter, r *http.Request, m *mount) {
 	if a := h.opts.Auth; a != nil {
-		fail := func(e *Error) { e.write(w, "message", "application/json") }
-		s, e := a.check(r, a.DeviceKeys, DeviceServices, false)
+		fail := func(e *Error) { e.Write(w, "message", "application/json") }
+		if m.opts.WriteError != nil {
+			fail = func(e *Error) { m.opts.WriteError(w, e.Status, e.Code, e.Message) }
+		}
+		keys, services, limit := a.DeviceKeys, DeviceServices, int64(maxDeviceBody)
+		if len(m.opts.Services) > 0 {
+			op := ""
+			if m.opts.Operation != nil {
+				op = m.opts.Operation(r)
+			}
+			keys, services = a.keysFor(m.opts.Dialect, op), m.opts.Services
+		}
+		if m.opts.MaxBody > 0 {
+			limit = m.opts.MaxBody
+		}
+		s, e := a.check(r, keys, services, false)
 		if e != nil {
 			fail(e.json())
 			return
 		}
 		if s.needsBody() {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxDeviceBody+1))
+			body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 			if err != nil {
 				fail(NewError("InvalidRequestException", http.StatusBadRequest, "request body could not be read: %v", err))
 				return
 			}
-			if len(body) > maxDeviceBody {
+			if int64(len(body)) > limit {
 				fail(NewError("InvalidRequestException", http.StatusBadRequest,
-					"request body is larger than the limit of %d bytes", maxDeviceBody))
+					"request body is larger than the limit of %d bytes", limit))
 				return
 			}
 			if e := s.payload(body); e != nil {
@@ -182,5 +197,5 @@ func (h *Handler) serveMounted(w http.ResponseWriter, r *http.Request, next http
 			s.withPayloadCheck(r)
 		}
 	}
-	next.ServeHTTP(w, r)
+	m.handler.ServeHTTP(w, r)
 }

@@ -1,8 +1,10 @@
 package awsapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -48,9 +50,17 @@ func (e *Error) With(member string, value any) *Error {
 	return &c
 }
 
-// write sends e. messageMember is the service default used when e does not name its own; contentType is the
-// protocol's.
-func (e *Error) write(w http.ResponseWriter, messageMember, contentType string) {
+// Write sends e: the one error writer of the service, for every dialect, the device API and the cloud faults.
+// The header X-Amzn-ErrorType carries Code; the JSON body carries __type, Message under messageMember (the
+// member as the model spells it; "" means "message"), and Fields; the Content-Type is contentType (the
+// protocol's; "" means application/json). A zero Status is 400.
+func (e *Error) Write(w http.ResponseWriter, messageMember, contentType string) {
+	if messageMember == "" {
+		messageMember = "message"
+	}
+	if contentType == "" {
+		contentType = "application/json"
+	}
 	body := make(map[string]any, len(e.Fields)+2)
 	for k, v := range e.Fields {
 		body[k] = v
@@ -58,9 +68,6 @@ func (e *Error) write(w http.ResponseWriter, messageMember, contentType string) 
 	member := e.MessageMember
 	if member == "" {
 		member = messageMember
-	}
-	if member == "" {
-		member = "message"
 	}
 	body["__type"] = e.Code
 	body[member] = e.Message
@@ -84,6 +91,34 @@ func (e *Error) write(w http.ResponseWriter, messageMember, contentType string) 
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
 }
+
+// Response is e as Write would send it, for answers that are not written to an http.ResponseWriter: a response
+// rendered ahead of time onto a raw connection, a frame relayed to a board.
+func (e *Error) Response(messageMember, contentType string) *http.Response {
+	var rec recorder
+	e.Write(&rec, messageMember, contentType)
+	return &http.Response{Status: fmt.Sprintf("%d %s", rec.status, http.StatusText(rec.status)),
+		StatusCode: rec.status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: rec.header,
+		Body: io.NopCloser(bytes.NewReader(rec.body.Bytes())), ContentLength: int64(rec.body.Len())}
+}
+
+// recorder keeps what Write sends.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header {
+	if r.header == nil {
+		r.header = http.Header{}
+	}
+	return r.header
+}
+
+func (r *recorder) WriteHeader(status int) { r.status = status }
+
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 
 // UnknownOperation is the default answer to a request no operation of a service matches:
 // UnknownOperationException with HTTP 404.

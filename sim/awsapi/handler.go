@@ -1,6 +1,9 @@
 // Package awsapi is the wire layer every AWS dialect of the deployment service shares: one http.Handler serving
-// all of them on one listener, routing, errors, body limits, model-driven request validation, optional SigV4
-// verification, and the helpers each dialect needs (ARNs, timestamps, pagination tokens, idempotency tokens).
+// all of them on one listener, routing, the one error writer (Error.Write), body limits, model-driven request
+// validation, optional SigV4 verification, the cloud-fault intercept, and what each dialect needs beside its own
+// semantics: the record, ARN, tag, index and idempotency store (Records), the shared tags API (Tagging),
+// timestamps and pagination tokens. A dialect is a Dialect to the service, which builds each one of its list;
+// the thing registry one dialect keeps (IoT's) is a Registry to the others.
 //
 // A dialect describes itself with a Service (its botocore model and how it spells its errors) and a map from
 // operation name to Operation. Methods, paths, success statuses and where each input member travels all come from
@@ -14,12 +17,18 @@
 // One endpoint serves everything, as users know it from LocalStack. Routing, in order:
 //  1. A request signed for S3 (credential scope s3, in the Authorization header or a presigned query) goes to
 //     the S3 handler (Options.S3), whatever its path: S3's path-style /{bucket}/{key} collides with every path.
-//  2. A mounted prefix (the device API's /things/, /artifacts/) takes the request as is.
+//  2. A mounted prefix (the device API's /things/, /artifacts/) takes the request as is, unless it is signed for
+//     a dialect (IoT's control plane shares /things/{thingName} with the device API, which devices sign for
+//     iot-jobs-data or iotdata, or do not sign).
 //  3. POST / with X-Amz-Target goes to the awsJson1_1 service whose target prefix it names.
 //  4. Otherwise the method and path pick the operation. When several services serve the path (/tags/{arn} is
 //     robomaker's, greengrass's and appconfig's), the SigV4 credential scope's service decides; an unsigned
 //     request is routed by the service field of an ARN in the path.
 //  5. An unsigned request that no operation's method and path match is S3's.
+//
+// Once routed, a request is shown to Options.Intercept (a cloud fault), with its dialect and operation; a mounted
+// handler's request is too when the handler names its operations (OperationNamer). An answer the intercept gives
+// is written in the serving API's own error form.
 //
 // With Options.Auth set, every request is signed (SigV4): the signature is checked on the headers before the
 // body is read, and the payload after (see SigV4). Then the body is read (size-limited), the input document bound
@@ -33,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,6 +65,10 @@ type Options struct {
 	// S3 serves the S3 REST API (the artifact store): requests signed for s3, and unsigned requests that match
 	// no operation. Nil: such requests get the dialects' unknown-operation answer.
 	S3 http.Handler
+	// Intercept, when set, is asked about every request routed to an operation of a dialect, before its
+	// signature is checked: an answer it gives (a cloud fault) is sent in the dialect's error form instead of,
+	// or after, the operation's (see Fault).
+	Intercept Intercept
 }
 
 // Service describes a dialect to the Handler.
@@ -63,6 +77,12 @@ type Service struct {
 	Model *model.Model
 	// Name is the SigV4 signing name (default: the model's signingName or endpointPrefix).
 	Name string
+	// Aliases are other signing names clients sign the dialect's requests with (the AWS CLI signs IoT with
+	// execute-api); they route and verify as Name does.
+	Aliases []string
+	// Dialect is the dialect's name as the service lists it and an Intercept sees it (default: Name); two
+	// dialects that sign alike (Greengrass V1 and V2) differ here.
+	Dialect string
 	// ARNService is the service field of the dialect's ARNs, used to route unsigned requests on shared paths
 	// (default: Name).
 	ARNService string
@@ -77,6 +97,9 @@ type Service struct {
 	// Internal returns the dialect's internal error for an unexpected failure (default
 	// InternalServerException, HTTP 500, without the failure's text).
 	Internal func(err error) *Error
+	// Unavailable and Throttled return the dialect's server error and throttling error, as an injected fault
+	// answers (defaults: InternalServerException, HTTP 500; ThrottlingException, HTTP 429).
+	Unavailable, Throttled func(msg string) *Error
 	// MaxBody is the body limit for the service's operations (zero: the handler's).
 	MaxBody int64
 }
@@ -90,6 +113,9 @@ type Operation struct {
 	// MaxBody overrides the body limit for this operation (zero: the service's).
 	MaxBody int64
 }
+
+// Handle is an Operation served by f with the service's body limit.
+func Handle(f func(*Request) (any, error)) Operation { return Operation{Handle: f} }
 
 // Request is one validated call of an operation.
 type Request struct {
@@ -151,6 +177,9 @@ type service struct {
 	contentType string
 }
 
+// signs reports whether name is a signing name of the service.
+func (s *service) signs(name string) bool { return name == s.Name || slices.Contains(s.Aliases, name) }
+
 type route struct {
 	svc *service
 	op  *model.Operation
@@ -161,6 +190,23 @@ type route struct {
 type mount struct {
 	prefix  string
 	handler http.Handler
+	opts    MountOptions
+}
+
+// MountOptions say how a mounted handler's requests are signed when the Handler checks signatures
+// (Options.Auth). The zero value is the device API's rule (Mount): a device key under a device scope
+// (DeviceServices).
+type MountOptions struct {
+	// Services, when set, make the mount an AWS API of its own signing names (CloudWatch's "monitoring"): its
+	// requests are signed under one of them, with an operator's key, or with a device's key for the operations
+	// of DeviceOperations[Dialect] — the operation of a request is what Operation names.
+	Services  []string
+	Dialect   string
+	Operation func(*http.Request) string
+	// MaxBody bounds a body read for its signature (one that declares no hash; default 64 KiB, the device API's).
+	MaxBody int64
+	// WriteError writes a refused request's error as the API spells its errors (default: the JSON form).
+	WriteError func(w http.ResponseWriter, status int, code, message string)
 }
 
 // NewHandler returns an empty Handler.
@@ -188,6 +234,19 @@ func (h *Handler) Register(s Service, ops map[string]Operation) error {
 	}
 	if s.ARNService == "" {
 		s.ARNService = s.Name
+	}
+	if s.Dialect == "" {
+		s.Dialect = s.Name
+	}
+	if s.Unavailable == nil {
+		s.Unavailable = func(msg string) *Error {
+			return NewError("InternalServerException", http.StatusInternalServerError, "%s", msg)
+		}
+	}
+	if s.Throttled == nil {
+		s.Throttled = func(msg string) *Error {
+			return NewError("ThrottlingException", http.StatusTooManyRequests, "%s", msg)
+		}
 	}
 	if s.MessageMember == "" {
 		s.MessageMember = "message"
@@ -264,10 +323,16 @@ func (h *Handler) Register(s Service, ops map[string]Operation) error {
 }
 
 // Mount serves every request whose path starts with prefix (which must begin and end with '/') by handler,
-// before the AWS routing: the device API and the artifact downloads live beside the AWS APIs this way. With
-// Options.Auth set, a mounted request must be signed by one of Auth's DeviceKeys with a device scope
-// (DeviceServices); unsigned ones are refused.
+// before the AWS routing: the device API and the artifact downloads live beside the AWS APIs this way. A request
+// under prefix signed for a registered dialect is the dialect's, not the mount's. With Options.Auth set, a
+// mounted request must be signed by one of Auth's DeviceKeys with a device scope (DeviceServices); unsigned ones
+// are refused.
 func (h *Handler) Mount(prefix string, handler http.Handler) error {
+	return h.MountWith(prefix, handler, MountOptions{})
+}
+
+// MountWith is Mount with the signing rule of opts.
+func (h *Handler) MountWith(prefix string, handler http.Handler, opts MountOptions) error {
 	if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || prefix == "/" {
 		return fmt.Errorf("mount %q: prefix must be /name/", prefix)
 	}
@@ -278,7 +343,7 @@ func (h *Handler) Mount(prefix string, handler http.Handler) error {
 			return fmt.Errorf("mount %q: already mounted", prefix)
 		}
 	}
-	h.mounts = append(h.mounts, mount{prefix: prefix, handler: handler})
+	h.mounts = append(h.mounts, mount{prefix: prefix, handler: handler, opts: opts})
 	// Longest prefix first, so /things/x/ can be mounted inside /things/.
 	sort.Slice(h.mounts, func(i, j int) bool { return len(h.mounts[i].prefix) > len(h.mounts[j].prefix) })
 	return nil
@@ -290,8 +355,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveS3(w, r)
 		return
 	}
-	if m := h.mounted(r); m != nil {
-		h.serveMounted(w, r, m)
+	if m := h.mountOf(r); m != nil && !h.signedForDialect(r) {
+		serve := func(w http.ResponseWriter) { h.serveMounted(w, r, m) }
+		if f := h.interceptedMount(m.handler, r); f != nil {
+			writeFault(w, f, mountedErrors, serve)
+			return
+		}
+		serve(w)
 		return
 	}
 
@@ -305,17 +375,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if svc != nil {
 			member, ctype = svc.MessageMember, svc.contentType
 		}
-		aerr.write(w, member, ctype)
+		aerr.Write(w, member, ctype)
 		return
 	}
-	svc = rt.svc
-	fail := func(e *Error) { e.write(w, svc.MessageMember, svc.contentType) }
+	serve := func(w http.ResponseWriter) { h.serve(w, r, rt, labels, id, cred.AccessKey) }
+	if f := h.intercepted(rt, r); f != nil {
+		writeFault(w, f, rt.svc, serve)
+		return
+	}
+	serve(w)
+}
+
+// serve calls the operation of a routed request: the signature check, the body, binding and validation, the
+// operation, and its answer.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route, labels map[string]string, id,
+	accessKey string) {
+	svc := rt.svc
+	fail := func(e *Error) { e.Write(w, svc.MessageMember, svc.contentType) }
 
 	// The signature first, on the headers, so an unsigned or badly signed request costs no body read.
 	var signed *signedRequest
 	if a := h.opts.Auth; a != nil {
 		var e *authError
-		if signed, e = a.check(r, a.Keys, []string{svc.Name}, false); e != nil {
+		if signed, e = a.check(r, a.keysFor(svc.Dialect, rt.op.Name), append([]string{svc.Name}, svc.Aliases...), false); e != nil {
 			fail(e.json())
 			return
 		}
@@ -350,7 +432,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &Request{Operation: rt.op.Name, Service: svc.Name, ID: id, HTTP: r, Body: body, Input: input,
-		AccessKey: cred.AccessKey, invalid: svc.Invalid}
+		AccessKey: accessKey, invalid: svc.Invalid}
 	out, err := rt.Handle(req)
 	if err != nil {
 		var ae *Error
@@ -363,13 +445,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeOutput(w, out, rt.op.HTTP.Status(), svc.contentType)
 }
 
-// mounted returns the handler mounted at r's path, or nil.
-func (h *Handler) mounted(r *http.Request) http.Handler {
+// signedForDialect reports whether r is signed (in its Authorization header or a presigned query) with the
+// credential scope of a registered dialect; a device scope is never a dialect's.
+func (h *Handler) signedForDialect(r *http.Request) bool {
+	var scope string
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		cred, err := parseAuthorization(auth)
+		if err != nil {
+			return false
+		}
+		scope = cred.Service
+	} else if c := strings.Split(r.URL.Query().Get("X-Amz-Credential"), "/"); len(c) == 5 {
+		scope = c[3]
+	}
+	if scope == "" || slices.Contains(DeviceServices, scope) {
+		return false
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for _, m := range h.mounts {
-		if strings.HasPrefix(r.URL.Path, m.prefix) {
-			return m.handler
+	for _, s := range h.services {
+		if s.signs(scope) {
+			return true
+		}
+	}
+	return false
+}
+
+// mounted returns the handler mounted at r's path, or nil.
+func (h *Handler) mounted(r *http.Request) http.Handler {
+	if m := h.mountOf(r); m != nil {
+		return m.handler
+	}
+	return nil
+}
+
+// mountOf returns the mount of r's path, or nil.
+func (h *Handler) mountOf(r *http.Request) *mount {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for i := range h.mounts {
+		if strings.HasPrefix(r.URL.Path, h.mounts[i].prefix) {
+			m := h.mounts[i]
+			return &m
 		}
 	}
 	return nil
@@ -422,7 +539,7 @@ func (h *Handler) route(r *http.Request, signing string) (*route, map[string]str
 	defer h.mu.RUnlock()
 	byName := func(name string) *service {
 		for _, s := range h.services {
-			if s.Name == name {
+			if s.signs(name) {
 				return s
 			}
 		}
@@ -480,7 +597,7 @@ func (h *Handler) route(r *http.Request, signing string) (*route, map[string]str
 		}
 	}
 	if signing != "" {
-		keep(func(m match) bool { return m.rt.svc.Name == signing })
+		keep(func(m match) bool { return m.rt.svc.signs(signing) })
 	} else {
 		keep(func(m match) bool {
 			for _, v := range m.labels {
@@ -548,7 +665,7 @@ func writeOutput(w http.ResponseWriter, out any, status int, contentType string)
 		data, err = json.Marshal(b)
 		if err != nil {
 			NewError("InternalServerException", http.StatusInternalServerError, "response does not encode").
-				write(w, "message", contentType)
+				Write(w, "message", contentType)
 			return
 		}
 	}

@@ -23,8 +23,9 @@ import (
 //
 // Operators and devices hold different keys: Keys sign the control-plane APIs and S3, DeviceKeys the device
 // API (the IoT Jobs data plane, the notify channel and artifact downloads), with the credential scope the AWS
-// SDKs use for the IoT Jobs data plane (iot-jobs-data, or iotdata). A device key opens nothing else, so a robot
-// cannot start a deployment; an operator key is not a device's.
+// SDKs use for the IoT Jobs data plane (iot-jobs-data, or iotdata), and the few dialect operations a device's own
+// software calls (DeviceOperations). A device key opens nothing else, so a robot cannot start a deployment; an
+// operator key is not a device's.
 //
 // The signature is checked on the headers before any of the body is read: the Authorization header, the key,
 // X-Amz-Date and its skew, the credential scope's service and, when the request declares its payload hash
@@ -46,6 +47,33 @@ type SigV4 struct {
 // DeviceServices are the credential scopes a device may sign with: the IoT Jobs data plane's signing name, and
 // the IoT data plane's, which some device SDKs use for every IoT data-plane call.
 var DeviceServices = []string{"iot-jobs-data", "iotdata"}
+
+// DeviceOperations are, by dialect, the operations a device key may call beside the operators' keys, signed with
+// the dialect's own scope: the ones a device's own software calls on the cloud. The Greengrass nucleus resolves
+// its components with ResolveComponentCandidates under its device certificate; an AppConfig device takes its
+// configuration from AppConfigData (StartConfigurationSession, GetLatestConfiguration, scope appconfig) and puts
+// its health metric in CloudWatch (PutMetricData, scope monitoring). A device key opens no other operation of the
+// dialect.
+var DeviceOperations = map[string][]string{
+	"greengrassv2": {"ResolveComponentCandidates"},
+	"appconfig":    {"StartConfigurationSession", "GetLatestConfiguration", "PutMetricData"},
+}
+
+// keysFor returns the keys that may sign a call of a dialect's operation: the operators', and the devices' too
+// for a DeviceOperations one.
+func (v *SigV4) keysFor(dialect, operation string) map[string]string {
+	if len(v.DeviceKeys) == 0 || !slices.Contains(DeviceOperations[dialect], operation) {
+		return v.Keys
+	}
+	keys := make(map[string]string, len(v.Keys)+len(v.DeviceKeys))
+	for k, s := range v.Keys {
+		keys[k] = s
+	}
+	for k, s := range v.DeviceKeys {
+		keys[k] = s
+	}
+	return keys
+}
 
 // Payload hashes a request may declare instead of the hex SHA-256 of its body.
 const (

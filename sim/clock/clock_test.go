@@ -1,6 +1,7 @@
 package clock_test
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -86,5 +87,38 @@ func TestSleep(t *testing.T) {
 	}
 	if !clock.Sleep(nil, 0, nil) {
 		t.Fatal("a zero sleep should complete")
+	}
+}
+
+// skewed reads the real clock ahead; its timers are the real clock's.
+type skewed struct{ clock.Real }
+
+func (skewed) Now() time.Time    { return time.Now().Add(time.Hour) }
+func (skewed) Base() clock.Clock { return clock.Real{} }
+
+// TestAfterFuncOnABaseClockNeedsNoGoroutine: a clock that says its timers are its base's (a robot's skewed
+// clock) gets the base's AfterFunc, which on the real clock is a runtime timer — not a goroutine a call, the
+// cost that made 100,000 robots carry 70,000 goroutines waiting on request timeouts.
+func TestAfterFuncOnABaseClockNeedsNoGoroutine(t *testing.T) {
+	const n = 1000
+	before := runtime.NumGoroutine()
+	stops := make([]func() bool, n)
+	for i := range stops {
+		stops[i] = clock.AfterFunc(skewed{}, time.Hour, func() { t.Error("fired") })
+	}
+	if grown := runtime.NumGoroutine() - before; grown >= n/2 {
+		t.Errorf("%d AfterFunc calls on a clock with a real base started %d goroutines", n, grown)
+	}
+	for _, stop := range stops {
+		if !stop() {
+			t.Fatal("stop did not cancel the call")
+		}
+	}
+	fired := make(chan struct{})
+	clock.AfterFunc(skewed{}, time.Millisecond, func() { close(fired) })
+	select {
+	case <-fired:
+	case <-time.After(time.Minute):
+		t.Fatal("the call never came")
 	}
 }

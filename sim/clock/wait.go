@@ -107,10 +107,16 @@ func Do(c Clock, f func()) error {
 }
 
 // AfterFunc calls f once d of c's time has passed, on a goroutine of its own (an actor, in a world). The
-// returned stop cancels the call; it reports whether it did.
+// returned stop cancels the call; it reports whether it did. A clock with a Base() Clock method says its timers
+// are its base's (it reads the time differently, e.g. skewed): the call is the base's.
 func AfterFunc(c Clock, d time.Duration, f func()) (stop func() bool) {
 	if w := WorldOf(c); w != nil {
 		return w.afterFunc(d, f)
+	}
+	if b, ok := c.(interface{ Base() Clock }); ok {
+		// Its timers are its base's: the call waits on the base, without a goroutine of its own where the base
+		// needs none (a robot's skewed clock over the real one).
+		return AfterFunc(b.Base(), d, f)
 	}
 	if _, real := Or(c).(Real); real {
 		return time.AfterFunc(d, f).Stop

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/engine"
@@ -80,14 +81,58 @@ func New(opts Options) (*API, error) {
 		a.pongWait = 75 * time.Second
 	}
 	a.cancel = opts.Engine.Subscribe(a.hub)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /things/{thing}/jobs", a.pending)
-	mux.HandleFunc("GET /things/{thing}/jobs/{job}", a.describe)
-	mux.HandleFunc("PUT /things/{thing}/jobs/{job}", a.startNext)
-	mux.HandleFunc("POST /things/{thing}/jobs/{job}", a.update)
-	mux.HandleFunc("GET /things/{thing}/notify", a.notify)
-	a.mux = mux
+	a.mux = http.NewServeMux()
+	for _, rt := range []struct {
+		pattern string
+		serve   http.HandlerFunc
+	}{
+		{routeGetPending, a.pending},
+		{routeDescribe, a.describe},
+		{routeStartNext, a.startNext},
+		{routeUpdate, a.update},
+		{routeNotify, a.notify},
+	} {
+		a.mux.HandleFunc(rt.pattern, rt.serve)
+	}
 	return a, nil
+}
+
+// The routes of the data plane and the notify channel, and the operation each one is.
+const (
+	routeGetPending = "GET /things/{thing}/jobs"
+	routeDescribe   = "GET /things/{thing}/jobs/{job}"
+	routeStartNext  = "PUT /things/{thing}/jobs/{job}"
+	routeUpdate     = "POST /things/{thing}/jobs/{job}"
+	routeNotify     = "GET /things/{thing}/notify"
+)
+
+var operations = map[string]string{
+	routeGetPending: "GetPendingJobExecutions",
+	routeDescribe:   "DescribeJobExecution",
+	routeStartNext:  "StartNextPendingJobExecution",
+	routeUpdate:     "UpdateJobExecution",
+	routeNotify:     "Notify",
+}
+
+// Name is the name the device API goes by in the calls an awsapi.Intercept sees (Operation).
+const Name = "device"
+
+var _ awsapi.OperationNamer = (*API)(nil)
+
+// Operation names the data plane's operation that r is ("UpdateJobExecution", or "Notify" for the notify
+// channel) and the thing it is about, as cloud faults select them; ok is false for an artifact download and a
+// request no route takes.
+func (a *API) Operation(r *http.Request) (awsapi.Call, bool) {
+	if strings.HasPrefix(r.URL.Path, "/artifacts/") {
+		return awsapi.Call{}, false
+	}
+	_, pattern := a.mux.Handler(r)
+	op, ok := operations[pattern]
+	if !ok {
+		return awsapi.Call{}, false
+	}
+	thing, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/things/"), "/")
+	return awsapi.Call{Dialect: Name, Operation: op, Thing: thing}, true
 }
 
 // ServeHTTP serves the routes in the package comment. Artifact downloads bypass the mux: its path cleaning
@@ -147,10 +192,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if !ok {
 		e = fromEngine(err)
 	}
-	w.Header().Set("X-Amzn-ErrorType", e.Code)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(wire.Error{Type: e.Code, Message: e.Message})
+	(&awsapi.Error{Code: e.Code, Status: e.Status, Message: e.Message}).Write(w, "message", "application/json")
 }
 
 // reply writes v, or the error.
@@ -275,7 +317,8 @@ func (a *API) StartNext(thing string, req wire.StartNextPendingJobExecutionReque
 	if err != nil {
 		return none, err
 	}
-	x, found, err := a.eng.StartNext(thing, engine.Update{Details: req.StatusDetails, StepTimeout: stepTimeout})
+	x, found, err := a.eng.StartNext(thing, engine.Update{Details: req.StatusDetails,
+		Reported: stepReport(req.StatusDetails), StepTimeout: stepTimeout})
 	if err != nil {
 		return none, fromEngine(err)
 	}
@@ -311,7 +354,7 @@ func (a *API) Update(thing, job string, req wire.UpdateJobExecutionRequest) (wir
 	if err := checkDetails(req.StatusDetails); err != nil {
 		return out, err
 	}
-	u.Details = req.StatusDetails
+	u.Details, u.Reported = req.StatusDetails, stepReport(req.StatusDetails)
 	var err error
 	if u.StepTimeout, err = stepTimeout(req.StepTimeoutInMinutes); err != nil {
 		return out, err
@@ -425,6 +468,16 @@ func checkDetails(m map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// stepReport reads the neutral status-detail keys of the wire into the engine's typed report. A percentage that
+// is not a number from 0 to 100 is left out.
+func stepReport(d map[string]string) engine.StepReport {
+	r := engine.StepReport{Step: d[wire.DetailStep], Code: d[wire.DetailFailureCode], Reason: d[wire.DetailReason]}
+	if f, err := strconv.ParseFloat(d[wire.DetailPercentDone], 64); err == nil && f >= 0 && f <= 100 {
+		r.Percent = f
+	}
+	return r
 }
 
 // stepTimeout converts stepTimeoutInMinutes (1 to 10080, as IoT Jobs takes it) to a duration.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/deviceapi"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/engine"
+	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
 
@@ -282,5 +284,73 @@ func TestUnknownThing(t *testing.T) {
 	}
 	if p, err := api.GetPending("engine-only"); err != nil || len(p.QueuedJobs) != 1 {
 		t.Fatalf("a thing with an execution: %+v, %v", p, err)
+	}
+}
+
+// The neutral status-detail keys reach the engine typed: its events carry the step, the percentage, the failure
+// code and the reason the device reported.
+func TestDetailsReachTheEngineTyped(t *testing.T) {
+	e := newEnv(t)
+	var evs []event.Event
+	cancel := e.eng.Subscribe(event.SinkFunc(func(ev event.Event) {
+		if ev.Kind == event.ExecutionStep || ev.Kind == event.ExecutionState {
+			evs = append(evs, ev)
+		}
+	}))
+	t.Cleanup(cancel)
+	if _, err := e.eng.Create(engine.Spec{ID: "job-1", Targets: []string{"r1"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.call("PUT", "/things/r1/jobs/$next", wire.StartNextPendingJobExecutionRequest{
+		StatusDetails: map[string]string{wire.DetailStep: "Downloading", wire.DetailPercentDone: "37.5"}}, nil)
+	e.call("POST", "/things/r1/jobs/job-1", wire.UpdateJobExecutionRequest{Status: wire.StatusInProgress,
+		StatusDetails: map[string]string{wire.DetailStep: "Extracting", wire.DetailPercentDone: "not a number"}}, nil)
+	e.call("POST", "/things/r1/jobs/job-1", wire.UpdateJobExecutionRequest{Status: wire.StatusFailed,
+		StatusDetails: map[string]string{wire.DetailStep: "Launching", wire.DetailFailureCode: "LaunchFailure",
+			wire.DetailReason: "exit 2"}}, nil)
+	var got []string
+	for _, ev := range evs {
+		got = append(got, fmt.Sprintf("%s %s %v %s %s", ev.Kind, ev.Step, ev.Percent, ev.Code, ev.Reason))
+	}
+	want := []string{
+		"execution.step Downloading 37.5  ",
+		"execution.state Downloading 0  ",
+		"execution.step Extracting 0  ",
+		"execution.step Launching 0  ",
+		"execution.state Launching 0 LaunchFailure exit 2",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Operation names each route's data-plane operation and thing, and nothing else.
+func TestOperationNames(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		method, path string
+		op           string
+	}{
+		{"GET", "/things/r1/jobs", "GetPendingJobExecutions"},
+		{"GET", "/things/r1/jobs/$next", "DescribeJobExecution"},
+		{"GET", "/things/r1/jobs/job-1", "DescribeJobExecution"},
+		{"PUT", "/things/r1/jobs/$next", "StartNextPendingJobExecution"},
+		{"POST", "/things/r1/jobs/job-1", "UpdateJobExecution"},
+		{"GET", "/things/r1/notify", "Notify"},
+		{"GET", "/artifacts/bundles/app.tar", ""},
+		{"DELETE", "/things/r1/jobs/job-1", ""},
+		{"GET", "/things/r1", ""},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		c, ok := e.api.Operation(r)
+		if tc.op == "" {
+			if ok {
+				t.Errorf("%s %s named %+v", tc.method, tc.path, c)
+			}
+			continue
+		}
+		if !ok || c.Dialect != deviceapi.Name || c.Operation != tc.op || c.Thing != "r1" {
+			t.Errorf("%s %s = %+v %v, want %s of r1", tc.method, tc.path, c, ok, tc.op)
+		}
 	}
 }

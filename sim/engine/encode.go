@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -37,6 +38,9 @@ func appendExecution(b []byte, x *Execution) []byte {
 		}
 		b = append(b, '}')
 	}
+	if x.Reported != (StepReport{}) {
+		b = appendReported(b, x.Reported)
+	}
 	if x.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, x.Reason)
@@ -64,6 +68,48 @@ func appendExecution(b []byte, x *Execution) []byte {
 	b = append(b, `,"order":`...)
 	b = strconv.AppendInt(b, int64(x.Order), 10)
 	return append(b, '}')
+}
+
+func appendReported(b []byte, r StepReport) []byte {
+	b = append(b, `,"reported":{`...)
+	n := len(b)
+	field := func(name string) {
+		if len(b) > n {
+			b = append(b, ',')
+		}
+		b = append(b, name...)
+	}
+	if r.Step != "" {
+		field(`"step":`)
+		b = appendString(b, r.Step)
+	}
+	if r.Percent != 0 {
+		field(`"percent":`)
+		b = appendFloat(b, r.Percent)
+	}
+	if r.Code != "" {
+		field(`"code":`)
+		b = appendString(b, r.Code)
+	}
+	if r.Reason != "" {
+		field(`"reason":`)
+		b = appendString(b, r.Reason)
+	}
+	return append(b, '}')
+}
+
+// appendFloat appends f as encoding/json does: plain decimal in [1e-6, 1e21), which a percentage always is, and
+// encoding/json's own output otherwise. A value it cannot encode (NaN, ±Inf) is written as 0: the device API
+// never reports one.
+func appendFloat(b []byte, f float64) []byte {
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
+	}
+	q, err := json.Marshal(f)
+	if err != nil {
+		return append(b, '0')
+	}
+	return append(b, q...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {

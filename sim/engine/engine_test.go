@@ -99,7 +99,8 @@ func (r *rig) statuses(id string) map[string]string {
 // start makes device begin its pending execution, failing the test if it has none.
 func (r *rig) start(device string) engine.Execution {
 	r.t.Helper()
-	x, ok, err := r.eng.StartNext(device, engine.Update{Details: map[string]string{"step": "Validating"}})
+	x, ok, err := r.eng.StartNext(device, engine.Update{Details: map[string]string{"step": "Validating"},
+		Reported: engine.StepReport{Step: "Validating"}})
 	if err != nil || !ok {
 		r.t.Fatalf("start %s: ok=%v err=%v", device, ok, err)
 	}
@@ -108,11 +109,12 @@ func (r *rig) start(device string) engine.Execution {
 
 func (r *rig) report(device, id string, s engine.ExecStatus, code string) engine.Execution {
 	r.t.Helper()
-	var details map[string]string
+	u := engine.Update{Status: s}
 	if code != "" {
-		details = map[string]string{"failureCode": code}
+		u.Details = map[string]string{"failureCode": code}
+		u.Reported = engine.StepReport{Code: code}
 	}
-	x, err := r.eng.Report(device, id, engine.Update{Status: s, Details: details})
+	x, err := r.eng.Report(device, id, u)
 	if err != nil {
 		r.t.Fatalf("report %s %s: %v", device, s, err)
 	}
@@ -294,7 +296,8 @@ func TestTimeouts(t *testing.T) {
 				r.eng.Report("robot-00", "d", engine.Update{Status: engine.ExecInProgress, StepTimeout: time.Minute})
 				r.clock.Advance(30 * time.Second)
 				r.eng.Report("robot-00", "d", engine.Update{Status: engine.ExecInProgress, StepTimeout: time.Minute,
-					Details: map[string]string{"step": "Launching"}})
+					Details:  map[string]string{"step": "Launching"},
+					Reported: engine.StepReport{Step: "Launching"}})
 			}, 0, 45 * time.Second, engine.ExecInProgress},
 		{"an update without a step timeout keeps the timer", engine.Timeouts{},
 			func(r *rig) {
@@ -302,7 +305,8 @@ func TestTimeouts(t *testing.T) {
 				r.eng.Report("robot-00", "d", engine.Update{Status: engine.ExecInProgress, StepTimeout: time.Minute})
 				r.clock.Advance(30 * time.Second)
 				r.eng.Report("robot-00", "d", engine.Update{Status: engine.ExecInProgress,
-					Details: map[string]string{"step": "Launching"}})
+					Details:  map[string]string{"step": "Launching"},
+					Reported: engine.StepReport{Step: "Launching"}})
 			}, 0, 30 * time.Second, engine.ExecTimedOut},
 	}
 	for _, tc := range tests {
@@ -603,7 +607,8 @@ func TestEventsInOrder(t *testing.T) {
 	r.create(engine.Spec{ID: "d", Targets: []string{"a"}})
 	r.eng.Tick()
 	r.start("a")
-	r.eng.Report("a", "d", engine.Update{Status: engine.ExecInProgress, Details: map[string]string{"step": "Launching"}})
+	r.eng.Report("a", "d", engine.Update{Status: engine.ExecInProgress, Details: map[string]string{"step": "Launching"},
+		Reported: engine.StepReport{Step: "Launching"}})
 	r.report("a", "d", engine.ExecSucceeded, "")
 	var got []string
 	for i, e := range r.evs {
@@ -624,6 +629,44 @@ func TestEventsInOrder(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+}
+
+// The engine describes executions in events by the typed report alone; the details are the device's, passed
+// through, and survive a restart beside it.
+func TestEventsCarryTheStepReport(t *testing.T) {
+	r := newRig(t)
+	r.create(engine.Spec{ID: "d", Targets: []string{"a"}})
+	r.eng.Tick()
+	r.start("a")
+	r.eng.Report("a", "d", engine.Update{Status: engine.ExecInProgress,
+		Details:  map[string]string{"step": "Downloading", "percentDone": "40.0"},
+		Reported: engine.StepReport{Step: "Downloading", Percent: 12.5}})
+	r.open() // the report is on disk: the same step again is no new step
+	r.eng.Report("a", "d", engine.Update{Status: engine.ExecInProgress,
+		Details: map[string]string{"step": "Downloading"}, Reported: engine.StepReport{Step: "Downloading"}})
+	r.eng.Report("a", "d", engine.Update{Status: engine.ExecFailed,
+		Details:  map[string]string{"step": "Launching", "failureCode": "X", "reason": "from the map"},
+		Reported: engine.StepReport{Step: "Launching", Code: "LaunchFailure", Reason: "exit 2"}})
+	var got []string
+	for _, e := range r.evs {
+		if e.Kind == event.ExecutionStep || e.Kind == event.ExecutionState {
+			got = append(got, fmt.Sprintf("%s %s %v %s %s", e.Kind, e.Step, e.Percent, e.Code, e.Reason))
+		}
+	}
+	want := []string{
+		"execution.step Validating 0  ",
+		"execution.state Validating 0  ",
+		"execution.step Downloading 12.5  ",
+		"execution.step Launching 0  ",
+		"execution.state Launching 0 LaunchFailure exit 2",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events\n%q\nwant\n%q", got, want)
+	}
+	x, err := r.eng.Execution("d", "a")
+	if err != nil || x.Details["failureCode"] != "X" || x.Reported.Code != "LaunchFailure" {
+		t.Fatalf("execution details %v, report %+v (%v)", x.Details, x.Reported, err)
 	}
 }
 

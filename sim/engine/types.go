@@ -191,6 +191,9 @@ type Execution struct {
 	Status     ExecStatus        `json:"status"`
 	Released   bool              `json:"released,omitempty"`
 	Details    map[string]string `json:"details,omitempty"`
+	// Reported is the typed reading of Details, as the device API made it from the last update that carried
+	// details.
+	Reported StepReport `json:"reported,omitzero"`
 	// Reason says why the engine ended the execution (timeout, abort, cancel); empty when the device did.
 	Reason       string    `json:"reason,omitempty"`
 	Number       int64     `json:"number"`
@@ -231,8 +234,10 @@ func (x *Execution) Deadline(t Timeouts) time.Time {
 type Update struct {
 	// Status is the new status: InProgress, Succeeded, Failed or Rejected.
 	Status ExecStatus
-	// Details replace the execution's status details when non-nil.
-	Details map[string]string
+	// Details replace the execution's status details when non-nil, and Reported, their typed reading, replaces
+	// the execution's with them.
+	Details  map[string]string
+	Reported StepReport
 	// StepTimeout, when positive, sets a deadline for the next update.
 	StepTimeout time.Duration
 	// ExpectedVersion, when non-zero, must equal the execution's version.
@@ -260,11 +265,16 @@ const (
 	ReasonRolledBack = "rolled back"
 )
 
-// Status details keys the engine reads to describe executions in events. They are the keys the device agent
-// reports (sim/deviceapi/wire names the same ones).
-const (
-	DetailStep    = "step"
-	DetailPercent = "percentDone"
-	DetailCode    = "failureCode"
-	DetailReason  = "reason"
-)
+// StepReport is what the engine reads of a device's status details: the device API fills it from the detail
+// keys of the wire (sim/deviceapi/wire), so the engine parses no strings and knows no key names. It describes
+// executions in events.
+type StepReport struct {
+	// Step is the step the device reached ("" when it named none).
+	Step string `json:"step,omitempty"`
+	// Percent is how much of the step is done, 0 to 100 (0 when the device said nothing).
+	Percent float64 `json:"percent,omitempty"`
+	// Code is the dialect's failure code the device gave.
+	Code string `json:"code,omitempty"`
+	// Reason is the device's own account of a failure.
+	Reason string `json:"reason,omitempty"`
+}

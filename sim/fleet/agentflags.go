@@ -23,3 +23,11 @@ func AgentTimingFlags(o agent.Options) []string {
 	}
 	return args
 }
+
+// CredentialFlags returns the fleetlab-agent flags that make an agent sign its requests with c; none for nil.
+func CredentialFlags(c *agent.Credentials) []string {
+	if c == nil {
+		return nil
+	}
+	return []string{"--access-key", c.AccessKey, "--secret-key", c.SecretKey}
+}

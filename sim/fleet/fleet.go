@@ -18,7 +18,9 @@
 //	Resetter       —                                  —                          —                          GPIO reset line or DTR/RTS
 //	SerialLine     —                                  —                          —                          its console port
 //
-// Robots of every backend register with the service's RoboMaker dialect through RegisterRoboMaker.
+// A backend hosts agents only: it starts them against an endpoint (and, in the test's process, an in-process
+// way in), stops them, and offers its abilities. Registering its devices with the service — as RoboMaker robots,
+// Greengrass core devices, … — is the business of the harness's dialect driver, not of the host.
 package fleet
 
 import (
@@ -33,7 +35,7 @@ import (
 type Device interface {
 	// Name is the robot's name, which is also its thing name on the device API.
 	Name() string
-	// Architecture is X86_64, ARM64 or ARMHF.
+	// Architecture is the device's GOARCH: amd64, arm64 or arm.
 	Architecture() string
 }
 
@@ -84,6 +86,16 @@ type ExecutorHook interface {
 type Linker interface {
 	Device
 	SetLink(l Link)
+}
+
+// CanShapeLink reports why d's link cannot be shaped, or nil. A Linker may have no link to shape (the in-process
+// host's direct path speaks straight to the service) and say so with a CanShapeLink() error method; a fault
+// world asks before it shapes, so that such a link fault is refused, never silently not done.
+func CanShapeLink(d Device) error {
+	if r, ok := d.(interface{ CanShapeLink() error }); ok {
+		return r.CanShapeLink()
+	}
+	return nil
 }
 
 // Link is the state of a device's link to the service. The zero value is a healthy link. Durations and rates are

@@ -8,11 +8,12 @@ import (
 	"strconv"
 )
 
-// The robot architectures RoboMaker knows.
+// The device architectures, by their GOARCH names, as the agent and every host name them. A dialect that
+// names them otherwise (RoboMaker's X86_64, ARM64, ARMHF) maps them in its own driver.
 const (
-	ArchX86_64 = "X86_64"
-	ArchARM64  = "ARM64"
-	ArchARMHF  = "ARMHF"
+	ArchAMD64 = "amd64"
+	ArchARM64 = "arm64"
+	ArchARM   = "arm"
 )
 
 // validName is what a device name must be to serve as both a RoboMaker robot name ([a-zA-Z0-9_-], up to 255) and
@@ -27,13 +28,13 @@ func CheckName(name string) error {
 	return nil
 }
 
-// CheckArchitecture reports whether arch is one of X86_64, ARM64 and ARMHF.
+// CheckArchitecture reports whether arch is one of amd64, arm64 and arm.
 func CheckArchitecture(arch string) error {
 	switch arch {
-	case ArchX86_64, ArchARM64, ArchARMHF:
+	case ArchAMD64, ArchARM64, ArchARM:
 		return nil
 	}
-	return fmt.Errorf("architecture %q: want X86_64, ARM64 or ARMHF", arch)
+	return fmt.Errorf("architecture %q: want amd64, arm64 or arm", arch)
 }
 
 // Names returns the device names of a fleet, sorted: names when given, otherwise count names made from prefix

@@ -72,11 +72,11 @@ func StopAll[D any](c clock.Clock, devs []D, stop func(D) error) error {
 	return errors.Join(errs...)
 }
 
-// Architectures returns the architecture of each named device: its entry in perName, else arch, else X86_64. An
-// architecture RoboMaker does not know is an error, and so is an entry of perName for a name not in names.
+// Architectures returns the architecture of each named device: its entry in perName, else arch, else amd64. An
+// architecture CheckArchitecture refuses is an error, and so is an entry of perName for a name not in names.
 func Architectures(names []string, arch string, perName map[string]string) (map[string]string, error) {
 	if arch == "" {
-		arch = ArchX86_64
+		arch = ArchAMD64
 	}
 	if err := CheckArchitecture(arch); err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ import (
 // signed starts a service that checks signatures: operators sign with AK/SK, robots with DK/DS.
 func signed(t *testing.T) *service.Service {
 	t.Helper()
-	svc, err := service.New(service.Options{Dir: t.TempDir(), Memory: true, Auth: &awsapi.SigV4{
+	svc, err := service.New(service.Options{Dir: t.TempDir(), InMemoryStore: true, Auth: &awsapi.SigV4{
 		Keys: map[string]string{"AK": "SK"}, DeviceKeys: map[string]string{"DK": "DS"}}})
 	if err != nil {
 		t.Fatal(err)

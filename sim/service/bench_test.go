@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 )
 
 // BenchmarkServiceRollout measures the whole service over loopback on its on-disk store: 1,000 robots, driven
@@ -76,13 +78,13 @@ func deviceRun(endpoint, name string) error {
 		return fmt.Errorf("%s has nothing pending", name)
 	}
 	job := start.Execution.JobID
-	for _, step := range []string{wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-		wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch} {
+	for _, step := range []string{rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+		rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch} {
 		if err := doJSON("POST", endpoint+"/things/"+name+"/jobs/"+job, wire.UpdateJobExecutionRequest{
 			Status: wire.StatusInProgress, StatusDetails: map[string]string{wire.DetailStep: step}}, nil); err != nil {
 			return err
 		}
 	}
 	return doJSON("POST", endpoint+"/things/"+name+"/jobs/"+job, wire.UpdateJobExecutionRequest{
-		Status: wire.StatusSucceeded, StatusDetails: map[string]string{wire.DetailStep: wire.StepFinished}}, nil)
+		Status: wire.StatusSucceeded, StatusDetails: map[string]string{wire.DetailStep: rmwire.StepFinished}}, nil)
 }

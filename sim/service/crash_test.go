@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -110,12 +112,12 @@ func TestCrashMidRolloutAndReopen(t *testing.T) {
 			t.Fatalf("%s started %q, want %s", name, id, jobID)
 		}
 	}
-	a.device(t, "robot-01").report(jobID, wire.StatusInProgress, map[string]string{wire.DetailStep: wire.StepLaunching})
+	a.device(t, "robot-01").report(jobID, wire.StatusInProgress, map[string]string{wire.DetailStep: rmwire.StepLaunching})
 
 	// robot-02 and robot-03 report progress as fast as they can while the service is killed. Every update the
 	// service acknowledged must be there after the restart.
-	steps := []string{wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-		wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch}
+	steps := []string{rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+		rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch}
 	acked := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -167,7 +169,7 @@ func TestCrashMidRolloutAndReopen(t *testing.T) {
 	// Finish the rollout on the restarted service.
 	b.device(t, "robot-01").run(jobID, "", "")
 	for _, name := range []string{"robot-02", "robot-03"} {
-		b.device(t, name).report(jobID, wire.StatusSucceeded, map[string]string{wire.DetailStep: wire.StepFinished})
+		b.device(t, name).report(jobID, wire.StatusSucceeded, map[string]string{wire.DetailStep: rmwire.StepFinished})
 	}
 	for _, name := range []string{"robot-04", "robot-05"} {
 		if id, _ := b.device(t, name).next(); id != jobID {

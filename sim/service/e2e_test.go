@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -181,19 +182,19 @@ func (d *device) call(method, path string, in, out any) int {
 }
 
 // next starts the robot's pending execution; it returns "" when there is none.
-func (d *device) next() (string, wire.RoboMakerDocument) {
+func (d *device) next() (string, rmwire.Document) {
 	d.t.Helper()
 	var out wire.StartNextPendingJobExecutionResponse
 	if s := d.call("PUT", "/things/"+d.name+"/jobs/$next", wire.StartNextPendingJobExecutionRequest{
-		StatusDetails: map[string]string{wire.DetailStep: wire.StepValidating}}, &out); s != 200 {
+		StatusDetails: map[string]string{wire.DetailStep: rmwire.StepValidating}}, &out); s != 200 {
 		d.t.Fatalf("%s: start next: %d", d.name, s)
 	}
 	if out.Execution == nil {
-		return "", wire.RoboMakerDocument{}
+		return "", rmwire.Document{}
 	}
 	var env wire.Document
-	var doc wire.RoboMakerDocument
-	if err := json.Unmarshal([]byte(out.Execution.JobDocument), &env); err != nil || env.Kind != wire.KindRoboMaker {
+	var doc rmwire.Document
+	if err := json.Unmarshal([]byte(out.Execution.JobDocument), &env); err != nil || env.Kind != rmwire.Kind {
 		d.t.Fatalf("%s: job document %q: %v", d.name, out.Execution.JobDocument, err)
 	}
 	json.Unmarshal(env.Payload, &doc)
@@ -210,8 +211,8 @@ func (d *device) report(job, status string, details map[string]string) {
 
 // run carries a job out through every step, failing at failAt with code (code "" succeeds).
 func (d *device) run(job, failAt, code string) {
-	for _, step := range []string{wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-		wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch} {
+	for _, step := range []string{rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+		rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch} {
 		if step == failAt {
 			d.report(job, wire.StatusFailed, map[string]string{wire.DetailStep: step, wire.DetailFailureCode: code,
 				wire.DetailReason: "script exited 3"})
@@ -219,7 +220,7 @@ func (d *device) run(job, failAt, code string) {
 		}
 		d.report(job, wire.StatusInProgress, map[string]string{wire.DetailStep: step})
 	}
-	d.report(job, wire.StatusSucceeded, map[string]string{wire.DetailStep: wire.StepFinished})
+	d.report(job, wire.StatusSucceeded, map[string]string{wire.DetailStep: rmwire.StepFinished})
 }
 
 func summary(out *robomaker.DescribeDeploymentJobOutput) map[string]string {
@@ -295,8 +296,8 @@ func TestFailureThresholdBreached(t *testing.T) {
 	if id3 == "" {
 		t.Fatal("robot-03 was not released into the freed slot")
 	}
-	w.device(robotName(1)).run(ids[1], wire.StepExecutingPreLaunch, wire.CodePreLaunchFileFailure)
-	w.device(robotName(2)).run(ids[2], wire.StepExecutingPreLaunch, wire.CodePreLaunchFileFailure)
+	w.device(robotName(1)).run(ids[1], rmwire.StepExecutingPreLaunch, rmwire.CodePreLaunchFileFailure)
+	w.device(robotName(2)).run(ids[2], rmwire.StepExecutingPreLaunch, rmwire.CodePreLaunchFileFailure)
 	out := w.describe(job)
 	if out.Status != types.DeploymentStatusFailed || out.FailureCode != types.DeploymentJobErrorCodeFailureThresholdBreached {
 		t.Fatalf("job %s %s, want Failed FailureThresholdBreached", out.Status, out.FailureCode)

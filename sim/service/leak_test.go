@@ -1,20 +1,20 @@
 package service_test
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 )
 
 // TestCloseLeavesNothing runs the service with a device connected to its notify channel and a job in flight,
-// closes it, and checks every goroutine it started has ended and its ports are free.
+// closes it, and checks its ports are free and (agenttest.LeakTest) every goroutine it started has ended.
 func TestCloseLeavesNothing(t *testing.T) {
-	before := runtime.NumGoroutine()
+	agenttest.LeakTest(t)
 	dir := t.TempDir()
 	w := start(t, dir, 1)
 	fleet := w.setup(2)
@@ -43,14 +43,5 @@ func TestCloseLeavesNothing(t *testing.T) {
 	conn.Close()
 	if err := doJSON("GET", endpoint+"/things/robot-00/jobs", nil, nil); err == nil {
 		t.Fatal("the closed service still answers")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(),
-				buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond) // waiting for goroutines to exit: there is no event to wait on
 	}
 }

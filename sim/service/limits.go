@@ -6,10 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
@@ -137,12 +138,20 @@ type capped struct {
 // maxShedding bounds the connections being answered 503 at once; beyond it they are closed without an answer.
 const maxShedding = 64
 
-// shedAnswer is what a connection over the cap is told, in the AWS JSON error form; the SDKs retry a 503.
-const shedBody = `{"__type":"ServiceUnavailableException","message":"The service has too many connections open; retry later."}`
-
-var shedAnswer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n" +
-	"X-Amzn-ErrorType: ServiceUnavailableException\r\nRetry-After: 1\r\nConnection: close\r\n" +
-	"Content-Length: " + strconv.Itoa(len(shedBody)) + "\r\n\r\n" + shedBody
+// shedAnswer is what a connection over the cap is told, in the AWS JSON error form (the service's one error
+// writer, rendered once); the SDKs retry a 503.
+var shedAnswer = func() string {
+	e := awsapi.NewError("ServiceUnavailableException", http.StatusServiceUnavailable,
+		"The service has too many connections open; retry later.")
+	e.Header = http.Header{"Retry-After": {"1"}}
+	resp := e.Response("message", "application/json")
+	resp.Close = true
+	var b strings.Builder
+	if err := resp.Write(&b); err != nil {
+		panic("service: render the shed answer: " + err.Error()) // writes to memory: cannot fail
+	}
+	return b.String()
+}()
 
 func (l *capped) Accept() (net.Conn, error) {
 	for {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -21,7 +22,7 @@ import (
 func limited(t *testing.T, limits service.Limits) (*service.Service, string) {
 	t.Helper()
 	dir := t.TempDir()
-	svc, err := service.New(service.Options{Dir: dir, Memory: true, Limits: limits})
+	svc, err := service.New(service.Options{Dir: dir, InMemoryStore: true, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,15 +34,11 @@ func limited(t *testing.T, limits service.Limits) (*service.Service, string) {
 	return svc, dir
 }
 
-// waitFor polls cond until it holds, failing the test after a generous wall-clock deadline.
+// waitFor waits until cond holds, failing the test after a generous wall-clock deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !agenttest.Eventually(20*time.Second, cond) {
+		t.Fatalf("timed out waiting until %s", what)
 	}
 }
 

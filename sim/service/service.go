@@ -10,16 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
-	"github.com/fleetlab/fleetlab/sim/awsapi/robomaker"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi"
 	"github.com/fleetlab/fleetlab/sim/engine"
@@ -34,8 +35,9 @@ const DefaultAddr = "127.0.0.1:4710"
 type Options struct {
 	// Dir holds the data: the store file and the artifact objects. Required.
 	Dir string
-	// Memory keeps the store in memory instead of Dir (unit tests); artifacts still live under Dir.
-	Memory bool
+	// InMemoryStore keeps the store in memory instead of in Dir (unit tests; nothing survives a restart);
+	// artifacts still live under Dir.
+	InMemoryStore bool
 	// Clock is the service clock; nil means the real clock. Time compression is a clock.NewScaled.
 	Clock clock.Clock
 	// Region and Account appear in ARNs (defaults us-east-1, 123456789012).
@@ -45,11 +47,13 @@ type Options struct {
 	Auth *awsapi.SigV4
 	// Events receives every engine event.
 	Events event.Sink
-	// RoboMakerQuotas raise or lower RoboMaker's service limits (zero fields: the AWS defaults). Benchmarks of
-	// very large fleets raise RobotsPerFleet above AWS's 1,000.
-	RoboMakerQuotas robomaker.Quotas
+	// DialectOptions are the dialects' own options, by dialect name, each of the type its package documents
+	// (for "robomaker" a robomaker.Quotas: benchmarks of very large fleets raise RobotsPerFleet above AWS's
+	// 1,000). A dialect without an entry gets its defaults; a name no dialect has is an error.
+	DialectOptions map[string]any
 	// Wrap, when set, wraps the handler of the AWS APIs and the device API (ListenerAPI) and that of S3
-	// (ListenerS3), whichever listener a request came in on (the cloud fault layer uses it).
+	// (ListenerS3), whichever listener a request came in on, before any routing (a test that holds or watches
+	// requests uses it; cloud faults use Intercept, which knows the operation).
 	Wrap func(listener string, h http.Handler) http.Handler
 	// Random is the source every generated id comes from — deployment job ids, revision ids, request ids,
 	// upload ids — each consumer keying a stream of its own from it (awsapi.IDs). Nil means crypto/rand, so ids
@@ -59,6 +63,9 @@ type Options struct {
 	Random io.Reader
 	// Limits bound what clients can hold of each listener: timeouts, the connection cap, notify pings.
 	Limits Limits
+	// Intercept, when set, is asked about every request routed to an operation of a dialect (awsapi.Intercept):
+	// the cloud faults answer through it in the dialect's own error form.
+	Intercept awsapi.Intercept
 	// ArtifactIntercept, when set, is the artifact store's fault hook (artifacts.Options.Intercept): it is asked
 	// about every request for an object, from the S3 API and from device downloads alike.
 	ArtifactIntercept func(op artifacts.Op, bucket, key string) *artifacts.Fault
@@ -76,20 +83,20 @@ type Service struct {
 	Store     store.Store
 	Artifacts *artifacts.Store
 	Devices   *deviceapi.API
-	RoboMaker *robomaker.Service
 	// API is the one endpoint: the AWS dialects, the device API and S3. S3 serves the artifact store alone.
 	API, S3 http.Handler
 
-	clock   clock.Clock
-	limits  Limits
-	cancel  context.CancelFunc
-	engine  *clock.Group   // the engine's Run
-	serving sync.WaitGroup // the listeners' Serve
-	servers []*http.Server
-	lns     []*capped
-	addrs   []string
-	closeMu sync.Mutex
-	closed  bool
+	clock    clock.Clock
+	limits   Limits
+	dialects []awsapi.Dialect // in registration order
+	cancel   context.CancelFunc
+	engine   *clock.Group   // the engine's Run
+	serving  sync.WaitGroup // the listeners' Serve
+	servers  []*http.Server
+	lns      []*capped
+	addrs    []string
+	closeMu  sync.Mutex
+	closed   bool
 }
 
 // New opens the store and artifacts under opts.Dir and builds every part; nothing listens yet.
@@ -102,7 +109,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{clock: clock.Or(opts.Clock), limits: opts.Limits}
 	var err error
-	if opts.Memory {
+	if opts.InMemoryStore {
 		s.Store = store.NewMemory()
 	} else if s.Store, err = store.Open(filepath.Join(opts.Dir, "fleetlab.db"), store.Options{}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
@@ -133,8 +140,8 @@ func New(opts Options) (*Service, error) {
 		NotifyTimeout: notify.NotifyTimeout, Things: s.knownThing}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	if s.RoboMaker, err = robomaker.New(robomaker.Options{Engine: s.Engine, Store: s.Store, Clock: s.clock,
-		Objects: s.Artifacts, Region: opts.Region, Account: opts.Account, Quotas: opts.RoboMakerQuotas,
+	if s.dialects, err = buildDialects(dialectList(), opts.DialectOptions, awsapi.DialectDeps{Engine: s.Engine,
+		Store: s.Store, Clock: s.clock, Objects: s.Artifacts, Region: opts.Region, Account: opts.Account,
 		IDs: ids[1]}); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
@@ -142,9 +149,11 @@ func New(opts Options) (*Service, error) {
 	if opts.Wrap != nil {
 		s3 = opts.Wrap(ListenerS3, s3)
 	}
-	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth, IDs: ids[2], S3: s3})
-	if err := s.RoboMaker.Register(h); err != nil {
-		return nil, fmt.Errorf("service: %w", err)
+	h := awsapi.NewHandler(awsapi.Options{Auth: opts.Auth, IDs: ids[2], S3: s3, Intercept: opts.Intercept})
+	for _, d := range s.dialects {
+		if err := d.Register(h); err != nil {
+			return nil, fmt.Errorf("service: %w", err)
+		}
 	}
 	if err := h.Mount("/things/", s.Devices); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
@@ -263,7 +272,58 @@ func (s *Service) Close() error {
 	return s.Store.Close()
 }
 
-// knownThing reports whether a dialect knows the thing: a RoboMaker robot has its name.
+// Dialect returns the dialect of that name.
+func (s *Service) Dialect(name string) (awsapi.Dialect, bool) {
+	for _, d := range s.dialects {
+		if d.Name() == name {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// knownThing reports whether a dialect knows the thing (a RoboMaker robot has its name).
 func (s *Service) knownThing(name string) bool {
-	return s.RoboMaker != nil && s.RoboMaker.HasRobot(name)
+	for _, d := range s.dialects {
+		if d.KnowsThing(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildDialects builds every dialect of specs over deps, in order, each with its entry of options; an entry that
+// names no dialect is an error. The dialect that is the thing registry (IoT) is deps.Registry for those after it.
+func buildDialects(specs []awsapi.DialectSpec, options map[string]any, deps awsapi.DialectDeps) ([]awsapi.Dialect,
+	error) {
+	known := make(map[string]bool, len(specs))
+	out := make([]awsapi.Dialect, 0, len(specs))
+	for _, spec := range specs {
+		if known[spec.Name] {
+			return nil, fmt.Errorf("dialect %s listed twice", spec.Name)
+		}
+		known[spec.Name] = true
+		d, err := spec.New(deps, options[spec.Name])
+		if err != nil {
+			return nil, err
+		}
+		if d.Name() != spec.Name {
+			return nil, fmt.Errorf("dialect %s calls itself %s", spec.Name, d.Name())
+		}
+		// A dialect that is the thing registry is given to the dialects built after it.
+		if r, ok := d.(awsapi.Registry); ok {
+			if deps.Registry != nil {
+				return nil, fmt.Errorf("dialect %s is a second thing registry", spec.Name)
+			}
+			deps.Registry = r
+		}
+		out = append(out, d)
+	}
+	for name := range options {
+		if !known[name] {
+			return nil, fmt.Errorf("options for dialect %q: the service has no such dialect (it has %s)", name,
+				strings.Join(slices.Sorted(maps.Keys(known)), ", "))
+		}
+	}
+	return out, nil
 }

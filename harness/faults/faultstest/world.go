@@ -378,9 +378,9 @@ var (
 	_ fleet.SerialLine   = (*Device)(nil)
 )
 
-// NewDevice returns a running X86_64 device.
+// NewDevice returns a running amd64 device.
 func NewDevice(name string) *Device {
-	return &Device{name: name, arch: fleet.ArchX86_64, running: true, changed: make(chan struct{})}
+	return &Device{name: name, arch: fleet.ArchAMD64, running: true, changed: make(chan struct{})}
 }
 
 // record notes a call; the caller changes the device's state after it, under d.mu, and waiters recheck once
@@ -587,4 +587,4 @@ type Plain struct{ N string }
 func (p Plain) Name() string { return p.N }
 
 // Architecture implements fleet.Device.
-func (p Plain) Architecture() string { return fleet.ArchX86_64 }
+func (p Plain) Architecture() string { return fleet.ArchAMD64 }

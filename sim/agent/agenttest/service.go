@@ -1,7 +1,12 @@
 // Package agenttest provides what tests of the device agent need: Service, a fake device API with
 // per-thing job queues, an artifact store and the notify channel, served over HTTP or in memory, recording
-// every update and armed with faults; CheckGoroutines, a leak check; and Eventually, a wait on a condition
-// with a deadline.
+// every update and armed with faults; CheckGoroutines and LeakTest, the module's goroutine leak check; and
+// Eventually, a wait on a condition with a deadline.
+//
+// Service is a second implementation of the data plane beside sim/deviceapi, kept because the agent's
+// tests arm it with faults the service has no place for (a cut or corrupted download, refused notify
+// connections, refused updates) and drive executions without an engine. TestContract holds it to the
+// service: the same conversation, through the agent's own transports, must get the same answers from both.
 package agenttest
 
 import (
@@ -81,13 +86,13 @@ func ETag(b []byte) string {
 	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
-// Doc returns the job document of a RoboMaker deployment, in its envelope.
-func Doc(d wire.RoboMakerDocument) []byte {
-	p, err := json.Marshal(d)
+// Doc returns a job document in its envelope: payload, of the job kind named kind.
+func Doc(kind string, payload any) []byte {
+	p, err := json.Marshal(payload)
 	if err != nil {
 		panic(err) // the document is plain data
 	}
-	b, err := json.Marshal(wire.Document{Kind: wire.KindRoboMaker, Payload: p})
+	b, err := json.Marshal(wire.Document{Kind: kind, Payload: p})
 	if err != nil {
 		panic(err)
 	}
@@ -122,14 +127,14 @@ func (s *Service) Enqueue(thing, jobID string, doc []byte) {
 }
 
 // End moves an execution to a terminal status from the service side (CANCELED, TIMED_OUT, REMOVED) and,
-// for a cancel, notifies the thing.
+// for a cancel or a removal, notifies the thing (a "canceled" notify, as the device API sends for both).
 func (s *Service) End(thing, jobID, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.latestLocked(thing, jobID); e != nil {
 		e.Status = status
 		e.VersionNumber++
-		if status == wire.StatusCanceled {
+		if status == wire.StatusCanceled || status == wire.StatusRemoved {
 			s.notifyLocked(thing, wire.Notify{Kind: wire.NotifyCanceled, JobID: jobID})
 		}
 	}
@@ -351,7 +356,7 @@ func (s *Service) update(thing, jobID string, req wire.UpdateJobExecutionRequest
 		return wire.UpdateJobExecutionResponse{}, apiErr(404, wire.ErrResourceNotFound, "no such execution number")
 	}
 	if e.Status != wire.StatusQueued && e.Status != wire.StatusInProgress {
-		return wire.UpdateJobExecutionResponse{}, apiErr(409, wire.ErrInvalidStateTransition, "execution is "+e.Status)
+		return wire.UpdateJobExecutionResponse{}, apiErr(410, wire.ErrTerminalState, "execution is "+e.Status)
 	}
 	e.Status = req.Status
 	if req.StatusDetails != nil {

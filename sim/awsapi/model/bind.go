@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -77,6 +78,8 @@ func (u URI) MatchQuery(q url.Values) bool {
 // is the input; for restJson the body holds the unbound members (or is the payload member), and members bound to
 // the URI, the query string and headers are taken from there, under their member names. labels are the URI
 // label values from Match. Numbers decode as json.Number, ready for Validate. An empty body is an empty object.
+// A payload member takes the whole body: decoded when it is a structure, the body's bytes ([]byte) when it is a
+// blob, its text when it is a string.
 func (m *Model) Bind(op *Operation, r *http.Request, labels map[string]string, body []byte) (map[string]any, error) {
 	if op.Input == "" {
 		return map[string]any{}, nil
@@ -98,6 +101,10 @@ func (m *Model) Bind(op *Operation, r *http.Request, labels map[string]string, b
 			if len(body) > 0 {
 				doc[mem.Name] = obj
 			}
+		case ps.Type == TypeBlob && len(body) > 0:
+			// A blob payload is the body's bytes as sent, not base64 text: it stays []byte, which Validate
+			// measures as is.
+			doc[mem.Name] = slices.Clone(body)
 		case len(body) > 0:
 			doc[mem.Name] = string(body)
 		}

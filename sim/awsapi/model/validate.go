@@ -194,13 +194,17 @@ func (m *Model) check(path, shapeName string, v any) *ValidationError {
 			return fail("Member must be a timestamp")
 		}
 	case TypeBlob:
-		str, ok := v.(string)
+		// A blob is base64 text in a JSON body, or raw bytes when it is the payload (Bind).
+		raw, ok := v.([]byte)
 		if !ok {
-			return fail("Member must be base64-encoded binary data")
-		}
-		raw, err := base64.StdEncoding.DecodeString(str)
-		if err != nil {
-			return fail("Member must be base64-encoded binary data")
+			str, ok := v.(string)
+			if !ok {
+				return fail("Member must be base64-encoded binary data")
+			}
+			var err error
+			if raw, err = base64.StdEncoding.DecodeString(str); err != nil {
+				return fail("Member must be base64-encoded binary data")
+			}
 		}
 		if e := length(s, len(raw), fail); e != nil {
 			return e
@@ -254,6 +258,8 @@ func render(v any, limit int) string {
 			b.WriteString("null")
 		case string:
 			b.WriteString(t)
+		case []byte:
+			b.Write(t)
 		case json.Number:
 			b.WriteString(t.String())
 		case bool:

@@ -48,19 +48,19 @@ func (s *Service) createRobotApplication(r *awsapi.Request) (any, error) {
 	now := s.clock.Now()
 	var app appRec
 	err := s.store.Batch(func(tx store.Tx) error {
-		if _, _, taken, err := lookup(tx, "app/"+in.Name); err != nil || taken {
+		if _, _, taken, err := s.rec.Lookup(tx, "app/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot application %s already exists.", in.Name)
 			}
 			return err
 		}
-		key, arn, err := s.newResource(tx, now, "robot-application", in.Name)
+		key, arn, err := s.rec.NewResource(tx, now, "robot-application", in.Name)
 		if err != nil {
 			return err
 		}
 		app = appRec{Key: key, Name: in.Name, ARN: arn, Suite: in.RobotSoftwareSuite, Environment: in.Environment,
 			Sources: sources, RevisionID: s.ids.UUID(), UpdatedAt: now}
-		return insert(tx, bucketApps, kindApp, key, arn, &app, in.Tags, "app/"+in.Name)
+		return s.rec.Insert(tx, bucketApps, kindApp, key, arn, &app, in.Tags, "app/"+in.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -150,10 +150,10 @@ func (s *Service) createRobotApplicationVersion(r *awsapi.Request) (any, error) 
 		v = versionRec{Version: strconv.Itoa(app.LastVersion), Sources: sources, Environment: app.Environment,
 			ImageDigest: in.ImageDigest, RevisionID: s.ids.UUID(),
 			UpdatedAt: now}
-		if err := putJSON(tx, bucketVersions, versionKey(app.Key, app.LastVersion), &v); err != nil {
+		if err := awsapi.PutJSON(tx, bucketVersions, versionKey(app.Key, app.LastVersion), &v); err != nil {
 			return err
 		}
-		return putJSON(tx, bucketApps, app.Key, app)
+		return awsapi.PutJSON(tx, bucketApps, app.Key, app)
 	})
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (s *Service) describeRobotApplication(r *awsapi.Request) (any, error) {
 			}
 		}
 		out = appOutput(app, v)
-		out.Tags, err = getTags(tx, app.ARN)
+		out.Tags, err = s.rec.Tags(tx, app.ARN)
 		return err
 	})
 	if err != nil {
@@ -233,7 +233,7 @@ func (s *Service) listRobotApplications(r *awsapi.Request) (any, error) {
 	q.scope += "\x00" + in.VersionQualifier
 	var all []keyed[appSummary]
 	err = s.store.View(func(tx store.Tx) error {
-		return each(tx, bucketApps, func(app *appRec) error {
+		return awsapi.Each(tx, bucketApps, func(app *appRec) error {
 			if !q.match("name", app.Name) {
 				return nil
 			}
@@ -309,7 +309,7 @@ func (s *Service) deleteRobotApplication(r *awsapi.Request) (any, error) {
 				return err
 			}
 		}
-		return remove(tx, bucketApps, app.Key, app.ARN, "app/"+app.Name)
+		return s.rec.Remove(tx, bucketApps, app.Key, app.ARN, "app/"+app.Name)
 	})
 	if err != nil {
 		return nil, err

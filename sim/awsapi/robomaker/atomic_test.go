@@ -331,7 +331,7 @@ func copyStore(t *testing.T, src store.Store) store.Store {
 			last := 0
 			for _, b := range append(robomakerBuckets, "engine.deployments", "engine.executions") {
 				if err := from.ForEach(b, "", func(k string, v []byte) error {
-					if n, err := strconv.Atoi(k); err == nil && b != bucketTags {
+					if n, err := strconv.Atoi(k); err == nil && b != shared.Tags {
 						last = max(last, n)
 					}
 					return to.Put(b, k, v)
@@ -340,7 +340,7 @@ func copyStore(t *testing.T, src store.Store) store.Store {
 				}
 			}
 			for range last {
-				if _, err := to.NextSequence(bucketSeq); err != nil {
+				if _, err := to.NextSequence(shared.Seq); err != nil {
 					return err
 				}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -282,8 +283,8 @@ func (e *env) act(robotARN, jobARN string, status engine.ExecStatus, details map
 // succeed runs a robot's deployment to the end.
 func (e *env) succeed(robotARN, jobARN string) {
 	e.t.Helper()
-	e.act(robotARN, jobARN, engine.ExecInProgress, map[string]string{wire.DetailStep: wire.StepValidating})
-	e.act(robotARN, jobARN, engine.ExecSucceeded, map[string]string{wire.DetailStep: wire.StepFinished})
+	e.act(robotARN, jobARN, engine.ExecInProgress, map[string]string{wire.DetailStep: rmwire.StepValidating})
+	e.act(robotARN, jobARN, engine.ExecSucceeded, map[string]string{wire.DetailStep: rmwire.StepFinished})
 }
 
 // expectError checks that err is the typed SDK error T with HTTP status 400 (or status), and that its message

@@ -28,12 +28,12 @@ func (s *Service) createFleet(r *awsapi.Request) (any, error) {
 		if n >= s.quotas.Fleets {
 			return limitExceeded("The account has reached its limit of %d fleets.", s.quotas.Fleets)
 		}
-		key, arn, err := s.newResource(tx, now, "deployment-fleet", in.Name)
+		key, arn, err := s.rec.NewResource(tx, now, "deployment-fleet", in.Name)
 		if err != nil {
 			return err
 		}
 		f = fleetRec{Key: key, Name: in.Name, ARN: arn, CreatedAt: now}
-		return insert(tx, bucketFleets, kindFleet, key, arn, &f, in.Tags)
+		return s.rec.Insert(tx, bucketFleets, kindFleet, key, arn, &f, in.Tags)
 	})
 	if err != nil {
 		return nil, err
@@ -74,14 +74,14 @@ func (s *Service) deleteFleet(r *awsapi.Request) (any, error) {
 		}
 		for _, rb := range robots {
 			rb.Fleet, rb.FleetKey = "", ""
-			if err := putJSON(tx, bucketRobots, rb.Key, &rb); err != nil {
+			if err := awsapi.PutJSON(tx, bucketRobots, rb.Key, &rb); err != nil {
 				return err
 			}
 			if err := tx.Delete(bucketFleetRobots, f.Key+"/"+rb.Key); err != nil {
 				return err
 			}
 		}
-		return remove(tx, bucketFleets, f.Key, f.ARN)
+		return s.rec.Remove(tx, bucketFleets, f.Key, f.ARN)
 	})
 	if err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func (s *Service) describeFleet(r *awsapi.Request) (any, error) {
 		if robots, err = fleetRobots(tx, f.Key); err != nil {
 			return err
 		}
-		out.Tags, err = getTags(tx, f.ARN)
+		out.Tags, err = s.rec.Tags(tx, f.ARN)
 		return err
 	})
 	if err != nil {
@@ -182,7 +182,7 @@ func (s *Service) listFleets(r *awsapi.Request) (any, error) {
 	}
 	var fs []fleetRec
 	err = s.store.View(func(tx store.Tx) error {
-		return each(tx, bucketFleets, func(f *fleetRec) error {
+		return awsapi.Each(tx, bucketFleets, func(f *fleetRec) error {
 			if q.match("name", f.Name) {
 				fs = append(fs, *f)
 			}

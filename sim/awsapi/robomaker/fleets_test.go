@@ -251,3 +251,108 @@ func TestRobots(t *testing.T) {
 	// The name is free again.
 	e.robot("r1")
 }
+
+// The quota of robots per fleet holds across every way a robot leaves a fleet: deregistered, deleted, or its
+// fleet deleted; the count RegisterRobot checks is kept with the fleet, not recounted.
+func TestRobotsPerFleetCount(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Quotas.RobotsPerFleet = 2 })
+	robot := func(name string) string {
+		out, err := e.c.CreateRobot(e.ctx, &robomaker.CreateRobotInput{Name: aws.String(name),
+			Architecture: types.ArchitectureX8664, GreengrassGroupId: aws.String("g")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Arn)
+	}
+	register := func(f, r string) error {
+		_, err := e.c.RegisterRobot(e.ctx, &robomaker.RegisterRobotInput{Fleet: aws.String(f), Robot: aws.String(r)})
+		return err
+	}
+	f := e.fleet("f")
+	r1, r2, r3 := robot("r1"), robot("r2"), robot("r3")
+	for _, r := range []string{r1, r2, r2} { // the same robot again does not count twice
+		if err := register(f, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectError[*types.LimitExceededException](t, register(f, r3), 400, "maximum of 2")
+	if _, err := e.c.DeregisterRobot(e.ctx, &robomaker.DeregisterRobotInput{Fleet: aws.String(f), Robot: aws.String(r1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(f, r3); err != nil {
+		t.Fatalf("after a deregistration: %v", err)
+	}
+	expectError[*types.LimitExceededException](t, register(f, r1), 400, "maximum of 2")
+	if _, err := e.c.DeleteRobot(e.ctx, &robomaker.DeleteRobotInput{Robot: aws.String(r2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(f, r1); err != nil {
+		t.Fatalf("after a robot was deleted: %v", err)
+	}
+	r4 := robot("r4")
+	expectError[*types.LimitExceededException](t, register(f, r4), 400, "maximum of 2")
+	d, err := e.c.DescribeFleet(e.ctx, &robomaker.DescribeFleetInput{Fleet: aws.String(f)})
+	if err != nil || len(d.Robots) != 2 {
+		t.Fatalf("DescribeFleet = %d robots, %v", len(d.Robots), err)
+	}
+}
+
+// RegisterFleet leaves what CreateRobot, CreateFleet and RegisterRobot would: robots the SDK describes in the
+// fleet, the oldest fleet of the name reused, existing robots reused or refused, quotas kept, nothing written
+// on an error.
+func TestRegisterFleet(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Quotas.RobotsPerFleet = 3 })
+	r1 := e.robot("r1") // exists already, in no fleet
+	arn, err := e.svc.RegisterFleet("bulk", "g", []BulkRobot{{"r1", "ARM64"}, {"r2", "ARM64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.c.DescribeFleet(e.ctx, &robomaker.DescribeFleetInput{Fleet: aws.String(arn)})
+	if err != nil || aws.ToString(d.Name) != "bulk" || len(d.Robots) != 2 {
+		t.Fatalf("DescribeFleet = %+v, %v", d, err)
+	}
+	r2, err := e.c.DescribeRobot(e.ctx, &robomaker.DescribeRobotInput{Robot: d.Robots[1].Arn})
+	if err != nil || aws.ToString(r2.Name) != "r2" || r2.Architecture != types.ArchitectureArm64 ||
+		aws.ToString(r2.FleetArn) != arn || aws.ToString(r2.GreengrassGroupId) != "g" {
+		t.Fatalf("DescribeRobot r2 = %+v, %v", r2, err)
+	}
+	if aws.ToString(d.Robots[0].Arn) != r1 {
+		t.Errorf("r1 was made again: %s, want %s", aws.ToString(d.Robots[0].Arn), r1)
+	}
+	// Again, with one more: the same fleet, the members kept.
+	again, err := e.svc.RegisterFleet("bulk", "g", []BulkRobot{{"r1", "ARM64"}, {"r2", "ARM64"}, {"r3", "ARMHF"}})
+	if err != nil || again != arn {
+		t.Fatalf("again = %s, %v; want %s", again, err, arn)
+	}
+	for _, tc := range []struct {
+		robots []BulkRobot
+		want   string
+	}{
+		{[]BulkRobot{{"r4", "X86_64"}}, "maximum of 3"},
+		{[]BulkRobot{{"r1", "X86_64"}}, "architecture ARM64"},
+		{[]BulkRobot{{"bad name", "X86_64"}}, "must satisfy"},
+		{[]BulkRobot{{"r5", "SPARC"}}, "must be one of"},
+		{[]BulkRobot{{"r6", "X86_64"}, {"r6", "X86_64"}}, "twice"},
+	} {
+		if _, err := e.svc.RegisterFleet("bulk", "g", tc.robots); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("RegisterFleet(%v) = %v; want %q", tc.robots, err, tc.want)
+		}
+	}
+	if _, err := e.svc.RegisterFleet("other", "g", []BulkRobot{{"r7", "X86_64"}, {"r2", "ARM64"}}); err == nil ||
+		!strings.Contains(err.Error(), "already registered") {
+		t.Errorf("a robot of another fleet: %v", err)
+	}
+	// Nothing of the refused calls was written: no fleet "other", no robot r4, r5, r6 or r7.
+	out, err := e.c.ListRobots(e.ctx, &robomaker.ListRobotsInput{})
+	if err != nil || len(out.Robots) != 3 {
+		t.Fatalf("ListRobots = %d robots, %v; want r1-r3", len(out.Robots), err)
+	}
+	fl, err := e.c.ListFleets(e.ctx, &robomaker.ListFleetsInput{})
+	if err != nil || len(fl.FleetDetails) != 1 {
+		t.Fatalf("ListFleets = %d, %v", len(fl.FleetDetails), err)
+	}
+	// The kept count holds for the wire's RegisterRobot too.
+	r8 := e.robot("r8")
+	_, err = e.c.RegisterRobot(e.ctx, &robomaker.RegisterRobotInput{Fleet: aws.String(arn), Robot: aws.String(r8)})
+	expectError[*types.LimitExceededException](t, err, 400, "maximum of 3")
+}

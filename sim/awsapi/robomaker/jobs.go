@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -24,7 +25,7 @@ type newJob struct {
 	targets []jobTarget
 	apps    []deploymentApplicationConfig
 	config  deploymentConfig
-	payload wire.RoboMakerDocument // Job is filled in when the job has its ARN
+	payload rmwire.Document // Job is filled in when the job has its ARN
 	tags    map[string]string
 	scope   string
 	token   string
@@ -97,14 +98,14 @@ func (s *Service) createDeploymentJob(r *awsapi.Request) (any, error) {
 		if v == nil {
 			return notFound("Version %s of robot application %s does not exist.", ac.ApplicationVersion, app.Name)
 		}
-		nj.payload = wire.RoboMakerDocument{Fleet: f.ARN, Application: app.ARN, Name: app.Name,
+		nj.payload = rmwire.Document{Fleet: f.ARN, Application: app.ARN, Name: app.Name,
 			Version: v.Version, TimeoutSeconds: *cfg.RobotDeploymentTimeoutInSeconds,
-			Launch: wire.RoboMakerLaunch{PackageName: ac.LaunchConfig.PackageName,
+			Launch: rmwire.Launch{PackageName: ac.LaunchConfig.PackageName,
 				LaunchFile: ac.LaunchConfig.LaunchFile, PreLaunchFile: ac.LaunchConfig.PreLaunchFile,
 				PostLaunchFile:       ac.LaunchConfig.PostLaunchFile,
 				EnvironmentVariables: ac.LaunchConfig.EnvironmentVariables}}
 		for _, src := range v.Sources {
-			nj.payload.Sources = append(nj.payload.Sources, wire.RoboMakerSource{Architecture: src.Architecture,
+			nj.payload.Sources = append(nj.payload.Sources, rmwire.Source{Architecture: src.Architecture,
 				Bucket: src.Bucket, Key: src.Key, ETag: src.ETag})
 		}
 		return nil
@@ -113,7 +114,7 @@ func (s *Service) createDeploymentJob(r *awsapi.Request) (any, error) {
 		return nil, err
 	}
 	if dc := cfg.DownloadConditionFile; dc != nil {
-		obj := &wire.RoboMakerObject{Bucket: dc.Bucket, Key: dc.Key, ETag: dc.ETag}
+		obj := &rmwire.Object{Bucket: dc.Bucket, Key: dc.Key, ETag: dc.ETag}
 		if s.objects != nil {
 			etag, err := s.objects.ETag(dc.Bucket, dc.Key)
 			if err != nil {
@@ -157,7 +158,7 @@ func (s *Service) replay(scope, token, hash string, withTags bool) (any, bool, e
 		if j, err = loadJobKey(tx, key); err != nil || j == nil {
 			return err
 		}
-		tags, err = getTags(tx, j.ARN)
+		tags, err = s.rec.Tags(tx, j.ARN)
 		return err
 	})
 	if err != nil || j == nil || j.expired(s.clock.Now()) {
@@ -179,7 +180,7 @@ func (s *Service) replay(scope, token, hash string, withTags bool) (any, bool, e
 func (s *Service) startJob(nj newJob) (*jobRec, error) {
 	if d, active := s.engine.Active(nj.fleet.ARN); active {
 		return nil, concurrentDeployment("Fleet %s already has deployment job %s in progress.", nj.fleet.Name,
-			s.arn("deployment-job/"+d.ID))
+			s.rec.ARN("deployment-job/"+d.ID))
 	}
 	live := 0
 	for _, d := range s.engine.Deployments(Kind) {
@@ -195,7 +196,7 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := jobRec{ID: id, ARN: s.arn("deployment-job/" + id), Fleet: nj.fleet.ARN, FleetName: nj.fleet.Name,
+	j := jobRec{ID: id, ARN: s.rec.ARN("deployment-job/" + id), Fleet: nj.fleet.ARN, FleetName: nj.fleet.Name,
 		CreatedAt: s.clock.Now(), Config: nj.config, Apps: nj.apps, Targets: nj.targets, Payload: nj.payload}
 	j.Payload.Job = j.ARN
 	spec, err := s.spec(&j)
@@ -203,12 +204,12 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 		return nil, err
 	}
 	_, err = s.engine.CreateWith(spec, func(tx store.Tx) error {
-		key, _, err := nextKey(tx)
+		key, _, err := s.rec.NextKey(tx)
 		if err != nil {
 			return err
 		}
 		j.Key = key
-		if err := insert(tx, bucketJobs, kindJob, key, j.ARN, &j, nj.tags, "job/"+id); err != nil {
+		if err := s.rec.Insert(tx, bucketJobs, kindJob, key, j.ARN, &j, nj.tags, "job/"+id); err != nil {
 			return err
 		}
 		f, err := s.loadFleet(tx, j.Fleet)
@@ -219,7 +220,7 @@ func (s *Service) startJob(nj newJob) (*jobRec, error) {
 			return fmt.Errorf("fleet %s is gone", j.Fleet)
 		}
 		f.LastJob = key
-		if err := putJSON(tx, bucketFleets, f.Key, f); err != nil {
+		if err := awsapi.PutJSON(tx, bucketFleets, f.Key, f); err != nil {
 			return err
 		}
 		return s.tokens.Record(tx, nj.scope, nj.token, nj.hash, key)
@@ -241,7 +242,7 @@ func (s *Service) dropJob(tx store.Tx, j *jobRec) error {
 		return err
 	} else if ok && f.LastJob == j.Key {
 		f.LastJob = ""
-		if err := each(tx, bucketJobs, func(other *jobRec) error {
+		if err := awsapi.Each(tx, bucketJobs, func(other *jobRec) error {
 			if other.Fleet == f.ARN && other.Key != j.Key {
 				f.LastJob = other.Key // keys ascend, so the last one seen is the newest
 			}
@@ -249,11 +250,11 @@ func (s *Service) dropJob(tx store.Tx, j *jobRec) error {
 		}); err != nil {
 			return err
 		}
-		if err := putJSON(tx, bucketFleets, f.Key, &f); err != nil {
+		if err := awsapi.PutJSON(tx, bucketFleets, f.Key, &f); err != nil {
 			return err
 		}
 	}
-	return remove(tx, bucketJobs, j.Key, j.ARN, "job/"+j.ID)
+	return s.rec.Remove(tx, bucketJobs, j.Key, j.ARN, "job/"+j.ID)
 }
 
 // fleetByARN reads a fleet record by ARN into f.
@@ -272,7 +273,7 @@ func (s *Service) spec(j *jobRec) (engine.Spec, error) {
 	if err != nil {
 		return engine.Spec{}, fmt.Errorf("encode job document: %w", err)
 	}
-	doc, err := json.Marshal(wire.Document{Kind: wire.KindRoboMaker, Payload: payload})
+	doc, err := json.Marshal(wire.Document{Kind: rmwire.Kind, Payload: payload})
 	if err != nil {
 		return engine.Spec{}, fmt.Errorf("encode job document: %w", err)
 	}
@@ -307,7 +308,7 @@ func (s *Service) recover() error {
 	var live, orphans []jobRec
 	now := s.clock.Now()
 	err := s.store.View(func(tx store.Tx) error {
-		return each(tx, bucketJobs, func(j *jobRec) error {
+		return awsapi.Each(tx, bucketJobs, func(j *jobRec) error {
 			if !j.expired(now) {
 				live = append(live, *j)
 			}
@@ -394,7 +395,7 @@ func (s *Service) describeDeploymentJob(r *awsapi.Request) (any, error) {
 	}
 	var tags map[string]string
 	if err := s.store.View(func(tx store.Tx) error {
-		tags, err = getTags(tx, j.ARN)
+		tags, err = s.rec.Tags(tx, j.ARN)
 		return err
 	}); err != nil {
 		return nil, err
@@ -436,7 +437,7 @@ func (s *Service) listDeploymentJobs(r *awsapi.Request) (any, error) {
 	now := s.clock.Now()
 	var recs []jobRec
 	err = s.store.View(func(tx store.Tx) error {
-		return each(tx, bucketJobs, func(j *jobRec) error {
+		return awsapi.Each(tx, bucketJobs, func(j *jobRec) error {
 			if !j.expired(now) && q.match("fleetName", j.FleetName) {
 				recs = append(recs, *j)
 			}
@@ -515,7 +516,7 @@ func (s *Service) syncDeploymentJob(r *awsapi.Request) (any, error) {
 			return notFound("Fleet %s does not exist.", in.Fleet)
 		}
 		nj.fleet = f
-		if err := each(tx, bucketJobs, func(j *jobRec) error {
+		if err := awsapi.Each(tx, bucketJobs, func(j *jobRec) error {
 			if j.Fleet == f.ARN && !j.expired(now) {
 				jobs = append(jobs, *j)
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 )
 
@@ -51,19 +53,19 @@ func TestDeploymentJobLifecycle(t *testing.T) {
 		t.Fatalf("deployment = %+v", d)
 	}
 	var doc wire.Document
-	var payload wire.RoboMakerDocument
-	if err := json.Unmarshal(d.Document, &doc); err != nil || doc.Kind != wire.KindRoboMaker {
+	var payload rmwire.Document
+	if err := json.Unmarshal(d.Document, &doc); err != nil || doc.Kind != rmwire.Kind {
 		t.Fatalf("document %s: %v", d.Document, err)
 	}
 	if err := json.Unmarshal(doc.Payload, &payload); err != nil {
 		t.Fatal(err)
 	}
 	if payload.Job != job || payload.Fleet != f || payload.Application != app || payload.Name != "hello" ||
-		payload.Version != "1" || len(payload.Sources) != 2 || payload.Sources[1] != (wire.RoboMakerSource{
+		payload.Version != "1" || len(payload.Sources) != 2 || payload.Sources[1] != (rmwire.Source{
 		Architecture: "ARM64", Bucket: "bundles", Key: "app-arm.tar", ETag: `"22222222222222222222222222222222"`}) ||
 		payload.Launch.PackageName != "hello_pkg" || payload.Launch.PreLaunchFile != "pre.sh" ||
 		payload.Launch.EnvironmentVariables["ROS_DOMAIN_ID"] != "7" || payload.TimeoutSeconds != 18000 ||
-		payload.DownloadCondition == nil || *payload.DownloadCondition != (wire.RoboMakerObject{Bucket: "scripts",
+		payload.DownloadCondition == nil || *payload.DownloadCondition != (rmwire.Object{Bucket: "scripts",
 		Key: "condition.sh", ETag: `"33333333333333333333333333333333"`}) {
 		t.Fatalf("job document = %+v", payload)
 	}
@@ -82,9 +84,9 @@ func TestDeploymentJobLifecycle(t *testing.T) {
 		t.Errorf("unreleased robot: %s", got)
 	}
 
-	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: wire.StepValidating})
+	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: rmwire.StepValidating})
 	e.clock.Advance(time.Second)
-	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: wire.StepDownloadingExtracting,
+	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: rmwire.StepDownloadingExtracting,
 		wire.DetailPercentDone: "42.5", wire.DetailETA: "17"})
 	desc = e.describe(job)
 	r0 := summaryOf(desc)[robots[0]]
@@ -98,7 +100,7 @@ func TestDeploymentJobLifecycle(t *testing.T) {
 		t.Errorf("DescribeRobot while deploying: %s", got)
 	}
 
-	e.act(robots[0], job, engine.ExecSucceeded, map[string]string{wire.DetailStep: wire.StepFinished})
+	e.act(robots[0], job, engine.ExecSucceeded, map[string]string{wire.DetailStep: rmwire.StepFinished})
 	finished := e.clock.Now()
 	desc = e.describe(job)
 	r0 = summaryOf(desc)[robots[0]]
@@ -261,8 +263,8 @@ func TestFailureThresholdBreached(t *testing.T) {
 		t.Fatalf("abort criteria = %+v", d.Abort)
 	}
 
-	fail := map[string]string{wire.DetailStep: wire.StepDownloadingExtracting,
-		wire.DetailFailureCode: wire.CodeExtractingBundleFailure, wire.DetailReason: "tar: unexpected EOF"}
+	fail := map[string]string{wire.DetailStep: rmwire.StepDownloadingExtracting,
+		wire.DetailFailureCode: rmwire.CodeExtractingBundleFailure, wire.DetailReason: "tar: unexpected EOF"}
 	e.act(robots[0], job, engine.ExecFailed, fail)
 	if got := e.describe(job).Status; got != types.DeploymentStatusInProgress {
 		t.Fatalf("after one failure of four: %s", got)
@@ -296,7 +298,7 @@ func TestFailedJobTakesFirstRobotsCode(t *testing.T) {
 	v := e.version(app)
 	job := aws.ToString(e.job(f, app, v, nil).Arn)
 	e.succeed(robots[0], job)
-	e.act(robots[2], job, engine.ExecFailed, map[string]string{wire.DetailFailureCode: wire.CodePostLaunchFileFailure})
+	e.act(robots[2], job, engine.ExecFailed, map[string]string{wire.DetailFailureCode: rmwire.CodePostLaunchFileFailure})
 	e.act(robots[1], job, engine.ExecFailed, map[string]string{wire.DetailFailureCode: "NotARoboMakerCode"})
 	desc := e.describe(job)
 	if desc.Status != types.DeploymentStatusFailed || desc.FailureCode != types.DeploymentJobErrorCodeInternalServerError {
@@ -347,7 +349,7 @@ func TestCancelDeploymentJob(t *testing.T) {
 	app := e.app("hello")
 	v := e.version(app)
 	job := aws.ToString(e.job(f, app, v, &types.DeploymentConfig{ConcurrentDeploymentPercentage: aws.Int32(50)}).Arn)
-	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: wire.StepLaunching})
+	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: rmwire.StepLaunching})
 	if _, err := e.c.CancelDeploymentJob(e.ctx, &robomaker.CancelDeploymentJobInput{Job: aws.String(job)}); err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +515,7 @@ func TestSyncDeploymentJob(t *testing.T) {
 		t.Fatalf("sync job targets %+v, want only the late robot", desc.RobotDeploymentSummary)
 	}
 	var doc wire.Document
-	var payload wire.RoboMakerDocument
+	var payload rmwire.Document
 	d, _ := e.engine.Deployment(name(job))
 	_ = json.Unmarshal(d.Document, &doc)
 	if err := json.Unmarshal(doc.Payload, &payload); err != nil || payload.Job != job || payload.Version != v {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -27,7 +28,7 @@ func TestRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := aws.ToString(out.Arn)
-	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: wire.StepLaunching})
+	e.act(robots[0], job, engine.ExecInProgress, map[string]string{wire.DetailStep: rmwire.StepLaunching})
 
 	e.restart()
 
@@ -54,7 +55,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	expectError[*types.ResourceAlreadyExistsException](t, err, 400, "")
 
 	// The rollout resumes where it was.
-	e.act(robots[0], job, engine.ExecSucceeded, map[string]string{wire.DetailStep: wire.StepFinished})
+	e.act(robots[0], job, engine.ExecSucceeded, map[string]string{wire.DetailStep: rmwire.StepFinished})
 	e.succeed(robots[1], job)
 	if got := e.describe(job).Status; got != types.DeploymentStatusSucceeded {
 		t.Fatalf("job finished after restart: %s", got)
@@ -68,9 +69,12 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 }
 
+// shared are the buckets of the dialect's shared records.
+var shared = awsapi.NewRecords("robomaker", "", "").Buckets()
+
 // robomakerBuckets are every bucket the dialect writes.
 var robomakerBuckets = []string{bucketFleets, bucketRobots, bucketApps, bucketVersions, bucketJobs, bucketFleetRobots,
-	bucketIndex, bucketTags, bucketTokens, bucketMeta}
+	shared.Index, shared.Tags, shared.Tokens, shared.Meta}
 
 func TestRecoverJobWithoutDeployment(t *testing.T) {
 	e := newEnv(t)
@@ -121,14 +125,14 @@ func TestRecoverDropsJobTheEngineRefuses(t *testing.T) {
 	// A job record for the same fleet, made its last job, whose deployment never reached the engine.
 	orphan := jobRec{Key: "0000000000009999", ID: "deployment-orphan000001", Fleet: f, FleetName: "lab", CreatedAt: e.clock.Now(),
 		Apps: nil, Targets: []jobTarget{{Name: "lab-r1"}}}
-	orphan.ARN = e.svc.arn("deployment-job/" + orphan.ID)
+	orphan.ARN = e.svc.rec.ARN("deployment-job/" + orphan.ID)
 	timeout := int64(60)
 	orphan.Config.RobotDeploymentTimeoutInSeconds = &timeout
 	if err := e.store.Update(func(tx store.Tx) error {
-		if err := putJSON(tx, bucketJobs, orphan.Key, &orphan); err != nil {
+		if err := awsapi.PutJSON(tx, bucketJobs, orphan.Key, &orphan); err != nil {
 			return err
 		}
-		if err := index(tx, "arn/"+orphan.ARN, kindJob, orphan.Key); err != nil {
+		if err := e.svc.rec.Index(tx, "arn/"+orphan.ARN, kindJob, orphan.Key); err != nil {
 			return err
 		}
 		fr, err := e.svc.loadFleet(tx, f)
@@ -136,10 +140,10 @@ func TestRecoverDropsJobTheEngineRefuses(t *testing.T) {
 			t.Fatalf("fleet record: %v", err)
 		}
 		fr.LastJob = orphan.Key
-		if err := putJSON(tx, bucketFleets, fr.Key, fr); err != nil {
+		if err := awsapi.PutJSON(tx, bucketFleets, fr.Key, fr); err != nil {
 			return err
 		}
-		return index(tx, "job/"+orphan.ID, kindJob, orphan.Key)
+		return e.svc.rec.Index(tx, "job/"+orphan.ID, kindJob, orphan.Key)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +200,7 @@ func TestIDs(t *testing.T) {
 	var last int64
 	for range 3 {
 		if err := st.Update(func(tx store.Tx) error {
-			ms, err := stamp(tx, now)
+			ms, err := awsapi.NewRecords("robomaker", "", "").Stamp(tx, now)
 			if ms <= last {
 				t.Errorf("stamp %d after %d", ms, last)
 			}

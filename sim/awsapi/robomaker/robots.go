@@ -8,12 +8,12 @@ import (
 
 // A robot's name is its thing name on the device API, so robot names are unique.
 
-// HasRobot reports whether a robot is named name: whether name is a thing the dialect knows.
-func (s *Service) HasRobot(name string) bool {
+// KnowsThing reports whether a robot is named name: whether name is a thing the dialect knows.
+func (s *Service) KnowsThing(name string) bool {
 	found := false
 	_ = s.store.View(func(tx store.Tx) error {
 		var err error
-		_, _, found, err = lookup(tx, "robot/"+name)
+		_, _, found, err = s.rec.Lookup(tx, "robot/"+name)
 		return err
 	})
 	return found
@@ -32,19 +32,19 @@ func (s *Service) createRobot(r *awsapi.Request) (any, error) {
 	now := s.clock.Now()
 	var rb robotRec
 	err := s.store.Batch(func(tx store.Tx) error {
-		if _, _, taken, err := lookup(tx, "robot/"+in.Name); err != nil || taken {
+		if _, _, taken, err := s.rec.Lookup(tx, "robot/"+in.Name); err != nil || taken {
 			if err == nil {
 				err = alreadyExists("Robot %s already exists.", in.Name)
 			}
 			return err
 		}
-		key, arn, err := s.newResource(tx, now, "robot", in.Name)
+		key, arn, err := s.rec.NewResource(tx, now, "robot", in.Name)
 		if err != nil {
 			return err
 		}
 		rb = robotRec{Key: key, Name: in.Name, ARN: arn, Architecture: in.Architecture,
 			GreengrassID: in.GreengrassGroupID, CreatedAt: now}
-		return insert(tx, bucketRobots, kindRobot, key, arn, &rb, in.Tags, "robot/"+rb.Name)
+		return s.rec.Insert(tx, bucketRobots, kindRobot, key, arn, &rb, in.Tags, "robot/"+rb.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -75,11 +75,20 @@ func (s *Service) deleteRobot(r *awsapi.Request) (any, error) {
 			return invalidParameter("Robot %s does not exist.", in.Robot)
 		}
 		if rb.FleetKey != "" {
+			f, err := awsapi.LoadKey[fleetRec](tx, bucketFleets, rb.FleetKey)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				if err := f.addMembers(tx, -1); err != nil {
+					return err
+				}
+			}
 			if err := tx.Delete(bucketFleetRobots, rb.FleetKey+"/"+rb.Key); err != nil {
 				return err
 			}
 		}
-		return remove(tx, bucketRobots, rb.Key, rb.ARN, "robot/"+rb.Name)
+		return s.rec.Remove(tx, bucketRobots, rb.Key, rb.ARN, "robot/"+rb.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -118,7 +127,7 @@ func (s *Service) describeRobot(r *awsapi.Request) (any, error) {
 		if rb == nil {
 			return notFound("Robot %s does not exist.", in.Robot)
 		}
-		tags, err = getTags(tx, rb.ARN)
+		tags, err = s.rec.Tags(tx, rb.ARN)
 		return err
 	})
 	if err != nil {
@@ -154,7 +163,7 @@ func (s *Service) robotSummaries(rbs []robotRec) ([]robot, error) {
 			if x == nil {
 				continue
 			}
-			kind, key, found, err := lookup(tx, "job/"+x.Deployment)
+			kind, key, found, err := s.rec.Lookup(tx, "job/"+x.Deployment)
 			if err != nil {
 				return err
 			}
@@ -201,13 +210,13 @@ func (s *Service) listRobots(r *awsapi.Request) (any, error) {
 	var rbs []robotRec
 	err = s.store.View(func(tx store.Tx) error {
 		fleetNames := map[string]string{}
-		if err := each(tx, bucketFleets, func(f *fleetRec) error {
+		if err := awsapi.Each(tx, bucketFleets, func(f *fleetRec) error {
 			fleetNames[f.ARN] = f.Name
 			return nil
 		}); err != nil {
 			return err
 		}
-		return each(tx, bucketRobots, func(rb *robotRec) error {
+		return awsapi.Each(tx, bucketRobots, func(rb *robotRec) error {
 			if q.match("fleetName", fleetNames[rb.Fleet]) {
 				rbs = append(rbs, *rb)
 			}
@@ -251,15 +260,18 @@ func (s *Service) registerRobot(r *awsapi.Request) (any, error) {
 		default:
 			return invalidParameter("Robot %s is already registered with fleet %s.", rb.Name, rb.Fleet)
 		}
-		n := 0
-		if err := tx.ForEach(bucketFleetRobots, f.Key+"/", func(string, []byte) error { n++; return nil }); err != nil {
+		n, err := f.members(tx)
+		if err != nil {
 			return err
 		}
 		if n >= s.quotas.RobotsPerFleet {
 			return limitExceeded("Fleet %s has the maximum of %d robots.", f.Name, s.quotas.RobotsPerFleet)
 		}
 		rb.Fleet, rb.FleetKey = f.ARN, f.Key
-		if err := putJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+		if err := awsapi.PutJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+			return err
+		}
+		if err := f.addMembers(tx, 1); err != nil {
 			return err
 		}
 		return tx.Put(bucketFleetRobots, f.Key+"/"+rb.Key, []byte{})
@@ -272,7 +284,10 @@ func (s *Service) deregisterRobot(r *awsapi.Request) (any, error) {
 			return invalidParameter("Robot %s is not registered with fleet %s.", rb.Name, f.Name)
 		}
 		rb.Fleet, rb.FleetKey = "", ""
-		if err := putJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+		if err := awsapi.PutJSON(tx, bucketRobots, rb.Key, rb); err != nil {
+			return err
+		}
+		if err := f.addMembers(tx, -1); err != nil {
 			return err
 		}
 		return tx.Delete(bucketFleetRobots, f.Key+"/"+rb.Key)

@@ -3,8 +3,9 @@
 // (service/robomaker v1.36.2) and the model in model.json (botocore robomaker 2018-06-29).
 //
 // A deployment job is an engine deployment (Kind "robomaker", grouped by fleet ARN so a fleet has one active job
-// at a time); its job document is a wire.RoboMakerDocument that the device agent carries out. The translation of
-// engine states to RoboMaker's job and robot statuses is in status.go, in one place.
+// at a time); its job document is the Document of package sim/deviceapi/wire/robomaker, which the device agent
+// carries out. The translation of engine states to RoboMaker's job and robot statuses is in status.go, in one
+// place.
 //
 // Everything the dialect owns is kept in the store (buckets named "robomaker.*"), so a restarted service has
 // every fleet, robot, application, version, tag, job and idempotency token it had.
@@ -41,11 +42,8 @@ var modelJSON []byte
 // Kind is the engine deployment kind of RoboMaker deployment jobs.
 const Kind = "robomaker"
 
-// Objects reads ETags from the artifact store. ETag returns the object's ETag as S3 sends it (quoted), or an
-// error when the object does not exist.
-type Objects interface {
-	ETag(bucket, key string) (string, error)
-}
+// Objects reads ETags from the artifact store.
+type Objects = awsapi.Objects
 
 // Quotas are the service limits. Zero fields take the AWS defaults.
 type Quotas struct {
@@ -88,6 +86,7 @@ type Service struct {
 	account string
 	quotas  Quotas
 	model   *model.Model
+	rec     awsapi.Records
 	tokens  awsapi.Tokens
 	ids     *awsapi.IDs
 	codes   map[string]bool // DeploymentJobErrorCode values
@@ -132,7 +131,8 @@ func New(opts Options) (*Service, error) {
 	if s.quotas.RobotsPerFleet <= 0 {
 		s.quotas.RobotsPerFleet = 1000
 	}
-	s.tokens = awsapi.Tokens{Bucket: bucketTokens, TTL: JobLifetime, Clock: s.clock}
+	s.rec = awsapi.NewRecords("robomaker", s.region, s.account)
+	s.tokens = s.rec.Tokens(JobLifetime, s.clock)
 	for _, c := range m.Shape("DeploymentJobErrorCode").Enum {
 		s.codes[c] = true
 	}
@@ -161,16 +161,27 @@ func LoadModel() (*model.Model, error) {
 
 // Register adds the dialect's operations to h.
 func (s *Service) Register(h *awsapi.Handler) error {
-	op := func(f func(*awsapi.Request) (any, error)) awsapi.Operation { return awsapi.Operation{Handle: f} }
 	return h.Register(awsapi.Service{
 		Model:         s.model,
+		Dialect:       Kind,
 		MessageMember: "message",
 		Invalid:       func(msg string) *awsapi.Error { return invalidParameter("%s", msg) },
 		Unknown:       unknownOperation,
 		Internal: func(err error) *awsapi.Error {
 			return awsapi.NewError("InternalServerException", http.StatusInternalServerError, "%s", err)
 		},
-	}, map[string]awsapi.Operation{
+		Unavailable: func(msg string) *awsapi.Error {
+			return awsapi.NewError("InternalServerException", http.StatusInternalServerError, "%s", msg)
+		},
+		// RoboMaker's modeled errors are all HTTP 400, ThrottlingException too.
+		Throttled: func(msg string) *awsapi.Error { return rmError("ThrottlingException", "%s", msg) },
+	}, s.operations())
+}
+
+// operations are the dialect's operations by model name: its own and the shared tags API.
+func (s *Service) operations() map[string]awsapi.Operation {
+	op := awsapi.Handle
+	ops := map[string]awsapi.Operation{
 		"CreateFleet":                   op(s.createFleet),
 		"DeleteFleet":                   op(s.deleteFleet),
 		"DescribeFleet":                 op(s.describeFleet),
@@ -191,10 +202,11 @@ func (s *Service) Register(h *awsapi.Handler) error {
 		"ListDeploymentJobs":            op(s.listDeploymentJobs),
 		"CancelDeploymentJob":           op(s.cancelDeploymentJob),
 		"SyncDeploymentJob":             op(s.syncDeploymentJob),
-		"TagResource":                   op(s.tagResource),
-		"UntagResource":                 op(s.untagResource),
-		"ListTagsForResource":           op(s.listTagsForResource),
-	})
+	}
+	for name, o := range s.tagging().Operations() {
+		ops[name] = o
+	}
+	return ops
 }
 
 // The dialect's errors: all HTTP 400 but InternalServerException, with the member "message".

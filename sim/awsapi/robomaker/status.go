@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 )
 
@@ -29,7 +31,8 @@ import (
 //	SUCCEEDED                          → InSync, currentProgress Finished
 //	FAILED, REJECTED                   → Failed, the device's failureCode and reason (InternalServerError when
 //	                                     the device sent none the model knows)
-//	TIMED_OUT                          → NoResponse, RobotDeploymentNoResponse
+//	TIMED_OUT                          → NoResponse, RobotDeploymentNoResponse, currentProgress the last
+//	                                     step the robot reported
 //	CANCELED, REMOVED                  → Failed, RobotDeploymentAborted (the job was stopped: abort, cancel)
 //
 // A robot's own status (DescribeRobot, ListRobots) is Available outside a fleet, Registered in a fleet whose jobs
@@ -131,7 +134,7 @@ func (s *Service) robotDeployment(x engine.Execution, robotARN, jobARN string) r
 		rd.ProgressDetail = pd
 	case engine.ExecSucceeded:
 		rd.Status = robotInSync
-		rd.ProgressDetail = &progressDetail{CurrentProgress: wire.StepFinished, TargetResource: jobARN}
+		rd.ProgressDetail = &progressDetail{CurrentProgress: rmwire.StepFinished, TargetResource: jobARN}
 	case engine.ExecFailed, engine.ExecRejected:
 		rd.Status = robotFailed
 		rd.FailureCode = x.Details[wire.DetailFailureCode]
@@ -149,6 +152,9 @@ func (s *Service) robotDeployment(x engine.Execution, robotARN, jobARN string) r
 		rd.Status = robotNoResponse
 		rd.FailureCode = codeNoResponse
 		rd.FailureReason = "the robot did not finish the deployment in time"
+		if step != "" { // where it went silent: what a team reads first in the record
+			rd.ProgressDetail = &progressDetail{CurrentProgress: step, TargetResource: jobARN}
+		}
 	default: // CANCELED, REMOVED
 		rd.Status = robotFailed
 		rd.FailureCode = codeAborted
@@ -166,8 +172,8 @@ func (s *Service) robotDeployment(x engine.Execution, robotARN, jobARN string) r
 
 func validStep(step string) bool {
 	switch step {
-	case wire.StepValidating, wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-		wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch, wire.StepFinished:
+	case rmwire.StepValidating, rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+		rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch, rmwire.StepFinished:
 		return true
 	}
 	return false

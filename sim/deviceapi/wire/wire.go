@@ -1,6 +1,7 @@
 // Package wire holds the types that cross between the device agent and the device API: the IoT Jobs data plane
-// bodies (the AWS service model iot-jobs-data, API version 2017-09-29), the notify channel's messages,
-// and the job documents each dialect puts in an execution. The agent imports this package and nothing else of
+// bodies (the AWS service model iot-jobs-data, API version 2017-09-29), the notify channel's messages, the
+// envelope of the job documents each dialect puts in an execution (the payloads are in packages under wire)
+// and the statusDetails keys. The agent imports this package and nothing else of
 // sim/.
 //
 // Timestamps on the IoT Jobs data plane are epoch seconds as JSON numbers.
@@ -134,15 +135,11 @@ const (
 )
 
 // Document is the envelope of every job document: Kind names the dialect's payload that follows in Payload.
+// Each dialect's payload, and its kind, are in a package of their own under wire (wire/robomaker).
 type Document struct {
 	Kind    string          `json:"kind"`
 	Payload json.RawMessage `json:"payload"`
 }
-
-// Document kinds.
-const (
-	KindRoboMaker = "robomaker"
-)
 
 // Status details keys the agent reports in statusDetails.
 const (

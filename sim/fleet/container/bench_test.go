@@ -10,10 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
-	"github.com/fleetlab/fleetlab/sim/fleet"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -37,7 +36,7 @@ func BenchmarkContainerFleet(b *testing.B) {
 			var start, job time.Duration
 			for range b.N {
 				b.StopTimer()
-				w := fleettest.Start(b, service.Options{Memory: true})
+				w := robomakertest.Start(b, service.Options{InMemoryStore: true})
 				app, v := w.App("hello", bundle)
 				b.StartTimer()
 				t0 := time.Now()
@@ -47,7 +46,7 @@ func BenchmarkContainerFleet(b *testing.B) {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
-				arn, err := fleet.RegisterRoboMaker(ctx, w.RM, "bench", f.Devices())
+				arn, err := w.Register(ctx, "bench", f.Devices())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -56,7 +55,7 @@ func BenchmarkContainerFleet(b *testing.B) {
 				t2 := time.Now()
 				b.StopTimer()
 				if out.Status != types.DeploymentStatusSucceeded {
-					b.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+					b.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 				}
 				if err := f.Close(); err != nil {
 					b.Fatal(err)

@@ -34,7 +34,7 @@ type Options struct {
 	Names  []string
 	Count  int
 	Prefix string
-	// Architecture is every robot's architecture (default X86_64); Architectures overrides it per name.
+	// Architecture is every robot's architecture (default amd64; see fleet.CheckArchitecture); Architectures overrides it per name.
 	Architecture  string
 	Architectures map[string]string
 
@@ -49,6 +49,9 @@ type Options struct {
 	OnEvent fleet.EventFunc
 	// Agent gives the agents' timings, as flags (see fleet.AgentTimingFlags). Other fields are not used.
 	Agent agent.Options
+	// Credentials, when set, are the keys every agent signs its requests with (a service that checks
+	// signatures); nil leaves them unsigned.
+	Credentials *agent.Credentials
 
 	// Limits are every robot's own CPU and memory, which fleet.Limiter lowers and gives back (default one CPU,
 	// 256 MiB).
@@ -61,7 +64,8 @@ type Options struct {
 	StartTimeout, StopTimeout time.Duration
 	// RunID labels everything the fleet makes (default NewRunID()).
 	RunID string
-	// Log receives testcontainers-go's log and the image build's output (nil: discarded).
+	// Log receives testcontainers-go's log, the image build's output and the leftovers of dead runs a sweep
+	// could not remove (nil: discarded).
 	Log io.Writer
 }
 

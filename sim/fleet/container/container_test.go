@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,11 +12,12 @@ import (
 	ctypes "github.com/moby/moby/api/types/container"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -30,30 +30,9 @@ func TestMain(m *testing.M) { os.Exit(containertest.Main(m, &binary)) }
 var fast = agent.Options{RetryBase: 50 * time.Millisecond, RetryMax: time.Second, PollMin: 200 * time.Millisecond,
 	PollMax: 5 * time.Second, RequestTimeout: 5 * time.Second, StopGrace: 2 * time.Second}
 
-// events records the events of a fleet.
-type events struct {
-	mu  sync.Mutex
-	all map[string][]agent.Event
-}
-
-func (e *events) on(dev string, ev agent.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.all == nil {
-		e.all = map[string][]agent.Event{}
-	}
-	e.all[dev] = append(e.all[dev], ev)
-}
-
-func (e *events) of(dev string) []agent.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]agent.Event(nil), e.all[dev]...)
-}
-
 // newFleet starts a container fleet with opts over the defaults of the tests, and registers its Close right
 // after.
-func newFleet(t *testing.T, w *fleettest.World, opts container.Options) *container.Fleet {
+func newFleet(t *testing.T, w *robomakertest.World, opts container.Options) *container.Fleet {
 	t.Helper()
 	containertest.Require(t)
 	if opts.Endpoint == "" {
@@ -81,9 +60,9 @@ func newFleet(t *testing.T, w *fleettest.World, opts container.Options) *contain
 	return f
 }
 
-func register(t *testing.T, w *fleettest.World, devs []fleet.Device) string {
+func register(t *testing.T, w *robomakertest.World, devs []fleet.Device) string {
 	t.Helper()
-	arn, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab", devs)
+	arn, err := w.Register(context.Background(), "lab", devs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +73,9 @@ func register(t *testing.T, w *fleettest.World, devs []fleet.Device) string {
 // sync, each runs one application of the version, as the robot user, with its state on its volume.
 func TestContainerFleetDeploys(t *testing.T) {
 	containertest.Require(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
-	rec := &events{}
-	f := newFleet(t, w, container.Options{Count: 2, OnEvent: rec.on})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	rec := &agenttest.Events{}
+	f := newFleet(t, w, container.Options{Count: 2, OnEvent: rec.On})
 	bundle, err := bundles.Build(bundles.Hello)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +84,7 @@ func TestContainerFleetDeploys(t *testing.T) {
 	job := w.Deploy(register(t, w, f.Devices()), app, v, &types.DeploymentConfig{ConcurrentDeploymentPercentage: aws.Int32(100)})
 	out := w.WaitJob(job, 60*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, fleettest.Summary(out))
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
 	ctx := context.Background()
 	for _, d := range f.Robots() {
@@ -113,7 +92,7 @@ func TestContainerFleetDeploys(t *testing.T) {
 		if err != nil || code != 0 {
 			t.Fatalf("%s: ps: %d %v", d.Name(), code, err)
 		}
-		if n := strings.Count(ps, "hello_robot/launch.sh"); n != 1 {
+		if n := applications(ps); n != 1 {
 			t.Errorf("%s runs %d applications, want 1:\n%s", d.Name(), n, ps)
 		}
 		for _, line := range strings.Split(strings.TrimSpace(ps), "\n")[1:] {
@@ -122,8 +101,8 @@ func TestContainerFleetDeploys(t *testing.T) {
 			}
 		}
 		st, err := d.State(ctx)
-		if err != nil || st.Current == nil || st.Current.JobID != fleettest.JobID(job) {
-			t.Errorf("%s: state %+v, %v; want job %s current", d.Name(), st, err, fleettest.JobID(job))
+		if err != nil || st.Current == nil || st.Current.JobID != robomakertest.JobID(job) {
+			t.Errorf("%s: state %+v, %v; want job %s current", d.Name(), st, err, robomakertest.JobID(job))
 		}
 	}
 }
@@ -132,7 +111,7 @@ func TestContainerFleetDeploys(t *testing.T) {
 // the only engine here, each with its own network and link proxies — and deploys to all of them.
 func TestSpreadOverEngines(t *testing.T) {
 	containertest.Require(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f := newFleet(t, w, container.Options{Count: 4,
 		Engines: []container.Engine{{}, {Host: "unix:///var/run/docker.sock"}}})
 	nets := map[string][]string{}
@@ -160,7 +139,7 @@ func TestSpreadOverEngines(t *testing.T) {
 	app, v := w.App("hello", bundle)
 	out := w.WaitJob(w.Deploy(register(t, w, f.Devices()), app, v, nil), 60*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, fleettest.Summary(out))
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
 }
 
@@ -168,7 +147,7 @@ func TestSpreadOverEngines(t *testing.T) {
 // network disconnect, limits, kill and start; and the guards against calls out of order.
 func TestDeviceLifecycle(t *testing.T) {
 	containertest.Require(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f := newFleet(t, w, container.Options{Count: 1})
 	d := f.Robots()[0]
 	ctx := context.Background()
@@ -277,5 +256,40 @@ func TestImageInputs(t *testing.T) {
 		if err := container.CheckInputs(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error saying %q", tc.opts, err, tc.want)
 		}
+	}
+}
+
+// applications counts the robot's applications in busybox's `ps -o user,args`: the processes running
+// launch.sh. A fork of the script on its way to exec a command (its `mv`, its `sleep`) shares the script's
+// arguments until it does; busybox shows such a process with its own name in braces ({mv}), and it is not a
+// second application (seen once under load).
+func applications(ps string) int {
+	n := 0
+	for _, line := range strings.Split(ps, "\n") {
+		if !strings.Contains(line, "hello_robot/launch.sh") {
+			continue
+		}
+		if i := strings.Index(line, "{"); i >= 0 {
+			if j := strings.Index(line[i:], "}"); j > 0 && line[i+1:i+j] != "launch.sh" {
+				continue
+			}
+		}
+		n++
+	}
+	return n
+}
+
+func TestApplicationsCountsTheScriptNotItsForks(t *testing.T) {
+	ps := `USER     COMMAND
+robot    /usr/bin/fleetlab-agent --thing robot-0002
+robot    {launch.sh} /bin/sh /var/lib/fleetlab/versions/d@1/hello_robot/launch.sh
+robot    ps -o user,args
+robot    {mv} /bin/sh /var/lib/fleetlab/versions/d@1/hello_robot/launch.sh`
+	if n := applications(ps); n != 1 {
+		t.Errorf("%d applications, want 1 (the {mv} fork is the script's own)", n)
+	}
+	two := ps + "\nrobot    /bin/sh /var/lib/fleetlab/versions/d@0/hello_robot/launch.sh"
+	if n := applications(two); n != 2 {
+		t.Errorf("%d applications, want 2 (an old version still running)", n)
 	}
 }

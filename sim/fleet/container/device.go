@@ -22,8 +22,8 @@ import (
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/kinds"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/eventlog"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
@@ -43,14 +43,12 @@ type Device struct {
 	proxy      *link.Proxy
 	ctr        *testcontainers.DockerContainer
 
-	// life serialises the lifecycle: Crash, Restart, Freeze, Thaw, SetLink, Limit, close.
-	life sync.Mutex
-	// mu guards the fields below, for quick reads.
+	// life is the robot's lifecycle: its container's current run, frozen or not, closed or not. Crash,
+	// Restart, Freeze, Thaw, SetLink, Limit and close are its lifecycle calls.
+	life *fleet.Life[agentRun]
+	// mu guards partitioned and the killed mark of every agentRun.
 	mu          sync.Mutex
-	run         *agentRun // nil while crashed or closed
-	frozen      bool
 	partitioned bool
-	closed      bool
 }
 
 var (
@@ -74,7 +72,7 @@ type agentRun struct {
 // newDevice makes the robot's volume, link proxy and container, and starts it. The device it returns, even
 // with an error, holds what was made, for close.
 func (f *Fleet) newDevice(ctx context.Context, en *engine, name, arch string) (*Device, error) {
-	d := &Device{f: f, e: en, name: name, arch: arch,
+	d := &Device{f: f, e: en, name: name, arch: arch, life: fleet.NewLife[agentRun](name, nil),
 		volume: "fleetlab-" + f.opts.RunID + "-" + name, container: "fleetlab-" + f.opts.RunID + "-" + name}
 	if _, err := en.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: d.volume,
 		Labels: labels(f.opts.RunID, f.owner, LabelRobot, name)}); err != nil {
@@ -128,6 +126,7 @@ func (d *Device) args() []string {
 	o := d.f.opts
 	args := []string{"--endpoint", d.proxy.URL(), "--thing", d.name, "--dir", DeviceDir, "--arch", d.arch,
 		"--events", "-", "--seed", strconv.FormatUint(o.Seed, 10)}
+	args = append(args, fleet.CredentialFlags(o.Credentials)...)
 	return append(args, fleet.AgentTimingFlags(o.Agent)...)
 }
 
@@ -141,9 +140,7 @@ func (d *Device) attach(ctx context.Context) (*agentRun, error) {
 		return nil, fmt.Errorf("robot %s: attach: %w", d.name, err)
 	}
 	r := &agentRun{attach: res.HijackedResponse, exited: make(chan struct{}), connected: make(chan struct{})}
-	d.mu.Lock()
-	d.run, d.frozen = r, false
-	d.mu.Unlock()
+	d.life.Started(r)
 	go d.watch(r)
 	return r, nil
 }
@@ -171,10 +168,8 @@ func (d *Device) watch(r *agentRun) {
 	r.attach.Close()
 	d.mu.Lock()
 	expected := r.killed
-	if d.run == r {
-		d.run = nil
-	}
 	d.mu.Unlock()
+	d.life.Ended(r)
 	if expected {
 		return
 	}
@@ -192,9 +187,7 @@ func (d *Device) watch(r *agentRun) {
 
 // lastWords is the end of what the agent wrote to stderr, for error messages.
 func (d *Device) lastWords() string {
-	d.mu.Lock()
-	r := d.run
-	d.mu.Unlock()
+	r := d.life.Current()
 	if r == nil {
 		return ""
 	}
@@ -288,28 +281,12 @@ func (d *Device) readFile(ctx context.Context, p string) ([]byte, error) {
 }
 
 // Running implements fleet.Crasher: whether the container runs.
-func (d *Device) Running() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.run != nil
-}
-
-func (d *Device) current() *agentRun {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.run
-}
+func (d *Device) Running() bool { return d.life.Running() }
 
 // Crash kills the container with SIGKILL — the agent, its application, running scripts, all at once, as a power
 // cut — and returns once it has stopped. The volume is kept as it was.
 func (d *Device) Crash() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	r := d.current()
-	if r == nil {
-		return fmt.Errorf("crash %s: not running", d.name)
-	}
-	return d.kill(r, "crash")
+	return d.life.Stop("crash", func(r *agentRun) error { return d.kill(r, "crash") })
 }
 
 // kill kills the container of run r and waits until its output has ended. The caller holds d.life.
@@ -328,9 +305,6 @@ func (d *Device) kill(r *agentRun, op string) error {
 	case <-ctx.Done():
 		err = errors.Join(err, errors.New("its output did not end"))
 	}
-	d.mu.Lock()
-	d.frozen = false
-	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, d.name, err)
 	}
@@ -342,20 +316,11 @@ func (d *Device) kill(r *agentRun, op string) error {
 // reach the service (a partitioned robot cannot). It fails when the robot runs, the fleet is closed, or ctx has
 // ended.
 func (d *Device) Restart(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("restart %s: %w", d.name, err)
-	}
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	running, closed := d.run != nil, d.closed
-	d.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("restart %s: the fleet is closed", d.name)
-	case running:
-		return fmt.Errorf("restart %s: already running", d.name)
-	}
+	return d.life.Restart(ctx, func() error { return d.restart(ctx) })
+}
+
+// restart starts the container again. The caller holds the lifecycle lock.
+func (d *Device) restart(ctx context.Context) error {
 	ctx, cancel := realTimeout(ctx, dockerTimeout)
 	defer cancel()
 	r, err := d.attach(ctx)
@@ -376,7 +341,7 @@ func (d *Device) Restart(ctx context.Context) error {
 // Freeze pauses the container — every process in it stops where it is, as on a hung board; Thaw unpauses it
 // and they carry on. Freezing a frozen or crashed robot is an error.
 func (d *Device) Freeze() error {
-	return d.setFrozen("freeze", true, func(ctx context.Context, id string) error {
+	return d.setFrozen(true, func(ctx context.Context, id string) error {
 		_, err := d.e.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
 		return err
 	})
@@ -384,43 +349,23 @@ func (d *Device) Freeze() error {
 
 // Thaw unpauses a frozen robot.
 func (d *Device) Thaw() error {
-	return d.setFrozen("thaw", false, func(ctx context.Context, id string) error {
+	return d.setFrozen(false, func(ctx context.Context, id string) error {
 		_, err := d.e.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
 		return err
 	})
 }
 
-func (d *Device) setFrozen(op string, frozen bool, call func(ctx context.Context, id string) error) error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	r, was := d.run, d.frozen
-	d.mu.Unlock()
-	switch {
-	case r == nil:
-		return fmt.Errorf("%s %s: not running", op, d.name)
-	case was && frozen:
-		return fmt.Errorf("%s %s: already frozen", op, d.name)
-	case !was && !frozen:
-		return fmt.Errorf("%s %s: not frozen", op, d.name)
-	}
-	ctx, cancel := realTimeout(context.Background(), dockerTimeout)
-	defer cancel()
-	if err := call(ctx, d.ctr.GetContainerID()); err != nil {
-		return fmt.Errorf("%s %s: %w", op, d.name, err)
-	}
-	d.mu.Lock()
-	d.frozen = frozen
-	d.mu.Unlock()
-	return nil
+// setFrozen pauses (frozen) or unpauses the running container through call, a Docker API call.
+func (d *Device) setFrozen(frozen bool, call func(ctx context.Context, id string) error) error {
+	return d.life.SetFrozen(frozen, func(*agentRun) error {
+		ctx, cancel := realTimeout(context.Background(), dockerTimeout)
+		defer cancel()
+		return call(ctx, d.ctr.GetContainerID())
+	})
 }
 
 // Frozen reports whether the robot is frozen.
-func (d *Device) Frozen() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.frozen
-}
+func (d *Device) Frozen() bool { return d.life.Frozen() }
 
 // SetLink implements fleet.Linker. A partition disconnects the container from its network — its connections
 // hang, new ones find no route — and the end of one connects it again; latency, drops and bandwidth are shaped
@@ -508,21 +453,11 @@ func (d *Device) FailScript(ctx context.Context, job, step string, code int) err
 	if st.InFlight == nil || st.InFlight.JobID != job {
 		return fmt.Errorf("fail script of %s: job %s is not in flight", d.name, job)
 	}
-	var env wire.Document
-	var doc wire.RoboMakerDocument
-	if err := json.Unmarshal([]byte(st.InFlight.Document), &env); err != nil || env.Kind != wire.KindRoboMaker {
-		return fmt.Errorf("fail script of %s: job document of kind %q: %v", d.name, env.Kind, err)
+	file, ok, err := kinds.ScriptFile(st.InFlight.Document, step)
+	if err != nil {
+		return fmt.Errorf("fail script of %s: %w", d.name, err)
 	}
-	if err := json.Unmarshal(env.Payload, &doc); err != nil {
-		return fmt.Errorf("fail script of %s: job document: %w", d.name, err)
-	}
-	var file string
-	switch step {
-	case wire.StepExecutingPreLaunch:
-		file = doc.Launch.PreLaunchFile
-	case wire.StepExecutingPostLaunch:
-		file = doc.Launch.PostLaunchFile
-	default:
+	if !ok {
 		return fmt.Errorf("fail script of %s: step %s runs no file of the version", d.name, step)
 	}
 	if file == "" {
@@ -553,13 +488,12 @@ func (d *Device) FailScript(ctx context.Context, job, step string, code int) err
 func (d *Device) close() error {
 	d.life.Lock()
 	defer d.life.Unlock()
-	d.mu.Lock()
-	r, frozen := d.run, d.frozen
-	d.closed = true
+	r, frozen := d.life.Closing()
 	if r != nil {
+		d.mu.Lock()
 		r.killed = true
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	ctx, cancel := realTimeout(context.Background(), d.f.opts.StopTimeout+dockerTimeout)
 	defer cancel()
 	var errs []error

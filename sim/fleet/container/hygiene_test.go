@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/fleet/container"
 	"github.com/fleetlab/fleetlab/sim/fleet/container/containertest"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -21,7 +21,7 @@ import (
 // owner. The next fleet's New sweeps them all, and leaves alone what a live owner (this process) has.
 func TestInterruptedRunIsSwept(t *testing.T) {
 	containertest.Require(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	live := newFleet(t, w, container.Options{Count: 1, Prefix: "live"})
 
 	run := container.NewRunID()

@@ -22,7 +22,7 @@ var _ wait.Strategy = agentConnected{}
 
 // WaitUntilReady implements wait.Strategy.
 func (w agentConnected) WaitUntilReady(ctx context.Context, _ wait.StrategyTarget) error {
-	r := w.d.current()
+	r := w.d.life.Current()
 	if r == nil {
 		return errors.New("the robot's container is not attached")
 	}

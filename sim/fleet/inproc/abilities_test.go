@@ -15,12 +15,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -64,9 +66,9 @@ func waitClosed(t *testing.T, c <-chan struct{}, what string) {
 	}
 }
 
-func execution(t *testing.T, w *fleettest.World, job, robot string) engine.Execution {
+func execution(t *testing.T, w *robomakertest.World, job, robot string) engine.Execution {
 	t.Helper()
-	x, err := w.Svc.Engine.Execution(fleettest.JobID(job), robot)
+	x, err := w.Svc.Engine.Execution(robomakertest.JobID(job), robot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +79,9 @@ func execution(t *testing.T, w *fleettest.World, job, robot string) engine.Execu
 // the robot deployment timeout and ends NoResponse (TIMED_OUT on the data plane) while the other robot
 // succeeds; thawed, it learns the execution is over, abandons it, and carries out the next job.
 func TestFrozenRobotTimesOutThenRecovers(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	c := clock.NewScaled(nil, 60) // the 60 s robot timeout is a second
-	w := fleettest.Start(t, service.Options{Memory: true, Clock: c})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Clock: c})
 	var ch chains
 	f := memoryFleet(t, w, c, 2, ch.on)
 	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
@@ -102,16 +104,16 @@ func TestFrozenRobotTimesOutThenRecovers(t *testing.T) {
 	close(release)
 
 	out := w.WaitJob(job, 30*time.Second)
-	sum := fleettest.Summary(out)
+	sum := robomakertest.Summary(out)
 	if out.Status != types.DeploymentStatusFailed || sum["robot-0001"] != "InSync" ||
 		sum["robot-0002"] != "NoResponse/RobotDeploymentNoResponse" {
 		t.Fatalf("job %s, robots %v", out.Status, sum)
 	}
 	x := execution(t, w, job, "robot-0002")
-	if x.Status != engine.ExecTimedOut || x.Details[wire.DetailStep] != wire.StepExecutingPreLaunch {
+	if x.Status != engine.ExecTimedOut || x.Details[wire.DetailStep] != rmwire.StepExecutingPreLaunch {
 		t.Fatalf("robot-0002's execution %s at %q, want TIMED_OUT at its last report, ExecutingPreLaunch", x.Status, x.Details[wire.DetailStep])
 	}
-	if got := ch.of("robot-0002"); got[len(got)-1] != wire.StepExecutingPreLaunch {
+	if got := ch.of("robot-0002"); got[len(got)-1] != rmwire.StepExecutingPreLaunch {
 		t.Fatalf("the frozen robot went on: %v", got)
 	}
 
@@ -119,7 +121,7 @@ func TestFrozenRobotTimesOutThenRecovers(t *testing.T) {
 	if err := frozen.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	if !fleettest.Eventually(10*time.Second, func() bool {
+	if !robomakertest.Eventually(10*time.Second, func() bool {
 		got := ch.of("robot-0002")
 		st, err := frozen.State()
 		return got[len(got)-1] == agent.StateAbandoned && err == nil && st.InFlight == nil
@@ -131,40 +133,11 @@ func TestFrozenRobotTimesOutThenRecovers(t *testing.T) {
 	}
 	job2 := w.Deploy(fleetARN, app, version, nil)
 	if out := w.WaitJob(job2, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("next job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("next job %s: %v", out.Status, robomakertest.Summary(out))
 	}
-	if frozen.App() != fleettest.JobID(job2) {
-		t.Fatalf("robot-0002 runs %q, want %s", frozen.App(), fleettest.JobID(job2))
+	if frozen.App() != robomakertest.JobID(job2) {
+		t.Fatalf("robot-0002 runs %q, want %s", frozen.App(), robomakertest.JobID(job2))
 	}
-}
-
-// events records every event of the fleet.
-type events struct {
-	mu  sync.Mutex
-	all []deviceEvent
-}
-
-type deviceEvent struct {
-	device string
-	agent.Event
-}
-
-func (r *events) on(device string, e agent.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.all = append(r.all, deviceEvent{device, e})
-}
-
-func (r *events) of(device string) []agent.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []agent.Event
-	for _, e := range r.all {
-		if e.device == device {
-			out = append(out, e.Event)
-		}
-	}
-	return out
 }
 
 // TestPartitionedRobotHealsAndFinishes, on both transports: a robot whose link is cut cannot reach the service
@@ -176,11 +149,11 @@ func TestPartitionedRobotHealsAndFinishes(t *testing.T) {
 		kind inproc.TransportKind
 	}{{"memory", inproc.TransportMemory}, {"http", inproc.TransportHTTP}} {
 		t.Run(tc.name, func(t *testing.T) {
-			fleettest.CheckGoroutines(t)
-			w := fleettest.Start(t, service.Options{Memory: true})
-			var rec events
+			agenttest.LeakTest(t)
+			w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+			var rec agenttest.Events
 			f, err := inproc.New(inproc.Options{Transport: tc.kind, Endpoint: w.Svc.Endpoint(), Devices: w.Svc.Devices,
-				Objects: w.Svc.Artifacts, Count: 2, OnEvent: rec.on, Agent: quick})
+				Objects: w.Svc.Artifacts, Count: 2, OnEvent: rec.On, Agent: quick})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,26 +161,26 @@ func TestPartitionedRobotHealsAndFinishes(t *testing.T) {
 			app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
 			fleetARN := register(t, w, "lab", f.Devices())
 			cut, _ := f.Robot("robot-0002")
-			if !fleettest.Eventually(10*time.Second, func() bool { return w.Svc.Devices.Connected("robot-0002") == 1 }) {
+			if !robomakertest.Eventually(10*time.Second, func() bool { return w.Svc.Devices.Connected("robot-0002") == 1 }) {
 				t.Fatal("robot-0002 never connected")
 			}
-			mark := len(rec.of("robot-0002"))
+			mark := len(rec.Of("robot-0002"))
 			cut.SetLink(fleet.Link{Partition: true})
 
 			job := w.Deploy(fleetARN, app, version, nil)
-			if !fleettest.Eventually(20*time.Second, func() bool {
+			if !robomakertest.Eventually(20*time.Second, func() bool {
 				return execution(t, w, job, "robot-0001").Status == engine.ExecSucceeded
 			}) {
 				t.Fatal("robot-0001 did not succeed")
 			}
-			if !fleettest.Eventually(10*time.Second, func() bool {
+			if !robomakertest.Eventually(10*time.Second, func() bool {
 				failed := false
-				for _, e := range rec.of("robot-0002")[mark:] {
+				for _, e := range rec.Of("robot-0002")[mark:] {
 					failed = failed || (e.Kind == agent.EventRetry || e.Kind == agent.EventError) && e.Err != nil
 				}
 				return failed && w.Svc.Devices.Connected("robot-0002") == 0
 			}) {
-				t.Fatalf("robot-0002 still reaches the service: %v", rec.of("robot-0002")[mark:])
+				t.Fatalf("robot-0002 still reaches the service: %v", rec.Of("robot-0002")[mark:])
 			}
 			if x := execution(t, w, job, "robot-0002"); x.Status != engine.ExecQueued {
 				t.Fatalf("robot-0002's execution is %s behind a cut link", x.Status)
@@ -216,7 +189,7 @@ func TestPartitionedRobotHealsAndFinishes(t *testing.T) {
 			cut.SetLink(fleet.Link{})
 			out := w.WaitJob(job, 30*time.Second)
 			if out.Status != types.DeploymentStatusSucceeded {
-				t.Fatalf("job %s after the link healed: %v", out.Status, fleettest.Summary(out))
+				t.Fatalf("job %s after the link healed: %v", out.Status, robomakertest.Summary(out))
 			}
 		})
 	}
@@ -226,8 +199,8 @@ func TestPartitionedRobotHealsAndFinishes(t *testing.T) {
 // job. A poll lost while the notify channel is up is only retried at the agent's safety poll (PollMax), so the
 // test polls often.
 func TestLossyLinkStillCompletes(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	opts := quick
 	opts.PollMin, opts.PollMax = 50*time.Millisecond, 200*time.Millisecond
 	f, err := inproc.New(inproc.Options{Transport: inproc.TransportMemory, Devices: w.Svc.Devices,
@@ -241,7 +214,7 @@ func TestLossyLinkStillCompletes(t *testing.T) {
 	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
 	job := w.Deploy(register(t, w, "lab", f.Devices()), app, version, nil)
 	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 	}
 	if _, dropped := d.Link().Counts(); dropped == 0 {
 		t.Fatal("no request was dropped at rate 0.3")
@@ -251,10 +224,10 @@ func TestLossyLinkStillCompletes(t *testing.T) {
 // TestCrashInMemoryResumes: an in-memory robot loses power in its pre-launch step; its storage keeps the
 // execution in flight, and restarted it resumes at that step and finishes.
 func TestCrashInMemoryResumes(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
-	f := memoryFleet(t, w, nil, 1, rec.on)
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
+	f := memoryFleet(t, w, nil, 1, rec.On)
 	d, _ := f.Robot("robot-0001")
 	held, release := make(chan struct{}), make(chan struct{})
 	d.SetExecutorWrap(hold(held, release))
@@ -272,7 +245,7 @@ func TestCrashInMemoryResumes(t *testing.T) {
 		t.Fatal("crashed a crashed robot")
 	}
 	st, err := d.State()
-	if err != nil || st.InFlight == nil || st.InFlight.Step != wire.StepExecutingPreLaunch {
+	if err != nil || st.InFlight == nil || st.InFlight.Step != rmwire.StepExecutingPreLaunch {
 		t.Fatalf("state after the crash: %+v, %v", st.InFlight, err)
 	}
 	if err := d.Freeze(); err == nil {
@@ -286,10 +259,10 @@ func TestCrashInMemoryResumes(t *testing.T) {
 	}
 	out := w.WaitJob(job, 30*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 	}
 	var chain []string
-	for _, e := range rec.of("robot-0001") {
+	for _, e := range rec.Of("robot-0001") {
 		switch e.Kind {
 		case agent.EventState:
 			chain = append(chain, e.State)
@@ -318,7 +291,7 @@ func alive(pid int) bool {
 func readPid(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	if !fleettest.Eventually(30*time.Second, func() bool {
+	if !robomakertest.Eventually(30*time.Second, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return false
@@ -343,8 +316,8 @@ fi`
 // application running: the application and the script die with it, the current link still points at version 1;
 // restarted, the robot relaunches version 1, resumes, and ends running version 2 in a new process.
 func TestCrashOSFamily(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f, err := inproc.New(inproc.Options{Endpoint: w.Svc.Endpoint(), Count: 1, Dir: t.TempDir(), Agent: quick})
 	if err != nil {
 		t.Fatal(err)
@@ -355,9 +328,9 @@ func TestCrashOSFamily(t *testing.T) {
 	app1, v1 := w.App("one", heartbeatBundle(""))
 	job1 := w.Deploy(fleetARN, app1, v1, nil)
 	if out := w.WaitJob(job1, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job 1 %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job 1 %s: %v", out.Status, robomakertest.Summary(out))
 	}
-	beat := fleettest.WaitRunning(t, d.Dir(), fleettest.JobID(job1), 0, 10*time.Second)
+	beat := robomakertest.WaitRunning(t, d.Dir(), robomakertest.JobID(job1), 0, 10*time.Second)
 
 	app2, v2 := w.App("two", heartbeatBundle(holdOnce))
 	job2 := w.Deploy(fleetARN, app2, v2, nil)
@@ -366,11 +339,11 @@ func TestCrashOSFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	for what, pid := range map[string]int{"application": beat.Pid, "pre-launch script": script} {
-		if !fleettest.Eventually(10*time.Second, func() bool { return !alive(pid) }) {
+		if !robomakertest.Eventually(10*time.Second, func() bool { return !alive(pid) }) {
 			t.Fatalf("the %s (pid %d) outlived the power cut", what, pid)
 		}
 	}
-	if cur, err := fleettest.Current(d.Dir()); err != nil || cur != fleettest.JobID(job1) {
+	if cur, err := robomakertest.Current(d.Dir()); err != nil || cur != robomakertest.JobID(job1) {
 		t.Fatalf("current after the crash: %q, %v", cur, err)
 	}
 
@@ -379,16 +352,16 @@ func TestCrashOSFamily(t *testing.T) {
 	}
 	out := w.WaitJob(job2, 30*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job 2 %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job 2 %s: %v", out.Status, robomakertest.Summary(out))
 	}
-	fleettest.WaitRunning(t, d.Dir(), fleettest.JobID(job2), beat.Pid, 10*time.Second)
+	robomakertest.WaitRunning(t, d.Dir(), robomakertest.JobID(job2), beat.Pid, 10*time.Second)
 }
 
 // TestExecutorHookSwapsAtRunTime: a wrap installed while the agent runs fails its pre-launch script with exit 3 —
 // the robot reports PreLaunchFileFailure; removed, the next job succeeds.
 func TestExecutorHookSwapsAtRunTime(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f := memoryFleet(t, w, nil, 1, nil)
 	d, _ := f.Robot("robot-0001")
 	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
@@ -399,13 +372,13 @@ func TestExecutorHookSwapsAtRunTime(t *testing.T) {
 	})
 	job := w.Deploy(fleetARN, app, version, nil)
 	out := w.WaitJob(job, 30*time.Second)
-	if got := fleettest.Summary(out)["robot-0001"]; got != "Failed/PreLaunchFileFailure" {
+	if got := robomakertest.Summary(out)["robot-0001"]; got != "Failed/PreLaunchFileFailure" {
 		t.Fatalf("robot-0001 is %s, want Failed/PreLaunchFileFailure", got)
 	}
 	d.SetExecutorWrap(nil)
 	job = w.Deploy(fleetARN, app, version, nil)
 	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job without the wrap %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job without the wrap %s: %v", out.Status, robomakertest.Summary(out))
 	}
 }
 
@@ -425,10 +398,10 @@ func (s exitScripts) Run(ctx context.Context, sc agent.Script) error {
 
 // TestClockSkew: a skewed robot's clock, and the time of its events, read the skew ahead of the fleet's.
 func TestClockSkew(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
-	f := memoryFleet(t, w, nil, 2, rec.on)
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
+	f := memoryFleet(t, w, nil, 2, rec.On)
 	skewed, _ := f.Robot("robot-0002")
 	skewed.SetClockSkew(time.Hour)
 	if d := skewed.Now().Sub(clock.Real{}.Now()); d < time.Hour-time.Minute || d > time.Hour+time.Minute {
@@ -442,7 +415,7 @@ func TestClockSkew(t *testing.T) {
 	now := clock.Real{}.Now()
 	for robot, ahead := range map[string]time.Duration{"robot-0001": 0, "robot-0002": time.Hour} {
 		n := 0
-		for _, e := range rec.of(robot) {
+		for _, e := range rec.Of(robot) {
 			if e.Kind != agent.EventState {
 				continue
 			}
@@ -460,8 +433,8 @@ func TestClockSkew(t *testing.T) {
 // TestCloseLeavesNothing: after Close, the OS family's applications are gone, the link proxies no longer listen,
 // and Close can be called again.
 func TestCloseLeavesNothing(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f, err := inproc.New(inproc.Options{Endpoint: w.Svc.Endpoint(), Count: 2, Dir: t.TempDir(), Agent: quick})
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +447,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	var pids []int
 	var addrs []string
 	for _, d := range f.Robots() {
-		pids = append(pids, fleettest.WaitRunning(t, d.Dir(), fleettest.JobID(job), 0, 10*time.Second).Pid)
+		pids = append(pids, robomakertest.WaitRunning(t, d.Dir(), robomakertest.JobID(job), 0, 10*time.Second).Pid)
 		addrs = append(addrs, proxyAddr(t, d))
 	}
 	if err := f.Close(); err != nil {
@@ -484,7 +457,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	for _, pid := range pids {
-		if !fleettest.Eventually(10*time.Second, func() bool { return !alive(pid) }) {
+		if !robomakertest.Eventually(10*time.Second, func() bool { return !alive(pid) }) {
 			t.Errorf("application %d outlived Close", pid)
 		}
 	}

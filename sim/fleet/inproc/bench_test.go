@@ -13,11 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
-	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -33,7 +32,7 @@ import (
 // registering them through the SDK, not timed) and calls/robot (data-plane calls per robot and rollout).
 func BenchmarkInprocFleet10k(b *testing.B) {
 	const robots = 10_000
-	w := fleettest.Start(b, service.Options{Memory: true, RoboMakerQuotas: quotas})
+	w := robomakertest.Start(b, service.Options{InMemoryStore: true, DialectOptions: largeFleets})
 	began := clock.Real{}.Now()
 	api := &countingAPI{DeviceAPI: w.Svc.Devices}
 	f, err := inproc.New(inproc.Options{Transport: inproc.TransportMemory, Devices: api,
@@ -43,7 +42,7 @@ func BenchmarkInprocFleet10k(b *testing.B) {
 	}
 	b.Cleanup(func() { f.Close() })
 	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
-	fleetARN, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "bench", f.Devices())
+	fleetARN, err := w.Register(context.Background(), "bench", f.Devices())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
-	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
+	rmdialect "github.com/fleetlab/fleetlab/harness/robomaker"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -24,7 +24,7 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "fleetlab-example-")
 	defer os.RemoveAll(dir)
-	svc, _ := service.New(service.Options{Dir: dir, Memory: true})
+	svc, _ := service.New(service.Options{Dir: dir, InMemoryStore: true})
 	if err := svc.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		fmt.Println(err)
 		return
@@ -42,7 +42,7 @@ func Example() {
 	ctx := context.Background()
 	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", "")})
-	fleetARN, err := fleet.RegisterRoboMaker(ctx, rm, "lab", f.Devices())
+	fleetARN, err := rmdialect.Register(ctx, rm, "lab", f.Devices(), nil)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -56,19 +56,19 @@ func Example() {
 	version, _ := rm.CreateRobotApplicationVersion(ctx, &robomaker.CreateRobotApplicationVersionInput{Application: app.Arn})
 	job, err := rm.CreateDeploymentJob(ctx, &robomaker.CreateDeploymentJobInput{Fleet: aws.String(fleetARN),
 		DeploymentApplicationConfigs: []types.DeploymentApplicationConfig{{Application: app.Arn,
-			ApplicationVersion: version.Version, LaunchConfig: fleettest.Launch()}}})
+			ApplicationVersion: version.Version, LaunchConfig: rmdialect.Launch()}}})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 
 	var out *robomaker.DescribeDeploymentJobOutput
-	fleettest.Eventually(30*time.Second, func() bool {
+	robomakertest.Eventually(30*time.Second, func() bool {
 		out, err = rm.DescribeDeploymentJob(ctx, &robomaker.DescribeDeploymentJobInput{Job: job.Arn})
 		return err == nil && (out.Status == types.DeploymentStatusSucceeded || out.Status == types.DeploymentStatusFailed)
 	})
 	fmt.Println("job:", out.Status)
-	robots := fleettest.Summary(out)
+	robots := robomakertest.Summary(out)
 	for _, d := range f.Devices() {
 		fmt.Println(d.Name(), robots[d.Name()])
 	}

@@ -12,7 +12,10 @@
 // Three transports, chosen by Options.Transport:
 //
 //   - HTTP (the default): the agent speaks HTTP to the service endpoint through a loopback reverse proxy of its
-//     own (package link), which is where its link is shaped.
+//     own (package link), which is where its link is shaped. With Options.DirectHTTP the agents speak straight to
+//     the endpoint instead, with no proxy and HTTP clients shared by the fleet: fewer sockets and one
+//     loopback hop instead of two, for fleets whose links are never shaped — shaping such a link is refused
+//     (ErrNoLink), never ignored.
 //   - In-process: the agent speaks HTTP to the service, but its requests are served in process by Options.HTTP
 //     (a link.InProcess) through the whole of the service's handler chain, shaped on the way by the robot's link;
 //     its notify channel is a subscription taken in process (deviceapi.LocalNotify). No socket is used: this is the
@@ -38,6 +41,7 @@ import (
 	"time"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/kinds"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
@@ -48,7 +52,8 @@ type TransportKind int
 
 // The transports.
 const (
-	// TransportHTTP: HTTP to Options.Endpoint through a per-device link proxy.
+	// TransportHTTP: HTTP to Options.Endpoint through a per-device link proxy (straight to it with
+	// Options.DirectHTTP).
 	TransportHTTP TransportKind = iota
 	// TransportMemory: in-process calls to Options.Devices and Options.Objects.
 	TransportMemory
@@ -63,11 +68,19 @@ type Options struct {
 	// Endpoint is the service's device API base URL (service.Service.Endpoint). Required for TransportHTTP and
 	// TransportInProcess.
 	Endpoint string
+	// DirectHTTP, on TransportHTTP, has every agent speak HTTP straight to Endpoint, with no link proxy of its
+	// own, through HTTP clients shared by the fleet (Agent.HTTPClient when set; else one transport for every 32
+	// robots, which the fleet makes and closes): for large fleets whose links are never shaped, where a proxy per
+	// robot would double the loopback hops and the sockets. Such a robot has no link to shape: SetLink with
+	// anything but a healthy link is refused (see Device.ShapeLink), so a link fault can never pass for done.
+	// Other transports refuse it (their links cost no socket).
+	DirectHTTP bool
 	// HTTP serves the requests of TransportInProcess (a link.InProcess over the service's handlers). Required for
 	// it.
 	HTTP http.RoundTripper
 	// Devices and Objects are the service's device API and artifact store (service.Service.Devices and
-	// .Artifacts). Required for TransportMemory.
+	// .Artifacts). Required for TransportMemory, whose agents reach the AWS APIs a device's software calls
+	// (Greengrass's ResolveComponentCandidates) at Endpoint, over HTTP when given.
 	Devices DeviceAPI
 	Objects Objects
 
@@ -76,8 +89,8 @@ type Options struct {
 	Names  []string
 	Count  int
 	Prefix string
-	// Architecture is every robot's architecture (X86_64, ARM64, ARMHF). Default X86_64. Architectures overrides
-	// it per robot name.
+	// Architecture is every robot's architecture (amd64, arm64, arm; see fleet.CheckArchitecture). Default
+	// amd64. Architectures overrides it per robot name.
 	Architecture  string
 	Architectures map[string]string
 
@@ -95,7 +108,7 @@ type Options struct {
 	OnEvent fleet.EventFunc
 	// Agent is the template of every agent's options: poll intervals, request and script timeouts, retry
 	// backoff, stop grace, bundle size limit, device log. Thing, Architecture, Endpoint, Dir, Executors, Clock,
-	// Seed and OnEvent are set by the fleet. Agent.Wrap, when set, wraps each agent's executors beneath the
+	// Seed and OnEvent are set by the fleet; Kinds, when nil, by kinds.All. Agent.Wrap, when set, wraps each agent's executors beneath the
 	// fleet's own layer.
 	Agent agent.Options
 }
@@ -103,7 +116,9 @@ type Options struct {
 // Fleet is a set of in-process robots.
 type Fleet struct {
 	fleet.Roster[*Device]
-	clock clock.Clock
+	clock  clock.Clock
+	direct bool
+	shared []*http.Transport // DirectHTTP's transports when the fleet made them; closed at Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,8 +126,8 @@ type Fleet struct {
 
 var _ fleet.Fleet = (*Fleet)(nil)
 
-// New starts one agent per robot. The agents poll and listen at once; register the robots with the service
-// (fleet.RegisterRoboMaker) to give them work. Close stops them.
+// New starts one agent per robot. The agents poll and listen at once; register the robots with the service (a
+// dialect driver of the harness does it) to give them work. Close stops them.
 func New(opts Options) (*Fleet, error) {
 	names, err := fleet.Names(opts.Names, opts.Count, opts.Prefix)
 	if err != nil {
@@ -134,6 +149,10 @@ func New(opts Options) (*Fleet, error) {
 	default:
 		return nil, fmt.Errorf("inproc: unknown transport %d", opts.Transport)
 	}
+	if opts.DirectHTTP && opts.Transport != TransportHTTP {
+		return nil, errors.New("inproc: DirectHTTP is an option of TransportHTTP: " +
+			"the other transports shape their links without a socket")
+	}
 	if opts.Transport == TransportHTTP && clock.WorldOf(opts.Clock) != nil {
 		return nil, errors.New("inproc: the HTTP transport uses sockets, which a virtual-time world cannot wait on: " +
 			"use TransportInProcess")
@@ -143,19 +162,73 @@ func New(opts Options) (*Fleet, error) {
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
 	opts.Clock = clock.Or(opts.Clock)
+	if opts.Transport == TransportMemory {
+		opts.Devices, opts.Objects = behindDoor(opts.Devices, opts.Objects, opts.Clock)
+	}
+	var shared []*http.Transport
+	if opts.DirectHTTP && opts.Agent.HTTPClient == nil {
+		shared = sharedTransports(len(names))
+	}
+	clients := make([]*http.Client, len(shared))
+	for j, t := range shared {
+		clients[j] = &http.Client{Transport: t}
+	}
+	i := 0
 	roster, err := fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
-		return newDevice(&opts, name, archs[name])
+		var client *http.Client
+		if len(clients) > 0 {
+			client = clients[i%len(clients)]
+		}
+		i++
+		return newDevice(&opts, name, archs[name], client)
 	}, (*Device).close)
 	if err != nil {
+		for _, t := range shared {
+			t.CloseIdleConnections()
+		}
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
-	return &Fleet{Roster: roster, clock: opts.Clock}, nil
+	return &Fleet{Roster: roster, clock: opts.Clock, direct: opts.DirectHTTP, shared: shared}, nil
 }
 
+// robotsPerTransport is how many robots of a DirectHTTP fleet share one HTTP transport. One transport for the
+// whole fleet serializes every request on its connection pool's lock (pprof: at 2,000 robots the most contended
+// lock of the run, ahead of the engine's, and a quarter more CPU); one a robot, 8, 32 or 128 robots a transport
+// cost the same CPU, and 32 keeps the pools few.
+const robotsPerTransport = 32
+
+// sharedTransports are the HTTP transports of a DirectHTTP fleet of n robots, one per robotsPerTransport of them:
+// http.DefaultTransport's settings, with room to keep a connection idle for each of their robots (the default
+// keeps 2 a host), so a connection a robot is done with is the next one's instead of being closed and dialed
+// again.
+func sharedTransports(n int) []*http.Transport {
+	out := make([]*http.Transport, (n+robotsPerTransport-1)/robotsPerTransport)
+	for i := range out {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = robotsPerTransport
+		out[i] = t
+	}
+	return out
+}
+
+// ErrNoLink is the error of shaping the link of a robot of a DirectHTTP fleet: it speaks straight to the
+// service, with no link proxy to cut, slow, or make lossy.
+var ErrNoLink = errors.New("the robots of a DirectHTTP fleet (inproc.Options.DirectHTTP) speak straight to " +
+	"the service and have no link to shape: start the fleet without DirectHTTP (a link proxy per robot) for link faults")
+
+// Direct reports whether the fleet's robots speak straight to the service (Options.DirectHTTP).
+func (f *Fleet) Direct() bool { return f.direct }
+
 // Close stops every agent — a frozen one is thawed first — stops the applications of the OS family gracefully,
-// and closes the link proxies. Robot directories are kept. It is safe to call more than once.
+// and closes the link proxies (on the direct path, the idle connections of the HTTP transports the fleet made).
+// Robot directories are kept. It is safe to call more than once.
 func (f *Fleet) Close() error {
-	f.closeOnce.Do(func() { f.closeErr = fleet.StopAll(f.clock, f.Robots(), (*Device).close) })
+	f.closeOnce.Do(func() {
+		f.closeErr = fleet.StopAll(f.clock, f.Robots(), (*Device).close)
+		for _, t := range f.shared {
+			t.CloseIdleConnections()
+		}
+	})
 	return f.closeErr
 }
 
@@ -165,18 +238,18 @@ type Device struct {
 	dir        string // the OS family's device directory; "" in the in-memory family
 	opts       *Options
 	clock      *skewClock
-	shaper     *link.Shaper
-	proxy      *link.Proxy // the HTTP transport's link
-	mem        *memStorage // the in-memory family's storage, kept across restarts
+	shaper     *link.Shaper // nil on the direct path (Options.DirectHTTP), which has no link
+	proxy      *link.Proxy  // the HTTP transport's link; nil on the direct path
+	client     *http.Client // the direct path's client, shared with other robots (nil: the agent's default)
+	mem        *memStorage  // the in-memory family's storage, kept across restarts
 
-	// life serialises the lifecycle: Crash, Restart, Freeze, Thaw, close. It is held while the agent stops, so it
-	// is a lock of the clock's (in a world, a sync.Mutex held across that wait would stall it).
-	life *clock.Mutex
-	// mu guards the fields below, for quick reads that must not wait on a lifecycle change.
-	mu     sync.Mutex
-	run    *incarnation // nil while crashed or closed
-	wrap   func(agent.Executors) agent.Executors
-	closed bool
+	// life is the robot's lifecycle: its current incarnation, frozen or not, closed or not. Crash, Restart,
+	// Freeze, Thaw and close are its lifecycle calls. Its lock is held while the agent stops, so it is a lock
+	// of the clock's (in a world, a sync.Mutex held across that wait would stall it).
+	life *fleet.Life[incarnation]
+	// mu guards wrap, for quick reads that must not wait on a lifecycle change.
+	mu   sync.Mutex
+	wrap func(agent.Executors) agent.Executors
 }
 
 var (
@@ -205,9 +278,11 @@ type incarnation struct {
 	crashed atomic.Bool
 }
 
-func newDevice(opts *Options, name, arch string) (*Device, error) {
-	d := &Device{name: name, arch: arch, opts: opts, clock: &skewClock{base: opts.Clock}, life: clock.NewMutex(opts.Clock)}
-	d.shaper = link.NewShaper(d.clock)
+func newDevice(opts *Options, name, arch string, client *http.Client) (*Device, error) {
+	d := &Device{name: name, arch: arch, opts: opts, client: client, clock: &skewClock{base: opts.Clock}, life: fleet.NewLife[incarnation](name, clock.NewMutex(opts.Clock))}
+	if !opts.DirectHTTP {
+		d.shaper = link.NewShaper(d.clock)
+	}
 	if opts.Dir != "" {
 		d.dir = filepath.Join(opts.Dir, name)
 		if err := os.MkdirAll(d.dir, 0o755); err != nil {
@@ -217,7 +292,7 @@ func newDevice(opts *Options, name, arch string) (*Device, error) {
 		d.mem = &memStorage{state: agent.NewMemoryState(), versions: agent.NewMemoryVersions(opts.Agent.MaxBundleBytes),
 			downloads: agent.NewMemoryDownloader()}
 	}
-	if opts.Transport == TransportHTTP {
+	if opts.Transport == TransportHTTP && !opts.DirectHTTP {
 		p, err := link.NewProxy(opts.Endpoint, d.shaper)
 		if err != nil {
 			return nil, fmt.Errorf("robot %s: %w", name, err)
@@ -240,12 +315,27 @@ func (d *Device) start() error {
 	inc := &incarnation{gate: newGate(d.clock), done: make(chan struct{})}
 	ao := d.opts.Agent
 	ao.Thing, ao.Architecture, ao.Dir, ao.Clock, ao.Seed = d.name, d.arch, d.dir, d.clock, d.opts.Seed
+	if ao.Kinds == nil {
+		ao.Kinds = kinds.All()
+	}
 	ao.Executors = agent.Executors{}
 	switch d.opts.Transport {
 	case TransportHTTP:
-		ao.Endpoint = d.proxy.URL()
+		ao.Endpoint = d.opts.Endpoint
+		if d.proxy != nil {
+			ao.Endpoint = d.proxy.URL()
+		}
+		if d.client != nil {
+			ao.HTTPClient = d.client
+		}
 	case TransportMemory:
-		ao.Executors.Transport = NewMemoryTransport(d.name, d.opts.Devices, d.opts.Objects, d.shaper)
+		mt := NewMemoryTransport(d.name, d.opts.Devices, d.opts.Objects, d.shaper)
+		if d.opts.Endpoint != "" {
+			if _, err := mt.WithAWS(d.opts.Endpoint, d.opts.HTTP); err != nil {
+				return fmt.Errorf("robot %s: %w", d.name, err)
+			}
+		}
+		ao.Executors.Transport = mt
 	case TransportInProcess:
 		t, err := newLocalTransport(d.opts.Endpoint, d.name, d.opts.HTTP, d.shaper)
 		if err != nil {
@@ -278,7 +368,7 @@ func (d *Device) start() error {
 		return fmt.Errorf("robot %s: %w", d.name, err)
 	}
 	inc.agent = a
-	d.run = inc
+	d.life.Started(inc)
 	d.mu.Unlock()
 	ctx, cancel := clock.WithCancel(d.clock, context.Background())
 	inc.cancel = cancel
@@ -306,12 +396,16 @@ func (d *Device) Architecture() string { return d.arch }
 // Dir returns the robot's device directory; "" in the in-memory family.
 func (d *Device) Dir() string { return d.dir }
 
-// Endpoint is the URL the agent speaks HTTP to — its link proxy's — or "" on the memory transport.
+// Endpoint is the URL the agent speaks HTTP to — its link proxy's, the service's on the direct path — or "" on
+// the memory and in-process transports.
 func (d *Device) Endpoint() string {
-	if d.proxy == nil {
-		return ""
+	switch {
+	case d.proxy != nil:
+		return d.proxy.URL()
+	case d.opts.DirectHTTP:
+		return d.opts.Endpoint
 	}
-	return d.proxy.URL()
+	return ""
 }
 
 // State reads the robot's saved device state from its storage, whether the agent runs or not.
@@ -322,12 +416,19 @@ func (d *Device) State() (agent.DeviceState, error) {
 	return agent.NewFileState(filepath.Join(d.dir, "state.json")).Load()
 }
 
+// Versions returns the robot's on-device version store, read from its storage whether the agent runs or not:
+// what a test opens to see the files of the version the robot runs (Versions.Active).
+func (d *Device) Versions() (agent.Versions, error) {
+	if d.mem != nil {
+		return d.mem.versions, nil
+	}
+	return agent.NewDirVersions(d.dir, 0)
+}
+
 // App returns the job id of the version whose application the robot runs, "" when none (or while it is
 // down). It asks the launcher directly, so it answers while the agent is frozen.
 func (d *Device) App() string {
-	d.mu.Lock()
-	inc := d.run
-	d.mu.Unlock()
+	inc := d.life.Current()
 	if inc == nil || inc.base.Launcher == nil {
 		return ""
 	}
@@ -335,98 +436,51 @@ func (d *Device) App() string {
 }
 
 // Running implements fleet.Crasher.
-func (d *Device) Running() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.run != nil
-}
+func (d *Device) Running() bool { return d.life.Running() }
 
 // Crash cuts the robot's power: from this instant every executor call of the agent fails, the OS family's
 // application is killed with its whole process group (stopped first, so it cannot react to the signals that
 // follow), running scripts are killed, and the agent is dropped without any cleanup. The on-device storage is
 // kept as it was. Restart boots it again.
 func (d *Device) Crash() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	inc := d.run
-	d.run = nil
-	d.mu.Unlock()
-	if inc == nil {
-		return fmt.Errorf("crash %s: not running", d.name)
-	}
-	inc.crashed.Store(true)
-	inc.gate.kill()
-	powerOff(inc.base.Launcher)
-	inc.cancel()
-	d.stopped(inc)
-	powerOff(inc.base.Launcher) // an application started in the instant before the cut
-	inc.agent.Close()           // releases the device log and connections; stopping the application fails at the gate
-	return nil
+	return d.life.Stop("crash", func(inc *incarnation) error {
+		d.life.Ended(inc)
+		inc.crashed.Store(true)
+		inc.gate.kill()
+		powerOff(inc.base.Launcher)
+		inc.cancel()
+		d.stopped(inc)
+		powerOff(inc.base.Launcher) // an application started in the instant before the cut
+		inc.agent.Close()           // releases the device log and connections; stopping the application fails at the gate
+		return nil
+	})
 }
 
 // Restart boots a crashed robot: a new agent on the same storage, which relaunches the committed application
 // and resumes the execution it was in. It fails when the robot runs or the fleet is closed, or when ctx has
 // ended.
-func (d *Device) Restart(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("restart %s: %w", d.name, err)
-	}
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	running, closed := d.run != nil, d.closed
-	d.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("restart %s: the fleet is closed", d.name)
-	case running:
-		return fmt.Errorf("restart %s: already running", d.name)
-	}
-	return d.start()
-}
+func (d *Device) Restart(ctx context.Context) error { return d.life.Restart(ctx, d.start) }
 
 // Freeze makes the agent stop answering: every executor and transport call, from the next one on, waits until
 // Thaw — whatever its own timeouts say. Its application (OS family) keeps running. Freezing a frozen or crashed
 // robot is an error; a crash ends the freeze.
 func (d *Device) Freeze() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	inc := d.current()
-	if inc == nil {
-		return fmt.Errorf("freeze %s: not running", d.name)
-	}
-	if !inc.gate.freeze() {
-		return fmt.Errorf("freeze %s: already frozen", d.name)
-	}
-	return nil
+	return d.life.SetFrozen(true, func(inc *incarnation) error {
+		inc.gate.freeze() // the lifecycle lock held, nothing else freezes or thaws it meanwhile
+		return nil
+	})
 }
 
 // Thaw lets a frozen agent carry on exactly where it was.
 func (d *Device) Thaw() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	inc := d.current()
-	if inc == nil {
-		return fmt.Errorf("thaw %s: not running", d.name)
-	}
-	if !inc.gate.thaw() {
-		return fmt.Errorf("thaw %s: not frozen", d.name)
-	}
-	return nil
+	return d.life.SetFrozen(false, func(inc *incarnation) error {
+		inc.gate.thaw() // the lifecycle lock held, nothing else freezes or thaws it meanwhile
+		return nil
+	})
 }
 
 // Frozen reports whether the robot is frozen.
-func (d *Device) Frozen() bool {
-	inc := d.current()
-	return inc != nil && inc.gate.isFrozen()
-}
-
-func (d *Device) current() *incarnation {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.run
-}
+func (d *Device) Frozen() bool { return d.life.Frozen() }
 
 // SetExecutorWrap implements fleet.ExecutorHook. The wrap is given the agent's own executors and applies to every
 // call from now on, across restarts, until replaced; nil removes it. Fields it leaves nil keep the agent's own.
@@ -434,15 +488,50 @@ func (d *Device) SetExecutorWrap(wrap func(agent.Executors) agent.Executors) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.wrap = wrap
-	if d.run != nil {
-		d.run.layer.setWrap(wrap)
+	if inc := d.life.Current(); inc != nil {
+		inc.layer.setWrap(wrap)
 	}
 }
 
-// SetLink implements fleet.Linker.
-func (d *Device) SetLink(l fleet.Link) { d.shaper.Set(l) }
+// ShapeLink sets the robot's link as SetLink does, or refuses: on the direct path (Options.DirectHTTP), which
+// has no link, anything but a healthy link is an error wrapping ErrNoLink and changes nothing. A healthy link
+// (the zero Link, whatever its Seed) is accepted there: it is what the robot has.
+func (d *Device) ShapeLink(l fleet.Link) error {
+	if d.shaper == nil {
+		if healthy(l) {
+			return nil
+		}
+		return fmt.Errorf("robot %s: link %+v: %w", d.name, l, ErrNoLink)
+	}
+	d.shaper.Set(l)
+	return nil
+}
 
-// Link returns the robot's link shaper, for its counts.
+// CanShapeLink reports why the robot's link cannot be shaped (an error wrapping ErrNoLink on the direct path),
+// or nil: what a caller asks before it promises a link fault.
+func (d *Device) CanShapeLink() error {
+	if d.shaper == nil {
+		return fmt.Errorf("robot %s: %w", d.name, ErrNoLink)
+	}
+	return nil
+}
+
+// SetLink implements fleet.Linker. On the direct path (Options.DirectHTTP) anything but a healthy link panics
+// with ShapeLink's error: fleet.Linker has no error to return, and a link fault that silently did not happen
+// would let a test pass that should fail. Callers that can refuse ask CanShapeLink or call ShapeLink first.
+func (d *Device) SetLink(l fleet.Link) {
+	if err := d.ShapeLink(l); err != nil {
+		panic("inproc: " + err.Error())
+	}
+}
+
+// healthy reports whether l shapes nothing (its Seed aside).
+func healthy(l fleet.Link) bool {
+	l.Seed = 0
+	return l == fleet.Link{}
+}
+
+// Link returns the robot's link shaper, for its counts; nil on the direct path, which has no link.
 func (d *Device) Link() *link.Shaper { return d.shaper }
 
 // SetClockSkew implements fleet.ClockSkewer: the agent's clock reads d ahead of the fleet's (behind when
@@ -456,10 +545,8 @@ func (d *Device) Now() time.Time { return d.clock.Now() }
 func (d *Device) close() error {
 	d.life.Lock()
 	defer d.life.Unlock()
-	d.mu.Lock()
-	inc := d.run
-	d.run, d.closed = nil, true
-	d.mu.Unlock()
+	inc, _ := d.life.Closing()
+	d.life.Ended(inc)
 	var err error
 	if inc != nil {
 		inc.gate.thaw()
@@ -485,6 +572,9 @@ type skewClock struct {
 func (c *skewClock) Now() time.Time { return c.base.Now().Add(time.Duration(c.skew.Load())) }
 
 func (c *skewClock) NewTimer(d time.Duration) clock.Timer { return c.base.NewTimer(d) }
+
+// Base says the robot's timers are the fleet's (clock.AfterFunc then needs no goroutine a call on the real clock).
+func (c *skewClock) Base() clock.Clock { return c.base }
 
 // World returns the virtual-time world of the fleet's clock, if it is one: the robot's goroutines are its actors.
 func (c *skewClock) World() *clock.World { return clock.WorldOf(c.base) }

@@ -10,12 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/awsapi/robomaker"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -25,7 +26,7 @@ var quick = agent.Options{RetryBase: 50 * time.Millisecond, RetryMax: time.Secon
 	PollMax: time.Minute, RequestTimeout: time.Minute, StopGrace: 5 * time.Second, ScriptTimeout: time.Minute}
 
 // memoryFleet starts n in-memory robots on the memory transport against w's service.
-func memoryFleet(t *testing.T, w *fleettest.World, c clock.Clock, n int, onEvent fleet.EventFunc) *inproc.Fleet {
+func memoryFleet(t *testing.T, w *robomakertest.World, c clock.Clock, n int, onEvent fleet.EventFunc) *inproc.Fleet {
 	t.Helper()
 	f, err := inproc.New(inproc.Options{Transport: inproc.TransportMemory, Devices: w.Svc.Devices,
 		Objects: w.Svc.Artifacts, Count: n, Clock: c, Seed: 7, OnEvent: onEvent, Agent: quick})
@@ -40,9 +41,9 @@ func memoryFleet(t *testing.T, w *fleettest.World, c clock.Clock, n int, onEvent
 	return f
 }
 
-func register(t *testing.T, w *fleettest.World, name string, devs []fleet.Device) string {
+func register(t *testing.T, w *robomakertest.World, name string, devs []fleet.Device) string {
 	t.Helper()
-	arn, err := fleet.RegisterRoboMaker(context.Background(), w.RM, name, devs)
+	arn, err := w.Register(context.Background(), name, devs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +74,8 @@ func (c *chains) of(device string) []string {
 	return append([]string(nil), c.m[device]...)
 }
 
-var fullChain = []string{wire.StepValidating, wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-	wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch, wire.StepFinished}
+var fullChain = []string{rmwire.StepValidating, rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+	rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch, rmwire.StepFinished}
 
 func equal(a, b []string) bool {
 	if len(a) != len(b) {
@@ -92,9 +93,9 @@ func equal(a, b []string) bool {
 // through the SDK against the assembled service on a scaled clock; the job succeeds with every robot InSync,
 // each robot went through the whole chain of steps and runs the new version.
 func TestMemoryFleetCompletesJob(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	c := clock.NewScaled(nil, 10)
-	w := fleettest.Start(t, service.Options{Memory: true, Clock: c})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Clock: c})
 	var ch chains
 	f := memoryFleet(t, w, c, 200, ch.on)
 	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
@@ -102,13 +103,13 @@ func TestMemoryFleetCompletesJob(t *testing.T) {
 	job := w.Deploy(fleetARN, app, version, &types.DeploymentConfig{ConcurrentDeploymentPercentage: aws.Int32(50)})
 	out := w.WaitJob(job, 60*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, fleettest.Summary(out))
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
-	sum := fleettest.Summary(out)
+	sum := robomakertest.Summary(out)
 	if len(sum) != 200 {
 		t.Fatalf("%d robots in the job, want 200", len(sum))
 	}
-	id := fleettest.JobID(job)
+	id := robomakertest.JobID(job)
 	for _, d := range f.Robots() {
 		if s := sum[d.Name()]; s != string(types.RobotStatusInSync) {
 			t.Errorf("%s is %s, want InSync", d.Name(), s)
@@ -126,8 +127,8 @@ func TestMemoryFleetCompletesJob(t *testing.T) {
 // TestOSFleetOverHTTP: a few robots of the OS family, over HTTP through their link proxies, carry out a job with
 // real scripts and a real launched application; each runs it from its directory.
 func TestOSFleetOverHTTP(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f, err := inproc.New(inproc.Options{Endpoint: w.Svc.Endpoint(), Count: 3, Dir: t.TempDir(), Agent: quick})
 	if err != nil {
 		t.Fatal(err)
@@ -141,11 +142,11 @@ func TestOSFleetOverHTTP(t *testing.T) {
 	job := w.Deploy(register(t, w, "lab", f.Devices()), app, version, nil)
 	out := w.WaitJob(job, 30*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, fleettest.Summary(out))
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
-	id := fleettest.JobID(job)
+	id := robomakertest.JobID(job)
 	for _, d := range f.Robots() {
-		fleettest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second)
+		robomakertest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second)
 		if d.App() != id {
 			t.Errorf("%s runs %q, want %s", d.Name(), d.App(), id)
 		}
@@ -155,13 +156,13 @@ func TestOSFleetOverHTTP(t *testing.T) {
 // heartbeatBundle is a bundle with the heartbeat application, whose pre-launch file first runs pre (a shell
 // fragment; empty for none).
 func heartbeatBundle(pre string) []byte {
-	return fleettest.Bundle(map[string]string{
-		bundles.Package + "/" + bundles.LaunchFile: fleettest.HeartbeatApp,
+	return robomakertest.Bundle(map[string]string{
+		bundles.Package + "/" + bundles.LaunchFile: robomakertest.HeartbeatApp,
 		bundles.Package + "/package.xml":           "<package format=\"2\"><name>hello_robot</name></package>\n",
 		bundles.PreLaunchFile:                      "#!/bin/sh\n" + pre + "\nexit 0\n",
 		bundles.PostLaunchFile:                     "#!/bin/sh\nexit 0\n",
 	})
 }
 
-// quotas raise RoboMaker's robots per fleet for large fleets.
-var quotas = robomaker.Quotas{RobotsPerFleet: 20000}
+// largeFleets raise RoboMaker's robots per fleet for large fleets.
+var largeFleets = map[string]any{robomaker.Kind: robomaker.Quotas{RobotsPerFleet: 20000}}

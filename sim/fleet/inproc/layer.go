@@ -126,9 +126,14 @@ func or[T comparable](v, def T) T {
 	return v
 }
 
-// executors returns the layer as the agent's executors.
+// executors returns the layer as the agent's executors. Its transport has the base transport's ability to call
+// the cloud's other APIs (agent.APICaller) when the base has it, and then those calls pass the gate too.
 func (l *layer) executors() agent.Executors {
-	return agent.Executors{Transport: layerTransport{l}, Downloader: layerDownloader{l}, Versions: layerVersions{l},
+	var tr agent.Transport = layerTransport{l}
+	if _, ok := l.base.Transport.(agent.APICaller); ok {
+		tr = layerCaller{layerTransport{l}}
+	}
+	return agent.Executors{Transport: tr, Downloader: layerDownloader{l}, Versions: layerVersions{l},
 		Scripts: layerScripts{l}, Launcher: layerLauncher{l}, State: layerState{l}}
 }
 
@@ -178,6 +183,26 @@ func (t layerTransport) Fetch(ctx context.Context, bucket, key string, offset in
 		return nil, err
 	}
 	return t.l.now().Transport.Fetch(ctx, bucket, key, offset)
+}
+
+// layerCaller is the layer's transport over a base transport that is an agent.APICaller: a frozen device holds
+// its calls to the cloud's other APIs as it holds its data-plane calls, a dead one fails them. A fault's wrap of
+// the transport that knows nothing of APICaller leaves the calls to the base transport, whose link the fault's
+// shaping still applies to (the in-process transport's client passes the device's link).
+type layerCaller struct{ layerTransport }
+
+var _ agent.APICaller = layerCaller{}
+
+// CallAPI implements agent.APICaller.
+func (t layerCaller) CallAPI(ctx context.Context, signingName, method, path string, in, out any) error {
+	if err := t.l.gate.pass(); err != nil {
+		return err
+	}
+	c, ok := t.l.now().Transport.(agent.APICaller)
+	if !ok {
+		c = t.l.base.Transport.(agent.APICaller)
+	}
+	return c.CallAPI(ctx, signingName, method, path, in, out)
 }
 
 type layerDownloader struct{ l *layer }

@@ -50,6 +50,7 @@ type MemoryTransport struct {
 	api     DeviceAPI
 	objects Objects
 	shaper  *link.Shaper
+	aws     *agent.HTTPTransport // the AWS APIs a device's software calls (CallAPI); nil: none
 }
 
 var _ agent.Transport = (*MemoryTransport)(nil)
@@ -61,6 +62,37 @@ func NewMemoryTransport(thing string, api DeviceAPI, objects Objects, s *link.Sh
 		s = link.NewShaper(nil)
 	}
 	return &MemoryTransport{thing: thing, api: api, objects: objects, shaper: s}
+}
+
+// WithAWS gives the transport the service's AWS APIs at endpoint over rt (nil: http.DefaultTransport, one
+// connection pool for every in-process device rather than a transport each — a kilobyte a device, and more
+// once it dials), for the calls a device's own software makes (agent.APICaller: Greengrass's
+// ResolveComponentCandidates): they are few, so they go over HTTP, through the link's admission like every
+// other call.
+func (t *MemoryTransport) WithAWS(endpoint string, rt http.RoundTripper) (*MemoryTransport, error) {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	client := &http.Client{Transport: rt}
+	ht, err := agent.NewHTTPTransport(endpoint, t.thing, client)
+	if err != nil {
+		return nil, fmt.Errorf("memory transport: %w", err)
+	}
+	t.aws = ht
+	return t, nil
+}
+
+var _ agent.APICaller = (*MemoryTransport)(nil)
+
+// CallAPI implements agent.APICaller over the AWS endpoint WithAWS gave.
+func (t *MemoryTransport) CallAPI(ctx context.Context, signingName, method, path string, in, out any) error {
+	if t.aws == nil {
+		return fmt.Errorf("%s %s: the memory transport was given no endpoint for the AWS APIs", method, path)
+	}
+	if err := t.admit(ctx, method+" "+path); err != nil {
+		return err
+	}
+	return t.aws.CallAPI(ctx, signingName, method, path, in, out)
 }
 
 // admit passes one request through the link: a refused, dropped or cut request is a transient link error.

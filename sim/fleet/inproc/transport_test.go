@@ -13,20 +13,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
-func memoryTransport(t *testing.T, c clock.Clock) (*fleettest.World, *inproc.MemoryTransport, *link.Shaper) {
+func memoryTransport(t *testing.T, c clock.Clock) (*robomakertest.World, *inproc.MemoryTransport, *link.Shaper) {
 	t.Helper()
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	// The service knows the thing: a robot has its name.
 	if _, err := w.RM.CreateRobot(context.Background(), &robomaker.CreateRobotInput{Name: aws.String("robot-1"),
 		Architecture: types.ArchitectureX8664, GreengrassGroupId: aws.String("g")}); err != nil {
@@ -47,7 +48,7 @@ func apiError(err error) (agent.APIError, bool) {
 // TestMemoryTransportAnswersAsHTTP: the service's error answers reach the agent with the status and code the
 // HTTP API sends, and artifacts are fetched with S3's range semantics.
 func TestMemoryTransportAnswersAsHTTP(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	w, tr, _ := memoryTransport(t, nil)
 	ctx := context.Background()
 	if p, err := tr.Pending(ctx); err != nil || len(p.QueuedJobs)+len(p.InProgressJobs) != 0 {
@@ -68,8 +69,8 @@ func TestMemoryTransportAnswersAsHTTP(t *testing.T) {
 
 	body := []byte(strings.Repeat("abcdefghij", 30))
 	w.Put("obj", body)
-	head, _ := w.Svc.Artifacts.Head(fleettest.Bucket, "obj")
-	o, err := tr.Fetch(ctx, fleettest.Bucket, "obj", 100)
+	head, _ := w.Svc.Artifacts.Head(robomakertest.Bucket, "obj")
+	o, err := tr.Fetch(ctx, robomakertest.Bucket, "obj", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestMemoryTransportAnswersAsHTTP(t *testing.T) {
 		status int
 		code   string
 	}{{"missing", 0, 404, "NoSuchKey"}, {"obj", 300, 416, "InvalidRange"}} {
-		_, err := tr.Fetch(ctx, fleettest.Bucket, tc.key, tc.offset)
+		_, err := tr.Fetch(ctx, robomakertest.Bucket, tc.key, tc.offset)
 		if ae, ok := apiError(err); !ok || ae.Status != tc.status || ae.Code != tc.code {
 			t.Errorf("fetch %s from %d: %v, want %d %s", tc.key, tc.offset, err, tc.status, tc.code)
 		}
@@ -97,7 +98,7 @@ func TestMemoryTransportAnswersAsHTTP(t *testing.T) {
 // TestMemoryTransportLink: the link's latency and bandwidth hold on the device's clock, drops repeat with the
 // seed and are transient, and a partition refuses calls and ends the notify channel.
 func TestMemoryTransportLink(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	c := clocktest.New(time.Time{})
 	w, tr, s := memoryTransport(t, c)
 	ctx := context.Background()
@@ -122,7 +123,7 @@ func TestMemoryTransportLink(t *testing.T) {
 
 	w.Put("big", bytes.Repeat([]byte{7}, 5000))
 	s.Set(fleet.Link{BytesPerSecond: 1000})
-	o, err := tr.Fetch(ctx, fleettest.Bucket, "big", 0)
+	o, err := tr.Fetch(ctx, robomakertest.Bucket, "big", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

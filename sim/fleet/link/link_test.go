@@ -14,10 +14,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/link"
 )
 
@@ -232,7 +232,7 @@ func get(c *http.Client, url string) (string, error) {
 }
 
 func TestProxyPartitionClosesAndRefuses(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	srv := upstream(t)
 	s := link.NewShaper(nil)
 	p := newProxy(t, srv.URL, s)
@@ -274,7 +274,7 @@ func TestProxyPartitionClosesAndRefuses(t *testing.T) {
 }
 
 func TestProxyLatencyAndBandwidth(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	srv := upstream(t)
 	c := clocktest.New(time.Time{})
 	s := link.NewShaper(c)
@@ -315,7 +315,7 @@ func TestProxyLatencyAndBandwidth(t *testing.T) {
 }
 
 func TestProxyDropsRepeat(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	srv := upstream(t)
 	s := link.NewShaper(nil)
 	p := newProxy(t, srv.URL, s)
@@ -353,7 +353,7 @@ func TestProxyDropsRepeat(t *testing.T) {
 }
 
 func TestProxyCloseReleasesEverything(t *testing.T) {
-	fleettest.CheckGoroutines(t)
+	agenttest.LeakTest(t)
 	srv := upstream(t)
 	p, err := link.NewProxy(srv.URL, link.NewShaper(nil))
 	if err != nil {

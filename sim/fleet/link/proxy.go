@@ -85,7 +85,12 @@ func Listen(addr, target string, s *Shaper) (*Proxy, error) {
 	}
 	quiet := log.New(io.Discard, "", 0)
 	rp := &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			// The request keeps the Host the device sent it with: a device that signs its requests signs that
+			// Host, and the service checks the signature against it.
+			pr.Out.Host = pr.In.Host
+		},
 		Transport:     p.transport,
 		FlushInterval: -1, // throttled bodies reach the agent as they are paced, not when a buffer fills
 		ErrorLog:      quiet,

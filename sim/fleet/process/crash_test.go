@@ -16,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -146,31 +148,31 @@ type crashCase struct {
 
 func TestCrashAtEveryStep(t *testing.T) {
 	cases := []crashCase{
-		{name: "Validating", state: wire.StepValidating, wantCurrent: "old", wantRobot: "InSync",
+		{name: "Validating", state: rmwire.StepValidating, wantCurrent: "old", wantRobot: "InSync",
 			arm: func(h *holder, old string) string {
-				h.arm(0, report(old, wire.StatusInProgress, wire.StepValidating))
+				h.arm(0, report(old, wire.StatusInProgress, rmwire.StepValidating))
 				return ""
 			}},
-		{name: "DownloadingExtracting", state: wire.StepDownloadingExtracting, wantCurrent: "old", wantRobot: "InSync",
+		{name: "DownloadingExtracting", state: rmwire.StepDownloadingExtracting, wantCurrent: "old", wantRobot: "InSync",
 			arm: func(h *holder, old string) string {
 				// 100 bytes of the bundle arrive, then the download stalls: the agent is killed mid-body and
 				// resumes from byte 100.
 				h.arm(100, func(r *http.Request, _ []byte) bool { return r.URL.Path == "/artifacts/bundles/new.tar.gz" })
 				return ""
 			}},
-		{name: "ExecutingDownloadCondition", state: wire.StepExecutingDownloadCondition, wantCurrent: "old",
+		{name: "ExecutingDownloadCondition", state: rmwire.StepExecutingDownloadCondition, wantCurrent: "old",
 			wantRobot: "InSync", condition: holdOnce("held-condition"),
 			arm: func(*holder, string) string { return "held-condition" }},
-		{name: "ExecutingPreLaunch", state: wire.StepExecutingPreLaunch, wantCurrent: "old", wantRobot: "InSync",
+		{name: "ExecutingPreLaunch", state: rmwire.StepExecutingPreLaunch, wantCurrent: "old", wantRobot: "InSync",
 			pre: holdOnce("held-pre"), arm: func(*holder, string) string { return "held-pre" }},
-		{name: "Launching", state: wire.StepLaunching, wantCurrent: "old", wantRobot: "InSync",
+		{name: "Launching", state: rmwire.StepLaunching, wantCurrent: "old", wantRobot: "InSync",
 			arm: func(h *holder, old string) string {
-				h.arm(0, report(old, wire.StatusInProgress, wire.StepLaunching))
+				h.arm(0, report(old, wire.StatusInProgress, rmwire.StepLaunching))
 				return ""
 			}},
-		{name: "ExecutingPostLaunch", state: wire.StepExecutingPostLaunch, wantCurrent: "new", wantRobot: "InSync",
+		{name: "ExecutingPostLaunch", state: rmwire.StepExecutingPostLaunch, wantCurrent: "new", wantRobot: "InSync",
 			post: holdOnce("held-post"), arm: func(*holder, string) string { return "held-post" }},
-		{name: "Finished", state: wire.StepFinished, wantCurrent: "new", wantRobot: "InSync",
+		{name: "Finished", state: rmwire.StepFinished, wantCurrent: "new", wantRobot: "InSync",
 			arm: func(h *holder, old string) string {
 				h.arm(0, report(old, wire.StatusSucceeded, ""))
 				return ""
@@ -194,29 +196,29 @@ func TestCrashAtEveryStep(t *testing.T) {
 // checks the execution ends as reported and the device runs the version that outcome says.
 func crashAt(t *testing.T, tc crashCase) {
 	var h holder
-	w := fleettest.Start(t, service.Options{Memory: true, Wrap: h.wrap})
-	var rec events
-	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.on})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Wrap: h.wrap})
+	var rec agenttest.Events
+	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.On})
 	d, _ := f.Robot("robot-0001")
 	fleetARN := register(t, w, f.Devices())
 	oldApp, oldVersion := w.App("old", appBundle("", ""))
 	oldJob := w.Deploy(fleetARN, oldApp, oldVersion, nil)
 	if out := w.WaitJob(oldJob, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("old version: %s %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("old version: %s %v", out.Status, robomakertest.Summary(out))
 	}
-	oldID := fleettest.JobID(oldJob)
-	oldBeat := fleettest.WaitRunning(t, d.Dir(), oldID, 0, 10*time.Second)
+	oldID := robomakertest.JobID(oldJob)
+	oldBeat := robomakertest.WaitRunning(t, d.Dir(), oldID, 0, 10*time.Second)
 
 	newApp, newVersion := w.App("new", appBundle(tc.pre, tc.post))
 	var cfg *types.DeploymentConfig
 	if tc.condition != "" {
 		w.Put("condition.sh", []byte("#!/bin/sh\n"+tc.condition+"\n"))
-		cfg = &types.DeploymentConfig{DownloadConditionFile: &types.S3Object{Bucket: aws.String(fleettest.Bucket),
+		cfg = &types.DeploymentConfig{DownloadConditionFile: &types.S3Object{Bucket: aws.String(robomakertest.Bucket),
 			Key: aws.String("condition.sh")}}
 	}
 	marker := tc.arm(&h, oldID) // before the job exists, so the agent cannot get past the point first
 	newJob := w.Deploy(fleetARN, newApp, newVersion, cfg)
-	newID := fleettest.JobID(newJob)
+	newID := robomakertest.JobID(newJob)
 	if marker != "" {
 		waitFile(t, filepath.Join(d.Dir(), "data", marker))
 	} else {
@@ -232,7 +234,7 @@ func crashAt(t *testing.T, tc crashCase) {
 	}
 	if tc.name == "DownloadingExtracting" {
 		part := filepath.Join(d.Dir(), "downloads", agent.VersionID(newID, agent.DocumentDigest(st.InFlight.Document))+".bundle.part")
-		if !fleettest.Eventually(10*time.Second, func() bool {
+		if !robomakertest.Eventually(10*time.Second, func() bool {
 			fi, err := os.Stat(part)
 			return err == nil && fi.Size() == 100
 		}) {
@@ -247,7 +249,7 @@ func crashAt(t *testing.T, tc crashCase) {
 		t.Fatalf("the application %d survived the power cut", oldBeat.Pid)
 	}
 	wantCurrent := map[string]string{"old": oldID, "new": newID}[tc.wantCurrent]
-	if cur, err := fleettest.Current(d.Dir()); err != nil || cur != wantCurrent {
+	if cur, err := robomakertest.Current(d.Dir()); err != nil || cur != wantCurrent {
 		t.Fatalf("after the kill current is %q (%v), want the %s version %s", cur, err, tc.wantCurrent, wantCurrent)
 	}
 
@@ -255,19 +257,19 @@ func crashAt(t *testing.T, tc crashCase) {
 		t.Fatal(err)
 	}
 	out := w.WaitJob(newJob, 30*time.Second)
-	if got := fleettest.Summary(out)["robot-0001"]; got != tc.wantRobot {
-		t.Fatalf("robot-0001 is %s after the restart, want %s (states %v)", got, tc.wantRobot, rec.states("robot-0001", newID))
+	if got := robomakertest.Summary(out)["robot-0001"]; got != tc.wantRobot {
+		t.Fatalf("robot-0001 is %s after the restart, want %s (states %v)", got, tc.wantRobot, rec.States("robot-0001", newID))
 	}
 	runs := newID
 	if tc.wantRobot != "InSync" {
 		runs = oldID
 	}
-	fleettest.WaitRunning(t, d.Dir(), runs, oldBeat.Pid, 10*time.Second)
+	robomakertest.WaitRunning(t, d.Dir(), runs, oldBeat.Pid, 10*time.Second)
 	st, err = d.State()
 	if err != nil || st.InFlight != nil || st.Current == nil || st.Current.JobID != runs {
 		t.Fatalf("state at the end: current %+v, in flight %+v (%v)", st.Current, st.InFlight, err)
 	}
-	if s := rec.states("robot-0001", newID); !contains(s, "resume:"+tc.state) {
+	if s := rec.States("robot-0001", newID); !contains(s, "resume:"+tc.state) {
 		t.Fatalf("the restarted agent did not resume at %s: %v", tc.state, s)
 	}
 	if tc.name == "DownloadingExtracting" {

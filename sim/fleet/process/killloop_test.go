@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,9 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/clock"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -37,7 +39,7 @@ func appProcesses(dir string) map[int]string {
 			continue
 		}
 		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(cmdline, launch) {
+		if err != nil || !bytes.Contains(cmdline, launch) || !leadsGroup(pid) {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
@@ -92,11 +94,11 @@ func (tr *trigger) count(device string) int {
 func TestKillLoop(t *testing.T) {
 	const seed, kills = 20260107, 10
 	rng := rand.New(rand.NewPCG(seed, 0))
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
 	tr := &trigger{counts: map[string]int{}, wake: make(chan struct{}, 1)}
 	f := newFleet(t, w, process.Options{Count: 3, OnEvent: func(d string, e agent.Event) {
-		rec.on(d, e)
+		rec.On(d, e)
 		tr.on(d, e)
 	}})
 	fleetARN := register(t, w, f.Devices())
@@ -104,14 +106,14 @@ func TestKillLoop(t *testing.T) {
 
 	app1, v1 := w.App("v1", appBundle("", ""))
 	if out := w.WaitJob(w.Deploy(fleetARN, app1, v1, all), 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("v1: %s %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("v1: %s %v", out.Status, robomakertest.Summary(out))
 	}
 
 	killed := 0
 	var plan []string
 	// killSome kills robots at random points of job until it ends or n kills are done.
 	killSome := func(job string, n int) {
-		id := fleettest.JobID(job)
+		id := robomakertest.JobID(job)
 		for done := 0; done < n; {
 			var open []*process.Device
 			for _, d := range f.Robots() {
@@ -140,7 +142,7 @@ func TestKillLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := "start"
-			if es := rec.of(d.Name()); len(es) > 0 {
+			if es := rec.Of(d.Name()); len(es) > 0 {
 				last = string(es[len(es)-1].Kind) + ":" + es[len(es)-1].State
 			}
 			if err := d.Restart(t.Context()); err != nil {
@@ -156,7 +158,7 @@ func TestKillLoop(t *testing.T) {
 	job2 := w.Deploy(fleetARN, app2, v2, all)
 	killSome(job2, kills/2)
 	if out := w.WaitJob(job2, 40*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("v2 after kills %v: %s %v", plan, out.Status, fleettest.Summary(out))
+		t.Fatalf("v2 after kills %v: %s %v", plan, out.Status, robomakertest.Summary(out))
 	}
 	app3, v3 := w.App("v3", appBundle("sleep 0.2", "sleep 0.2; exit 4"))
 	job3 := w.Deploy(fleetARN, app3, v3, all)
@@ -175,16 +177,16 @@ func TestKillLoop(t *testing.T) {
 	}
 	t.Logf("seed %d, kills %v", seed, plan)
 
-	want := fleettest.JobID(job2) // v3 failed everywhere and rolled back to v2
+	want := robomakertest.JobID(job2) // v3 failed everywhere and rolled back to v2
 	for _, d := range f.Robots() {
-		if got := fleettest.Summary(out)[d.Name()]; got != "Failed/PostLaunchFileFailure" {
+		if got := robomakertest.Summary(out)[d.Name()]; got != "Failed/PostLaunchFileFailure" {
 			t.Errorf("%s is %s in the failing job, want Failed/PostLaunchFileFailure", d.Name(), got)
 		}
 		var apps map[int]string
-		var beat fleettest.Heartbeat
-		if !fleettest.Eventually(15*time.Second, func() bool {
+		var beat robomakertest.Heartbeat
+		if !robomakertest.Eventually(15*time.Second, func() bool {
 			apps = appProcesses(d.Dir())
-			b, err := fleettest.ReadHeartbeat(d.Dir())
+			b, err := robomakertest.ReadHeartbeat(d.Dir())
 			beat = b
 			return err == nil && len(apps) == 1 && apps[b.Pid] == want && b.Job == want
 		}) {
@@ -192,7 +194,7 @@ func TestKillLoop(t *testing.T) {
 				d.Name(), apps, beat, want, plan)
 			continue
 		}
-		fleettest.WaitRunning(t, d.Dir(), want, 0, 10*time.Second)
+		robomakertest.WaitRunning(t, d.Dir(), want, 0, 10*time.Second)
 		if apps := appProcesses(d.Dir()); len(apps) != 1 || apps[beat.Pid] != want {
 			t.Errorf("%s runs %v once its heartbeat moved on, want only %d of %s", d.Name(), apps, beat.Pid, want)
 		}
@@ -208,7 +210,7 @@ func TestKillLoop(t *testing.T) {
 		if apps := appProcesses(d.Dir()); len(apps) > 0 {
 			t.Errorf("%s: application processes %v outlived Close", d.Name(), apps)
 		}
-		if left := fleettest.DeviceProcesses(d.Dir()); len(left) > 0 {
+		if left := robomakertest.DeviceProcesses(d.Dir()); len(left) > 0 {
 			t.Errorf("%s: processes %v of the robot outlived Close", d.Name(), left)
 		}
 	}
@@ -218,17 +220,17 @@ func TestKillLoop(t *testing.T) {
 // process — the heartbeat goes on from the same pid, nothing is started — and a clean SIGTERM of the agent, with
 // nothing else killed, leaves no application behind.
 func TestKilledAgentAdopts(t *testing.T) {
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
-	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.on})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
+	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.On})
 	d, _ := f.Robot("robot-0001")
 	app, version := w.App("beat", appBundle("", ""))
 	job := w.Deploy(register(t, w, f.Devices()), app, version, nil)
 	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job %s: %v", out.Status, robomakertest.Summary(out))
 	}
-	id := fleettest.JobID(job)
-	beat := fleettest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second)
+	id := robomakertest.JobID(job)
+	beat := robomakertest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second)
 	for range 3 {
 		if err := d.Kill(); err != nil {
 			t.Fatal(err)
@@ -236,12 +238,12 @@ func TestKilledAgentAdopts(t *testing.T) {
 		if !alive(beat.Pid) {
 			t.Fatalf("the application %d died with its agent", beat.Pid)
 		}
-		adoptions := count(rec.of(d.Name()), agent.EventAdopted)
+		adoptions := count(rec.Of(d.Name()), agent.EventAdopted)
 		if err := d.Restart(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if !fleettest.Eventually(10*time.Second, func() bool { return count(rec.of(d.Name()), agent.EventAdopted) > adoptions }) {
-			t.Fatalf("the restarted agent did not adopt the application: events %+v", rec.of(d.Name()))
+		if !robomakertest.Eventually(10*time.Second, func() bool { return count(rec.Of(d.Name()), agent.EventAdopted) > adoptions }) {
+			t.Fatalf("the restarted agent did not adopt the application: events %+v", rec.Of(d.Name()))
 		}
 		if apps := appProcesses(d.Dir()); len(apps) != 1 || apps[beat.Pid] != id {
 			t.Fatalf("application processes %v, want only the adopted %d", apps, beat.Pid)
@@ -252,7 +254,7 @@ func TestKilledAgentAdopts(t *testing.T) {
 	if err := syscall.Kill(agentPid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if !fleettest.Eventually(20*time.Second, func() bool { return !d.Running() }) {
+	if !robomakertest.Eventually(20*time.Second, func() bool { return !d.Running() }) {
 		t.Fatal("the agent did not stop on SIGTERM")
 	}
 	if apps := appProcesses(d.Dir()); len(apps) != 0 {
@@ -268,4 +270,20 @@ func count(es []agent.Event, kind agent.EventKind) int {
 		}
 	}
 	return n
+}
+
+// leadsGroup reports whether pid leads its process group. Every application the agent launches does; a child
+// the launch script forks (its sleep, its mv) shares the script's group and, until it execs, its command line
+// and environment, so counting it would see a second application that is only the first one's fork.
+func leadsGroup(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:])) // state, ppid, pgrp, …
+	return len(f) > 2 && f[2] == strconv.Itoa(pid)
 }

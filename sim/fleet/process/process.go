@@ -65,7 +65,7 @@ type Options struct {
 	Names  []string
 	Count  int
 	Prefix string
-	// Architecture is every robot's architecture (default X86_64); Architectures overrides it per name.
+	// Architecture is every robot's architecture (default amd64; see fleet.CheckArchitecture); Architectures overrides it per name.
 	Architecture  string
 	Architectures map[string]string
 
@@ -79,6 +79,9 @@ type Options struct {
 	// Agent gives the agents' timing, as flags: PollMin, PollMax, RetryBase, RetryMax, RequestTimeout,
 	// ScriptTimeout and StopGrace (zero: the agent's defaults). Other fields are not used.
 	Agent agent.Options
+	// Credentials, when set, are the keys every agent signs its requests with (a service that checks
+	// signatures); nil leaves them unsigned.
+	Credentials *agent.Credentials
 	// StopTimeout is how long Close waits for an agent to stop cleanly before killing its session. Default 30s.
 	StopTimeout time.Duration
 }
@@ -179,13 +182,11 @@ type Device struct {
 	shaper     *link.Shaper
 	proxy      *link.Proxy
 
-	// life serialises the lifecycle: Crash, Restart, Freeze, Thaw, close.
-	life sync.Mutex
-	// mu guards the fields below, for quick reads.
-	mu     sync.Mutex
-	proc   *agentProc // nil while crashed or closed
-	frozen bool
-	closed bool
+	// life is the robot's lifecycle: its current agent process, frozen or not, closed or not. Crash, Kill,
+	// Restart, Freeze, Thaw and close are its lifecycle calls.
+	life *fleet.Life[agentProc]
+	// mu guards the fields below and the killed mark of every agentProc.
+	mu sync.Mutex
 	// older are the sessions of agents killed alone (Kill), in which what they started may live on.
 	older []int
 }
@@ -205,7 +206,7 @@ type agentProc struct {
 }
 
 func (f *Fleet) newDevice(name, arch string) (*Device, error) {
-	d := &Device{f: f, name: name, arch: arch, dir: filepath.Join(f.opts.Dir, name)}
+	d := &Device{f: f, name: name, arch: arch, dir: filepath.Join(f.opts.Dir, name), life: fleet.NewLife[agentProc](name, nil)}
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("robot %s: %w", name, err)
 	}
@@ -229,6 +230,7 @@ func (d *Device) args() []string {
 	o := d.f.opts
 	args := []string{"--endpoint", d.proxy.URL(), "--thing", d.name, "--dir", d.dir, "--arch", d.arch,
 		"--events", "-", "--seed", strconv.FormatUint(o.Seed, 10)}
+	args = append(args, fleet.CredentialFlags(o.Credentials)...)
 	return append(args, fleet.AgentTimingFlags(o.Agent)...)
 }
 
@@ -253,9 +255,7 @@ func (d *Device) start() error {
 	}
 	p := &agentProc{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go d.watch(p, events)
-	d.mu.Lock()
-	d.proc, d.frozen = p, false
-	d.mu.Unlock()
+	d.life.Started(p)
 	return nil
 }
 
@@ -272,10 +272,8 @@ func (d *Device) watch(p *agentProc, events io.Reader) {
 	err := p.cmd.Wait()
 	d.mu.Lock()
 	expected := p.killed
-	if d.proc == p {
-		d.proc = nil
-	}
 	d.mu.Unlock()
+	d.life.Ended(p)
 	if expected || on == nil {
 		return
 	}
@@ -300,12 +298,10 @@ func (d *Device) Endpoint() string { return d.proxy.URL() }
 
 // Pid returns the agent process's id (also its session id), 0 when it does not run.
 func (d *Device) Pid() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.proc == nil {
-		return 0
+	if p := d.life.Current(); p != nil {
+		return p.pid
 	}
-	return d.proc.pid
+	return 0
 }
 
 // State reads the robot's saved device state from its directory.
@@ -314,28 +310,12 @@ func (d *Device) State() (agent.DeviceState, error) {
 }
 
 // Running implements fleet.Crasher: whether the agent process runs.
-func (d *Device) Running() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.proc != nil
-}
-
-func (d *Device) current() *agentProc {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.proc
-}
+func (d *Device) Running() bool { return d.life.Running() }
 
 // Crash kills the agent's whole session with SIGKILL — the agent, its application, running scripts — as a power
 // cut would, and waits until the agent has been reaped. The directory is kept as it was.
 func (d *Device) Crash() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	p := d.current()
-	if p == nil {
-		return fmt.Errorf("crash %s: not running", d.name)
-	}
-	return d.kill(p, "crash")
+	return d.life.Stop("crash", func(p *agentProc) error { return d.kill(p, "crash") })
 }
 
 // kill kills p's session, and those of the robot's earlier agents, and waits for p to be reaped. The caller holds
@@ -349,9 +329,6 @@ func (d *Device) kill(p *agentProc, op string) error {
 	if kerr := d.killOlder(); kerr != nil {
 		err = errors.Join(err, kerr)
 	}
-	d.mu.Lock()
-	d.frozen = false
-	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, d.name, err)
 	}
@@ -395,92 +372,51 @@ func (d *Device) sessions(p *agentProc) []int {
 // and waits until it has been reaped. What it started lives on: its application, and a script until the kernel
 // stops it. Restart starts an agent that finds what this one left; Crash and Close stop it with the rest.
 func (d *Device) Kill() error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	p := d.current()
-	if p == nil {
-		return fmt.Errorf("kill %s: not running", d.name)
-	}
-	d.mu.Lock()
-	p.killed = true
-	frozen := d.frozen
-	d.mu.Unlock()
-	if err := killProcess(p.pid); err != nil {
-		return fmt.Errorf("kill %s: %w", d.name, err)
-	}
-	if frozen {
-		continueSession(p.pid) // a stopped process dies of SIGKILL; what it leaves must not stay stopped
-	}
-	<-p.exited
-	d.mu.Lock()
-	d.older = append(d.older, p.pid)
-	d.frozen = false
-	d.mu.Unlock()
-	d.sessions(nil)
-	return nil
+	return d.life.Stop("kill", func(p *agentProc) error {
+		frozen := d.life.Frozen()
+		d.mu.Lock()
+		p.killed = true
+		d.mu.Unlock()
+		if err := killProcess(p.pid); err != nil {
+			return fmt.Errorf("kill %s: %w", d.name, err)
+		}
+		if frozen {
+			continueSession(p.pid) // a stopped process dies of SIGKILL; what it leaves must not stay stopped
+		}
+		<-p.exited
+		d.mu.Lock()
+		d.older = append(d.older, p.pid)
+		d.mu.Unlock()
+		d.sessions(nil)
+		return nil
+	})
 }
 
 // Restart starts a new agent process on the robot's directory; it relaunches the committed application and
 // resumes the execution that was cut short. It fails when the robot runs, the fleet is closed, or ctx has ended.
-func (d *Device) Restart(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("restart %s: %w", d.name, err)
-	}
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	running, closed := d.proc != nil, d.closed
-	d.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("restart %s: the fleet is closed", d.name)
-	case running:
-		return fmt.Errorf("restart %s: already running", d.name)
-	}
-	return d.start()
-}
+func (d *Device) Restart(ctx context.Context) error { return d.life.Restart(ctx, d.start) }
 
 // Freeze stops every process of the robot's session with SIGSTOP — the agent, its application and scripts — as
 // a hung board; Thaw continues them exactly where they were. Freezing a frozen or crashed robot is an error.
-func (d *Device) Freeze() error { return d.setFrozen("freeze", true, stopSession) }
+func (d *Device) Freeze() error { return d.setFrozen(true, stopSession) }
 
 // Thaw continues a frozen robot.
-func (d *Device) Thaw() error { return d.setFrozen("thaw", false, continueSession) }
+func (d *Device) Thaw() error { return d.setFrozen(false, continueSession) }
 
-// setFrozen moves a running robot to frozen or back, signalling its session through signal; op names the call in
-// errors. A robot that is not running, or is already where it is asked to go, is an error.
-func (d *Device) setFrozen(op string, frozen bool, signal func(sid int) error) error {
-	d.life.Lock()
-	defer d.life.Unlock()
-	p := d.current()
-	d.mu.Lock()
-	was := d.frozen
-	d.mu.Unlock()
-	switch {
-	case p == nil:
-		return fmt.Errorf("%s %s: not running", op, d.name)
-	case was && frozen:
-		return fmt.Errorf("%s %s: already frozen", op, d.name)
-	case !was && !frozen:
-		return fmt.Errorf("%s %s: not frozen", op, d.name)
-	}
-	for _, sid := range d.sessions(p) {
-		if err := signal(sid); err != nil {
-			return fmt.Errorf("%s %s: %w", op, d.name, err)
+// setFrozen moves a running robot to frozen or back, signalling each of its sessions through signal.
+func (d *Device) setFrozen(frozen bool, signal func(sid int) error) error {
+	return d.life.SetFrozen(frozen, func(p *agentProc) error {
+		for _, sid := range d.sessions(p) {
+			if err := signal(sid); err != nil {
+				return err
+			}
 		}
-	}
-	d.mu.Lock()
-	d.frozen = frozen
-	d.mu.Unlock()
-	return nil
+		return nil
+	})
 }
 
 // Frozen reports whether the robot is frozen.
-func (d *Device) Frozen() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.frozen
-}
+func (d *Device) Frozen() bool { return d.life.Frozen() }
 
 // SetLink implements fleet.Linker.
 func (d *Device) SetLink(l fleet.Link) { d.shaper.Set(l) }
@@ -493,10 +429,7 @@ func (d *Device) Link() *link.Shaper { return d.shaper }
 func (d *Device) close() error {
 	d.life.Lock()
 	defer d.life.Unlock()
-	d.mu.Lock()
-	p, frozen := d.proc, d.frozen
-	d.closed = true
-	d.mu.Unlock()
+	p, frozen := d.life.Closing()
 	var err error
 	if p == nil {
 		err = d.killOlder()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,12 +18,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
+	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
+	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
+	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/fleet"
-	"github.com/fleetlab/fleetlab/sim/fleet/fleettest"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -54,45 +58,9 @@ func TestMain(m *testing.M) {
 var fast = agent.Options{RetryBase: 50 * time.Millisecond, RetryMax: time.Second, PollMin: 200 * time.Millisecond,
 	PollMax: 5 * time.Second, StopGrace: 5 * time.Second}
 
-// events records the events of a fleet.
-type events struct {
-	mu  sync.Mutex
-	all map[string][]agent.Event
-}
-
-func (r *events) on(device string, e agent.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.all == nil {
-		r.all = map[string][]agent.Event{}
-	}
-	r.all[device] = append(r.all[device], e)
-}
-
-func (r *events) of(device string) []agent.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]agent.Event(nil), r.all[device]...)
-}
-
-// states returns the states device entered for job, with "resume:" before a resumed step.
-func (r *events) states(device, job string) []string {
-	var out []string
-	for _, e := range r.of(device) {
-		switch {
-		case e.JobID != job:
-		case e.Kind == agent.EventState:
-			out = append(out, e.State)
-		case e.Kind == agent.EventResume:
-			out = append(out, "resume:"+e.State)
-		}
-	}
-	return out
-}
-
 // newFleet starts a process fleet against w, closed by the test's cleanup, which also checks that no process of
 // any robot's session outlives Close.
-func newFleet(t *testing.T, w *fleettest.World, opts process.Options) *process.Fleet {
+func newFleet(t *testing.T, w *robomakertest.World, opts process.Options) *process.Fleet {
 	t.Helper()
 	opts.Endpoint, opts.Binary = w.Svc.Endpoint(), binary
 	if opts.Dir == "" {
@@ -161,9 +129,9 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-func register(t *testing.T, w *fleettest.World, devs []fleet.Device) string {
+func register(t *testing.T, w *robomakertest.World, devs []fleet.Device) string {
 	t.Helper()
-	arn, err := fleet.RegisterRoboMaker(context.Background(), w.RM, "lab", devs)
+	arn, err := w.Register(context.Background(), "lab", devs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,39 +147,39 @@ func appBundle(pre, post string) []byte {
 		}
 		return s
 	}
-	return fleettest.Bundle(map[string]string{
-		bundles.Package + "/" + bundles.LaunchFile: fleettest.HeartbeatApp,
+	return robomakertest.Bundle(map[string]string{
+		bundles.Package + "/" + bundles.LaunchFile: robomakertest.HeartbeatApp,
 		bundles.Package + "/package.xml":           "<package format=\"2\"><name>hello_robot</name></package>\n",
 		bundles.PreLaunchFile:                      "#!/bin/sh\n" + or(pre) + "\n",
 		bundles.PostLaunchFile:                     "#!/bin/sh\n" + or(post) + "\n",
 	})
 }
 
-var fullChain = []string{wire.StepValidating, wire.StepDownloadingExtracting, wire.StepExecutingDownloadCondition,
-	wire.StepExecutingPreLaunch, wire.StepLaunching, wire.StepExecutingPostLaunch, wire.StepFinished}
+var fullChain = []string{rmwire.StepValidating, rmwire.StepDownloadingExtracting, rmwire.StepExecutingDownloadCondition,
+	rmwire.StepExecutingPreLaunch, rmwire.StepLaunching, rmwire.StepExecutingPostLaunch, rmwire.StepFinished}
 
 // TestProcessFleetCompletesJob: five fleetlab-agent processes carry out a job; each runs the new version from its
 // directory, and the events they write reach OnEvent as the full chain of steps.
 func TestProcessFleetCompletesJob(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
-	f := newFleet(t, w, process.Options{Count: 5, OnEvent: rec.on})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
+	f := newFleet(t, w, process.Options{Count: 5, OnEvent: rec.On})
 	app, version := w.App("beat", appBundle("", ""))
 	job := w.Deploy(register(t, w, f.Devices()), app, version,
 		&types.DeploymentConfig{ConcurrentDeploymentPercentage: aws.Int32(60)})
 	out := w.WaitJob(job, 60*time.Second)
 	if out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, fleettest.Summary(out))
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
-	id := fleettest.JobID(job)
+	id := robomakertest.JobID(job)
 	var apps []int
 	for _, d := range f.Robots() {
-		if s := fleettest.Summary(out)[d.Name()]; s != "InSync" {
+		if s := robomakertest.Summary(out)[d.Name()]; s != "InSync" {
 			t.Errorf("%s is %s", d.Name(), s)
 		}
-		apps = append(apps, fleettest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second).Pid)
-		if got := rec.states(d.Name(), id); strings.Join(got, " ") != strings.Join(fullChain, " ") {
+		apps = append(apps, robomakertest.WaitRunning(t, d.Dir(), id, 0, 10*time.Second).Pid)
+		if got := rec.States(d.Name(), id); strings.Join(got, " ") != strings.Join(fullChain, " ") {
 			t.Errorf("%s went through %v", d.Name(), got)
 		}
 	}
@@ -233,14 +201,14 @@ func TestProcessFleetCompletesJob(t *testing.T) {
 // TestTemporaryDirectoriesRemoved: a fleet given no directory and no binary builds the agent and keeps the robots
 // in directories of its own, and removes them at Close.
 func TestTemporaryDirectoriesRemoved(t *testing.T) {
-	w := fleettest.Start(t, service.Options{Memory: true})
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
 	f, err := process.New(context.Background(), process.Options{Endpoint: w.Svc.Endpoint(), Count: 1, Agent: fast})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d, _ := f.Robot("robot-0001")
 	dir := d.Dir()
-	if !fleettest.Eventually(10*time.Second, func() bool {
+	if !robomakertest.Eventually(10*time.Second, func() bool {
 		_, err := os.Stat(dir + "/device.log")
 		return err == nil
 	}) {
@@ -267,7 +235,7 @@ exit 0`, name)
 
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	if !fleettest.Eventually(30*time.Second, func() bool {
+	if !robomakertest.Eventually(30*time.Second, func() bool {
 		_, err := os.Stat(path)
 		return err == nil
 	}) {
@@ -278,10 +246,10 @@ func waitFile(t *testing.T, path string) {
 // TestFreezeProcess: a robot whose whole session is stopped mid-deployment misses its timeout and ends NoResponse
 // (TIMED_OUT); continued, it finds its execution over, abandons it, and carries out the next job.
 func TestFreezeProcess(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true, Clock: clock.NewScaled(nil, 60)})
-	var rec events
-	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.on})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Clock: clock.NewScaled(nil, 60)})
+	var rec agenttest.Events
+	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.On})
 	d, _ := f.Robot("robot-0001")
 	fleetARN := register(t, w, f.Devices())
 	app, version := w.App("held", appBundle(holdPre("held"), ""))
@@ -297,54 +265,54 @@ func TestFreezeProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := w.WaitJob(job, 30*time.Second)
-	if got := fleettest.Summary(out)["robot-0001"]; got != "NoResponse/RobotDeploymentNoResponse" {
+	if got := robomakertest.Summary(out)["robot-0001"]; got != "NoResponse/RobotDeploymentNoResponse" {
 		t.Fatalf("robot-0001 is %s", got)
 	}
-	x, err := w.Svc.Engine.Execution(fleettest.JobID(job), "robot-0001")
-	if err != nil || x.Status != engine.ExecTimedOut || x.Details[wire.DetailStep] != wire.StepExecutingPreLaunch {
+	x, err := w.Svc.Engine.Execution(robomakertest.JobID(job), "robot-0001")
+	if err != nil || x.Status != engine.ExecTimedOut || x.Details[wire.DetailStep] != rmwire.StepExecutingPreLaunch {
 		t.Fatalf("execution %s at %q (%v)", x.Status, x.Details[wire.DetailStep], err)
 	}
 	if err := d.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	if !fleettest.Eventually(20*time.Second, func() bool {
-		st := rec.states("robot-0001", fleettest.JobID(job))
+	if !robomakertest.Eventually(20*time.Second, func() bool {
+		st := rec.States("robot-0001", robomakertest.JobID(job))
 		return len(st) > 0 && st[len(st)-1] == agent.StateAbandoned
 	}) {
-		t.Fatalf("the thawed robot did not abandon its execution: %v", rec.states("robot-0001", fleettest.JobID(job)))
+		t.Fatalf("the thawed robot did not abandon its execution: %v", rec.States("robot-0001", robomakertest.JobID(job)))
 	}
 	app2, v2 := w.App("beat", appBundle("", ""))
 	job2 := w.Deploy(fleetARN, app2, v2, nil)
 	if out := w.WaitJob(job2, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("next job %s: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("next job %s: %v", out.Status, robomakertest.Summary(out))
 	}
 }
 
 // TestPartitionProcess: a process robot behind a cut link cannot reach the service — its notify channel is down,
 // its execution stays queued — and finishes once the link heals.
 func TestPartitionProcess(t *testing.T) {
-	fleettest.CheckGoroutines(t)
-	w := fleettest.Start(t, service.Options{Memory: true})
-	var rec events
-	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.on})
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true})
+	var rec agenttest.Events
+	f := newFleet(t, w, process.Options{Count: 1, OnEvent: rec.On})
 	d, _ := f.Robot("robot-0001")
 	fleetARN := register(t, w, f.Devices())
-	if !fleettest.Eventually(20*time.Second, func() bool {
-		return has(rec.of("robot-0001"), agent.EventConnected) && w.Svc.Devices.Connected("robot-0001") == 1
+	if !robomakertest.Eventually(20*time.Second, func() bool {
+		return has(rec.Of("robot-0001"), agent.EventConnected) && w.Svc.Devices.Connected("robot-0001") == 1
 	}) {
 		t.Fatal("the robot never connected")
 	}
 	d.SetLink(fleet.Link{Partition: true})
-	if !fleettest.Eventually(20*time.Second, func() bool {
-		return has(rec.of("robot-0001"), agent.EventDisconnected) && w.Svc.Devices.Connected("robot-0001") == 0
+	if !robomakertest.Eventually(20*time.Second, func() bool {
+		return has(rec.Of("robot-0001"), agent.EventDisconnected) && w.Svc.Devices.Connected("robot-0001") == 0
 	}) {
 		t.Fatalf("the notify channel survived the partition: service has %d connections; events %+v",
-			w.Svc.Devices.Connected("robot-0001"), rec.of("robot-0001"))
+			w.Svc.Devices.Connected("robot-0001"), rec.Of("robot-0001"))
 	}
 	app, version := w.App("beat", appBundle("", ""))
 	job := w.Deploy(fleetARN, app, version, nil)
-	if !fleettest.Eventually(20*time.Second, func() bool {
-		for _, e := range rec.of("robot-0001") {
+	if !robomakertest.Eventually(20*time.Second, func() bool {
+		for _, e := range rec.Of("robot-0001") {
 			if e.Kind == agent.EventRetry && e.State == "notify" {
 				return true
 			}
@@ -353,12 +321,12 @@ func TestPartitionProcess(t *testing.T) {
 	}) {
 		t.Fatal("the robot never failed to reconnect")
 	}
-	if x, err := w.Svc.Engine.Execution(fleettest.JobID(job), "robot-0001"); err != nil || x.Status != engine.ExecQueued {
+	if x, err := w.Svc.Engine.Execution(robomakertest.JobID(job), "robot-0001"); err != nil || x.Status != engine.ExecQueued {
 		t.Fatalf("execution behind a cut link: %s (%v)", x.Status, err)
 	}
 	d.SetLink(fleet.Link{})
 	if out := w.WaitJob(job, 30*time.Second); out.Status != types.DeploymentStatusSucceeded {
-		t.Fatalf("job %s after the link healed: %v", out.Status, fleettest.Summary(out))
+		t.Fatalf("job %s after the link healed: %v", out.Status, robomakertest.Summary(out))
 	}
 }
 
@@ -423,8 +391,31 @@ func TestAgentsDieWithTheirParent(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	for _, pid := range pids {
-		if !fleettest.Eventually(20*time.Second, func() bool { return len(sessionProcesses(pid)) == 0 }) {
+		if !robomakertest.Eventually(20*time.Second, func() bool { return len(sessionProcesses(pid)) == 0 }) {
 			t.Errorf("agent session %d outlived its parent: %v", pid, sessionProcesses(pid))
 		}
+	}
+}
+
+// TestProcessFleetSigns: a fleet given device credentials carries out a job on a service that refuses unsigned
+// requests; its agents sign with them.
+func TestProcessFleetSigns(t *testing.T) {
+	agenttest.LeakTest(t)
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Auth: &awsapi.SigV4{Keys: map[string]string{"AK": "SK"},
+		DeviceKeys: map[string]string{"robot-key": "robot-secret"}}})
+	resp, err := http.Get(w.Svc.Endpoint() + fmt.Sprintf(wire.PathPending, "robot-0001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an unsigned device request: %s, want 403", resp.Status)
+	}
+	f := newFleet(t, w, process.Options{Count: 2,
+		Credentials: &agent.Credentials{AccessKey: "robot-key", SecretKey: "robot-secret"}})
+	app, version := w.App("hello", bundles.MustBuild(bundles.Hello))
+	out := w.WaitJob(w.Deploy(register(t, w, f.Devices()), app, version, nil), 60*time.Second)
+	if out.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
 	}
 }
