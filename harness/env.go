@@ -21,6 +21,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
@@ -175,7 +176,7 @@ func (e *Env) start(cfg config) {
 func (e *Env) s3Client(rt http.RoundTripper) *s3.Client {
 	return s3.New(s3.Options{BaseEndpoint: aws.String(e.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), Retryer: aws.NopRetryer{},
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 // ownTransport carries the harness's own calls to the service: on virtual time they are made from within the

@@ -125,9 +125,9 @@ func (e *Env) Describe(job string) (j Job, err error) {
 }
 
 func (e *Env) describe(job string) (Job, error) {
-	j, err := dialect.DescribeJob(e.session, e.callContext, job, func(err error) {
-		e.log("describe job %s again: %v", JobID(job), err)
-	})
+	ctx, cancel := e.callContext()
+	defer cancel()
+	j, err := e.session.Describe(ctx, job)
 	if err != nil {
 		return Job{}, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet/process"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -78,7 +79,7 @@ func TestAppConfigDevice(t *testing.T) {
 	}
 	t.Cleanup(func() { svc.Close() })
 	ctx := context.Background()
-	acc := ac.New(ac.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", RetryMaxAttempts: 1,
+	acc := ac.New(ac.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", "")})
 	app, err := acc.CreateApplication(ctx, &ac.CreateApplicationInput{Name: aws.String("fleet")})
 	if err != nil {

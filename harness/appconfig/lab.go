@@ -28,6 +28,7 @@ import (
 	agent "github.com/fleetlab/fleetlab/sim/agent/appconfig"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	dialect "github.com/fleetlab/fleetlab/sim/awsapi/appconfig"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	wire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/appconfig"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -110,7 +111,7 @@ func NewLab(t harness.T, opts LabOptions) *Lab {
 	l.actors = clock.NewGroup(l.world)
 	t.Cleanup(l.close)
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	hc := &http.Client{Transport: inproc}
+	hc := sdkhttp.Client(inproc)
 	l.AC = ac.New(ac.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1, HTTPClient: hc})
 	l.CW = cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",

@@ -1,6 +1,8 @@
 package appconfig
 
 import (
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
+
 	"context"
 	"errors"
 	"fmt"
@@ -297,7 +299,7 @@ func Collect(ctx context.Context, endpoint string, rt http.RoundTripper, job, di
 	rt, last := hd.CaptureAnswers(rt)
 	c := ac.New(ac.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 	if _, err := c.GetDeployment(ctx, &ac.GetDeploymentInput{ApplicationId: aws.String(parts[0]),
 		EnvironmentId: aws.String(parts[1]), DeploymentNumber: aws.Int32(int32(n))}); err != nil {
 		return fmt.Errorf("get-deployment: %w", err)

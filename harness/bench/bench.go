@@ -549,7 +549,11 @@ func (r *runner) wait(ctx context.Context, job string, created time.Time) (diale
 	}
 	var j dialect.Job
 	var err error
-	r.host.Do(func() { j, err = dialect.DescribeJob(r.session, r.host.CallContext, job, nil) })
+	r.host.Do(func() {
+		ctx, cancel := r.host.CallContext()
+		defer cancel()
+		j, err = r.session.Describe(ctx, job)
+	})
 	if err != nil {
 		return dialect.Job{}, &harness.InfraError{Err: fmt.Errorf("describe %s: %w", id, err)}
 	}

@@ -11,8 +11,6 @@ package dialect
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
 	"strings"
 
@@ -237,24 +235,4 @@ func (r Robot) String() string {
 		s += "@" + r.Step
 	}
 	return s
-}
-
-// DescribeJob describes job through s, each call under a context of call, and asks once more when the first
-// answer was lost because the caller's own end of the connection was closed under it (net.ErrClosed: nothing
-// the service said; seen rarely, under load, in the harness's and the benchmark's last describe, cause not
-// found). again, when set, is told of the second try; a second failure stands.
-func DescribeJob(s Session, call func() (context.Context, context.CancelFunc), job string, again func(error)) (Job, error) {
-	once := func() (Job, error) {
-		ctx, cancel := call()
-		defer cancel()
-		return s.Describe(ctx, job)
-	}
-	j, err := once()
-	if errors.Is(err, net.ErrClosed) {
-		if again != nil {
-			again(err)
-		}
-		j, err = once()
-	}
-	return j, err
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	agentgg "github.com/fleetlab/fleetlab/sim/agent/greengrass"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
@@ -114,14 +115,14 @@ func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 	return &Session{h: h, gg: client(h.Endpoint(), h.Transport()), out: client(h.Endpoint(), h.PublicTransport()),
 		s3: s3.New(s3.Options{BaseEndpoint: aws.String(h.Endpoint()), UsePathStyle: true, Region: "us-east-1",
 			Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-			HTTPClient: &http.Client{Transport: h.Transport()}}),
+			HTTPClient: sdkhttp.Client(h.Transport())}),
 		groups: map[string]string{}}, nil
 }
 
 func client(endpoint string, rt http.RoundTripper) *gg.Client {
 	return gg.New(gg.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 // Session is the Greengrass V1 dialect in one environment.

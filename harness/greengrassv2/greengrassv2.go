@@ -37,6 +37,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	agentgg "github.com/fleetlab/fleetlab/sim/agent/greengrassv2"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	ggwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/greengrassv2"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
@@ -186,13 +187,13 @@ func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 func ggClient(endpoint string, rt http.RoundTripper) *gg.Client {
 	return gg.New(gg.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 func iotClient(endpoint string, rt http.RoundTripper) *iot.Client {
 	return iot.New(iot.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 // Deployment is a Greengrass V2 deployment as the harness makes it: its components (created as component

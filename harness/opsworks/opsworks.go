@@ -27,6 +27,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	agentow "github.com/fleetlab/fleetlab/sim/agent/opsworks"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
@@ -108,14 +109,14 @@ func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 	return &Session{h: h, ow: client(h.Endpoint(), h.Transport()), out: client(h.Endpoint(), h.PublicTransport()),
 		s3: s3.New(s3.Options{BaseEndpoint: aws.String(h.Endpoint()), UsePathStyle: true, Region: "us-east-1",
 			Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-			HTTPClient: &http.Client{Transport: h.Transport()}}),
+			HTTPClient: sdkhttp.Client(h.Transport())}),
 		instances: map[string]string{}, apps: map[string]string{}}, nil
 }
 
 func client(endpoint string, rt http.RoundTripper) *ow.Client {
 	return ow.New(ow.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 // Deployment is a deployment's configuration: the command (deploy when empty) and its args, the instances and

@@ -22,6 +22,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
 	agentrm "github.com/fleetlab/fleetlab/sim/agent/robomaker"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
@@ -118,7 +119,7 @@ func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 func client(endpoint string, rt http.RoundTripper) *robomaker.Client {
 	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(endpoint), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: rt}})
+		HTTPClient: sdkhttp.Client(rt)})
 }
 
 // Deployment is a RoboMaker deployment job's configuration. The zero value is RoboMaker's defaults: every robot

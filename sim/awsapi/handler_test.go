@@ -20,6 +20,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/awsapi/model"
 	rm "github.com/fleetlab/fleetlab/sim/awsapi/robomaker"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 )
 
 // demoModel is a second restJson service that shares /tags/{arn} with RoboMaker, as Greengrass and AppConfig do.
@@ -84,7 +85,7 @@ func serve(t *testing.T, h *awsapi.Handler) *httptest.Server {
 }
 
 func sdk(url, ak, sk string) *robomaker.Client {
-	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(url), Region: "us-east-1",
+	return robomaker.New(robomaker.Options{BaseEndpoint: aws.String(url), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, ""), RetryMaxAttempts: 1})
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -45,7 +46,7 @@ func knowRobot(t *testing.T, svc *service.Service, name string) {
 	tr := &http.Transport{}
 	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: tr}})
+		HTTPClient: sdkhttp.Client(tr)})
 	_, err := rm.CreateRobot(context.Background(), &robomaker.CreateRobotInput{Name: aws.String(name),
 		Architecture: "X86_64", GreengrassGroupId: aws.String("g")})
 	tr.CloseIdleConnections()
@@ -132,7 +133,7 @@ func TestDevicesSignWithTheirOwnKeys(t *testing.T) {
 	}
 
 	// A robot's key does not open the control plane.
-	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("DK", "DS", ""), RetryMaxAttempts: 1})
 	_, err = rm.CreateFleet(ctx, &robomaker.CreateFleetInput{Name: aws.String("lab")})
 	if code, status := apiError(err); code != "UnrecognizedClientException" || status != http.StatusForbidden {
@@ -146,7 +147,7 @@ func TestS3OnTheOneEndpointWithAuth(t *testing.T) {
 	svc := signed(t)
 	ctx := context.Background()
 	client := func(secret string) *s3.Client {
-		return s3.New(s3.Options{BaseEndpoint: aws.String(svc.Endpoint()), UsePathStyle: true, Region: "us-east-1",
+		return s3.New(s3.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), UsePathStyle: true, Region: "us-east-1",
 			Credentials: credentials.NewStaticCredentialsProvider("AK", secret, ""), Retryer: aws.NopRetryer{}})
 	}
 	c := client("SK")

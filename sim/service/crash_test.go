@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 
 	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
@@ -87,7 +88,7 @@ func (c *child) kill() {
 }
 
 func (c *child) world(t *testing.T) *world {
-	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(c.endpoint), Region: "us-east-1",
+	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(c.endpoint), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 	return &world{t: t, rm: rm}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi/robomaker"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -30,7 +31,7 @@ func TestDialectOptions(t *testing.T) {
 	if err := svc.Start("127.0.0.1:0", ""); err != nil {
 		t.Fatal(err)
 	}
-	rm := sdk.New(sdk.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	rm := sdk.New(sdk.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 	ctx := context.Background()
 	if _, err := rm.CreateFleet(ctx, &sdk.CreateFleetInput{Name: aws.String("one")}); err != nil {

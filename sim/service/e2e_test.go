@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
@@ -40,7 +41,7 @@ func start(t testing.TB, dir string, scale float64) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 	return &world{t: t, svc: svc, rm: rm}
 }

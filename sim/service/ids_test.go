@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -27,7 +28,7 @@ func jobIDs(t *testing.T, dir string, random io.Reader) (jobs []string, requestI
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	w := &world{t: t, svc: svc, rm: robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()),
+	w := &world{t: t, svc: svc, rm: robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil),
 		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})}
 	fleet := w.setup(1)
 	for range 3 {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 
 	"github.com/fleetlab/fleetlab/sim/agent"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -22,7 +23,7 @@ func TestIoTBesideTheDeviceAPI(t *testing.T) {
 	svc := signed(t)
 	ctx := context.Background()
 	client := func(key, secret string) *iot.Client {
-		return iot.New(iot.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+		return iot.New(iot.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 			Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""), RetryMaxAttempts: 1})
 	}
 	c := client("AK", "SK")
@@ -94,7 +95,7 @@ func TestUnsignedThingsPathsAreTheDeviceAPIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	c := iot.New(iot.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	c := iot.New(iot.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 	if _, err := c.CreateThing(context.Background(), &iot.CreateThingInput{ThingName: aws.String("core-1")}); err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	agentrm "github.com/fleetlab/fleetlab/sim/agent/robomaker"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -65,7 +66,7 @@ func Start(t testing.TB, opts service.Options) *World {
 	})
 	w.RM = rmsdk.New(rmsdk.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: w.transport}})
+		HTTPClient: sdkhttp.Client(w.transport)})
 	if err := svc.Artifacts.CreateBucket(Bucket); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	service "github.com/fleetlab/fleetlab/sim/awsapi/appconfig"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	wire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/appconfig"
 	"github.com/fleetlab/fleetlab/sim/engine"
@@ -46,9 +47,9 @@ func TestStateChains(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	creds := credentials.NewStaticCredentialsProvider("AK", "SK", "")
-	acc := ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Credentials: creds,
+	acc := ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
-	cw := cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	cw := cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: creds, RetryMaxAttempts: 1})
 	app, _ := acc.CreateApplication(ctx, &ac.CreateApplicationInput{Name: aws.String("a")})
 	env, _ := acc.CreateEnvironment(ctx, &ac.CreateEnvironmentInput{ApplicationId: app.Id, Name: aws.String("e")})

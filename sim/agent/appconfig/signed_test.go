@@ -26,6 +26,7 @@ import (
 	agentcore "github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	service "github.com/fleetlab/fleetlab/sim/awsapi/appconfig"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	wire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/appconfig"
 	"github.com/fleetlab/fleetlab/sim/engine"
@@ -67,9 +68,9 @@ func TestSignedDevice(t *testing.T) {
 	t.Cleanup(srv.Close)
 	clients := func(ak, sk string) (*ac.Client, *cloudwatch.Client) {
 		creds := credentials.NewStaticCredentialsProvider(ak, sk, "")
-		return ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Credentials: creds,
+		return ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 				RetryMaxAttempts: 1}),
-			cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+			cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 				Credentials: creds, RetryMaxAttempts: 1})
 	}
 	acc, cw := clients("AK", "SK")

@@ -15,6 +15,7 @@ import (
 	"github.com/fleetlab/fleetlab/sim/agent/agenttest"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	service "github.com/fleetlab/fleetlab/sim/awsapi/appconfig"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
@@ -42,7 +43,7 @@ func TestStopDuringHookAndRestart(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	acc := ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
+	acc := ac.New(ac.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", "")})
 	app, _ := acc.CreateApplication(ctx, &ac.CreateApplicationInput{Name: aws.String("a")})
 	env, _ := acc.CreateEnvironment(ctx, &ac.CreateEnvironmentInput{ApplicationId: app.Id, Name: aws.String("e")})

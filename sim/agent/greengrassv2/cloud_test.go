@@ -22,6 +22,7 @@ import (
 	gg "github.com/fleetlab/fleetlab/sim/agent/greengrassv2"
 	"github.com/fleetlab/fleetlab/sim/agent/kinds"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -81,7 +82,7 @@ func newCloudCore(t *testing.T) *cloudCore {
 }
 
 func (c *cloudCore) client(key, secret string) *ggsdk.Client {
-	return ggsdk.New(ggsdk.Options{BaseEndpoint: aws.String(c.srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
+	return ggsdk.New(ggsdk.Options{BaseEndpoint: aws.String(c.srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(key, secret, "")})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
@@ -72,11 +73,11 @@ func newEnvOn(t testing.TB, st store.Store, c *clocktest.Fake, opts ...func(*Opt
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	creds := credentials.NewStaticCredentialsProvider("AK", "SK", "")
-	e.c = ac.New(ac.Options{BaseEndpoint: aws.String(e.srv.URL), Region: "us-east-1", Credentials: creds,
+	e.c = ac.New(ac.Options{BaseEndpoint: aws.String(e.srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
-	e.data = acd.New(acd.Options{BaseEndpoint: aws.String(e.srv.URL), Region: "us-east-1", Credentials: creds,
+	e.data = acd.New(acd.Options{BaseEndpoint: aws.String(e.srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
-	e.cw = cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(e.srv.URL), Region: "us-east-1",
+	e.cw = cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(e.srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: creds, RetryMaxAttempts: 1})
 	return e
 }

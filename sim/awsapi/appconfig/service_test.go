@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwt "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -27,7 +28,7 @@ func TestOnTheServiceEndpoint(t *testing.T) {
 	t.Cleanup(func() { svc.Close() })
 	ctx := context.Background()
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
-	c := ac.New(ac.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", Credentials: creds,
+	c := ac.New(ac.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
 	app, err := c.CreateApplication(ctx, &ac.CreateApplicationInput{Name: aws.String("a"),
 		Tags: map[string]string{"k": "v"}})
@@ -42,13 +43,13 @@ func TestOnTheServiceEndpoint(t *testing.T) {
 	env, _ := c.CreateEnvironment(ctx, &ac.CreateEnvironmentInput{ApplicationId: app.Id, Name: aws.String("e")})
 	prof, _ := c.CreateConfigurationProfile(ctx, &ac.CreateConfigurationProfileInput{ApplicationId: app.Id,
 		Name: aws.String("p"), LocationUri: aws.String("hosted")})
-	data := acd.New(acd.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", Credentials: creds,
+	data := acd.New(acd.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
 	if _, err := data.StartConfigurationSession(ctx, &acd.StartConfigurationSessionInput{
 		ApplicationIdentifier: app.Id, EnvironmentIdentifier: env.Id, ConfigurationProfileIdentifier: prof.Id}); err != nil {
 		t.Fatalf("AppConfigData: %v", err)
 	}
-	cw := cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	cw := cloudwatch.New(cloudwatch.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: creds, RetryMaxAttempts: 1})
 	if _, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String("x"),
 		Namespace: aws.String("n"), MetricName: aws.String("m"), Statistic: cwt.StatisticSum, Period: aws.Int32(60),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
@@ -108,7 +109,7 @@ func (e *env) start() {
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.engine, e.svc, e.handler, e.srv = eng, svc, h, srv
-	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/awsapi/greengrassv2"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 )
 
 // TestDefinitions: each kind of definition, its versions, and every refusal of a version's contents.
@@ -225,8 +226,8 @@ func TestCoexistsWithV2(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	creds := credentials.NewStaticCredentialsProvider("AK", "SK", "")
-	c1 := gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
-	c2 := gg2.New(gg2.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
+	c1 := gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
+	c2 := gg2.New(gg2.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
 	ctx := context.Background()
 	if _, err := c1.CreateGroup(ctx, &gg.CreateGroupInput{Name: aws.String("v1")}); err != nil {
 		t.Fatal(err)

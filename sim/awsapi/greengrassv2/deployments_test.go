@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/awsapi/iot"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -71,9 +72,9 @@ func (e *deployEnv) startAll() {
 	t.Cleanup(srv.Close)
 	e.srv, e.eng, e.gg = srv, eng, svc
 	creds := credentials.NewStaticCredentialsProvider("AK", "SK", "")
-	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), Region: region, Credentials: creds,
+	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: region, Credentials: creds,
 		RetryMaxAttempts: 1})
-	e.iot = iotsdk.New(iotsdk.Options{BaseEndpoint: aws.String(srv.URL), Region: region, Credentials: creds,
+	e.iot = iotsdk.New(iotsdk.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: region, Credentials: creds,
 		RetryMaxAttempts: 1})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -80,7 +81,7 @@ func (e *env) start() {
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.srv = srv
-	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	e.c = gg.New(gg.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 }
 

@@ -13,6 +13,7 @@ import (
 	rm "github.com/aws/aws-sdk-go-v2/service/robomaker"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi/greengrassv2"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
 
@@ -32,9 +33,9 @@ func TestInTheService(t *testing.T) {
 	}
 	ctx := context.Background()
 	creds := credentials.NewStaticCredentialsProvider("AK", "SK", "")
-	c := gg.New(gg.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", Credentials: creds,
+	c := gg.New(gg.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
-	r := rm.New(rm.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1", Credentials: creds,
+	r := rm.New(rm.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1", Credentials: creds,
 		RetryMaxAttempts: 1})
 
 	recipe := []byte(`{"RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.S",

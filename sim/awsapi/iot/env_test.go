@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
@@ -70,7 +71,7 @@ func (e *env) start() {
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.svc, e.eng, e.h, e.srv = svc, eng, h, srv
-	e.c = iot.New(iot.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	e.c = iot.New(iot.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	owwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/opsworks"
 	"github.com/fleetlab/fleetlab/sim/engine"
@@ -70,7 +71,7 @@ func (e *env) start() {
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.engine, e.svc, e.srv = eng, svc, srv
-	e.c = ow.New(ow.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	e.c = ow.New(ow.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/robomaker/types"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/engine"
 	"github.com/fleetlab/fleetlab/sim/store"
 )
@@ -112,7 +113,7 @@ func BenchmarkConcurrentWrites(b *testing.B) {
 	b.Cleanup(tr.CloseIdleConnections)
 	c := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{Transport: tr}})
+		HTTPClient: sdkhttp.Client(tr)})
 	ctx := context.Background()
 
 	latencies := make([]time.Duration, b.N)

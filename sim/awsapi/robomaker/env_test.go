@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fleetlab/fleetlab/sim/awsapi"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock/clocktest"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	rmwire "github.com/fleetlab/fleetlab/sim/deviceapi/wire/robomaker"
@@ -118,7 +119,7 @@ func (e *env) start() {
 	srv := httptest.NewServer(h)
 	e.t.Cleanup(srv.Close)
 	e.engine, e.svc, e.srv = eng, svc, srv
-	e.c = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+	e.c = robomaker.New(robomaker.Options{BaseEndpoint: aws.String(srv.URL), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", ""), RetryMaxAttempts: 1},
 		func(o *robomaker.Options) {
 			if e.direct {

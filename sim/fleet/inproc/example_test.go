@@ -15,6 +15,7 @@ import (
 	"github.com/fleetlab/fleetlab/fixtures/bundles"
 	rmdialect "github.com/fleetlab/fleetlab/harness/robomaker"
 	"github.com/fleetlab/fleetlab/harness/robomaker/robomakertest"
+	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/fleet/inproc"
 	"github.com/fleetlab/fleetlab/sim/service"
 )
@@ -40,7 +41,7 @@ func Example() {
 	defer f.Close()
 
 	ctx := context.Background()
-	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), Region: "us-east-1",
+	rm := robomaker.New(robomaker.Options{BaseEndpoint: aws.String(svc.Endpoint()), HTTPClient: sdkhttp.Client(nil), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AK", "SK", "")})
 	fleetARN, err := rmdialect.Register(ctx, rm, "lab", f.Devices(), nil)
 	if err != nil {
