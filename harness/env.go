@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/onsi/gomega"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
 	"github.com/fleetlab/fleetlab/sim/awsapi"
-	"github.com/fleetlab/fleetlab/sim/awsapi/sdkhttp"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/event"
 	"github.com/fleetlab/fleetlab/sim/fleet"
@@ -174,9 +171,7 @@ func (e *Env) start(cfg config) {
 
 // s3Client returns an SDK client of the service's artifact store over rt.
 func (e *Env) s3Client(rt http.RoundTripper) *s3.Client {
-	return s3.New(s3.Options{BaseEndpoint: aws.String(e.S3Endpoint()), UsePathStyle: true, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), Retryer: aws.NopRetryer{},
-		HTTPClient: sdkhttp.Client(rt)})
+	return dialect.S3(e.S3Endpoint(), rt)
 }
 
 // ownTransport carries the harness's own calls to the service: on virtual time they are made from within the

@@ -85,26 +85,7 @@ func (Driver) Statuses() dialect.Statuses {
 // CheckJob implements dialect.Driver: Greengrass V1 deployments have no rollout policy, timeout, download
 // condition or architecture.
 func (Driver) CheckJob(j dialect.JobSpec) []dialect.Problem {
-	var ps []dialect.Problem
-	bad := func(path, what string) {
-		ps = append(ps, dialect.Problem{Path: path, Err: fmt.Errorf("job: Greengrass V1 deployments have no %s", what)})
-	}
-	if len(j.Architectures) > 0 {
-		bad("job.architectures", "architectures")
-	}
-	if j.Concurrency != 0 {
-		bad("job.concurrency", "concurrency")
-	}
-	if j.FailureThreshold != 0 {
-		bad("job.failureThreshold", "failure threshold")
-	}
-	if j.Timeout.D() != 0 {
-		bad("job.timeout", "timeout")
-	}
-	if j.DownloadCondition != "" {
-		bad("job.downloadCondition", "download condition")
-	}
-	return ps
+	return dialect.NoRolloutPolicy("Greengrass V1", j)
 }
 
 // Config implements dialect.Driver: there is nothing to configure.
@@ -113,9 +94,7 @@ func (Driver) Config(dialect.JobSpec) any { return nil }
 // Open implements dialect.Driver.
 func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 	return &Session{h: h, gg: client(h.Endpoint(), h.Transport()), out: client(h.Endpoint(), h.PublicTransport()),
-		s3: s3.New(s3.Options{BaseEndpoint: aws.String(h.Endpoint()), UsePathStyle: true, Region: "us-east-1",
-			Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-			HTTPClient: sdkhttp.Client(h.Transport())}),
+		s3:     dialect.S3(h.Endpoint(), h.Transport()),
 		groups: map[string]string{}}, nil
 }
 

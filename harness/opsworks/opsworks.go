@@ -79,26 +79,7 @@ func (Driver) Statuses() dialect.Statuses {
 // CheckJob implements dialect.Driver: OpsWorks deployments have no rollout policy, timeout, download condition
 // or architectures.
 func (Driver) CheckJob(j dialect.JobSpec) []dialect.Problem {
-	var ps []dialect.Problem
-	bad := func(path, what string) {
-		ps = append(ps, dialect.Problem{Path: path, Err: fmt.Errorf("job: OpsWorks deployments have no %s", what)})
-	}
-	if len(j.Architectures) > 0 {
-		bad("job.architectures", "architectures")
-	}
-	if j.Concurrency != 0 {
-		bad("job.concurrency", "concurrency")
-	}
-	if j.FailureThreshold != 0 {
-		bad("job.failureThreshold", "failure threshold")
-	}
-	if j.Timeout.D() != 0 {
-		bad("job.timeout", "timeout")
-	}
-	if j.DownloadCondition != "" {
-		bad("job.downloadCondition", "download condition")
-	}
-	return ps
+	return dialect.NoRolloutPolicy("OpsWorks", j)
 }
 
 // Config implements dialect.Driver: a deploy.
@@ -107,9 +88,7 @@ func (Driver) Config(dialect.JobSpec) any { return nil }
 // Open implements dialect.Driver.
 func (Driver) Open(h dialect.Host) (dialect.Session, error) {
 	return &Session{h: h, ow: client(h.Endpoint(), h.Transport()), out: client(h.Endpoint(), h.PublicTransport()),
-		s3: s3.New(s3.Options{BaseEndpoint: aws.String(h.Endpoint()), UsePathStyle: true, Region: "us-east-1",
-			Credentials: credentials.NewStaticCredentialsProvider("fleetlab", "fleetlab", ""), RetryMaxAttempts: 1,
-			HTTPClient: sdkhttp.Client(h.Transport())}),
+		s3:        dialect.S3(h.Endpoint(), h.Transport()),
 		instances: map[string]string{}, apps: map[string]string{}}, nil
 }
 
