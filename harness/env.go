@@ -63,7 +63,7 @@ type Env struct {
 	robots []string // every hosted robot, sorted
 	late   []string
 
-	hooks hooks
+	hooks *FaultHooks
 
 	faultMu sync.Mutex
 	faults  []*faults.Handle
@@ -81,7 +81,8 @@ func New(t T, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), hooks: newHooks(), bucket: map[string]bool{}, driver: cfg.driver}
+	e := &Env{t: t, cfg: cfg, dir: t.TempDir(), bucket: map[string]bool{}, driver: cfg.driver}
+	e.hooks = NewFaultHooks(cfg.backend.Name, func(name string) (fleet.Device, bool) { return e.fleet.Device(name) }, cfg.seed)
 	if cfg.virtual() {
 		e.world = clock.NewWorld(clock.WorldOptions{Seed: cfg.seed, Watchdog: cfg.watchdog, OnStall: func(report string) {
 			infraErrorf(t, "the simulated world stalled: an actor blocked outside it\n%s", report)
@@ -224,7 +225,7 @@ func (e *Env) serviceOptions() service.Options {
 		e.ids = awsapi.NewSeededSource(e.cfg.seed)
 	}
 	return service.Options{Dir: e.dir, InMemoryStore: e.cfg.memory, Clock: e.clock, Events: e.events,
-		Intercept: e.hooks.intercept, ArtifactIntercept: e.hooks.artifact, Random: e.ids}
+		Intercept: e.hooks.Intercept, ArtifactIntercept: e.hooks.Artifact, Random: e.ids}
 }
 
 // close tears everything down, last started first: faults, fleet, service, connections, and on virtual time
@@ -363,7 +364,7 @@ func (e *Env) wallBound(parent context.Context, d time.Duration) (context.Contex
 // agentEvent records an agent's event and hands it to the faults watching agents.
 func (e *Env) agentEvent(device string, a agent.Event) {
 	e.events.Emit(agentEvent(device, a))
-	e.hooks.agentEvent(device, a)
+	e.hooks.AgentEvent(device, a)
 }
 
 // T returns the test the environment runs in.
@@ -455,7 +456,7 @@ func (e *Env) Arm(spec faults.Spec) (*faults.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.do(func() { err = h.Arm(world{e}) })
+	e.do(func() { err = h.Arm(world{e.hooks, e}) })
 	if err != nil {
 		return nil, err
 	}

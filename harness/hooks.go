@@ -17,10 +17,16 @@ import (
 	"github.com/fleetlab/fleetlab/sim/fleet"
 )
 
-// hooks are the places faults plug into: the service's call intercept and artifact intercept (installed once,
-// at every service start, and consulting the hooks in force at each request), each device's executor wraps and
-// link shapes (composed and set on the device whenever they change), and the agent event watchers.
-type hooks struct {
+// FaultHooks are the places faults plug into, for a harness.Env and for a benchmark alike: the service's call
+// intercept and artifact intercept (installed once, at every service start, and consulting the hooks in force at
+// each request), each device's executor wraps and link shapes (composed and set on the device whenever they
+// change), and the agent event watchers. Its methods Intercept, Artifact and AgentEvent go to the service's and
+// the fleet's options; the others are the hook half of a faults.World.
+type FaultHooks struct {
+	backend func() string
+	device  func(string) (fleet.Device, bool)
+	seed    uint64
+
 	mu       sync.Mutex
 	next     int
 	http     []idHook[faults.HTTPHook]
@@ -35,21 +41,24 @@ type idHook[T any] struct {
 	h  T
 }
 
-func newHooks() hooks {
-	return hooks{wraps: map[string]*[]idHook[func(agent.Executors) agent.Executors]{},
-		links: map[string]*[]idHook[fleet.Link]{}}
+// NewFaultHooks returns the hooks of a world whose backend is named by backend and whose devices device finds
+// (both asked when a fault is armed); seed seeds each device's lossy link.
+func NewFaultHooks(backend func() string, device func(string) (fleet.Device, bool), seed uint64) *FaultHooks {
+	return &FaultHooks{backend: backend, device: device, seed: seed,
+		wraps: map[string]*[]idHook[func(agent.Executors) agent.Executors]{}, links: map[string]*[]idHook[fleet.Link]{}}
 }
 
 // add appends h to list under a new id and returns the function that removes it; changed, when set, is given
-// the list after every change, with the lock held (so changes reach a device in the order they were made).
-func add[T any](hs *hooks, list *[]idHook[T], h T, changed func([]idHook[T])) func() {
+// the list's hooks after every change, with the lock held (so changes reach a device in the order they were
+// made).
+func add[T any](hs *FaultHooks, list *[]idHook[T], h T, changed func([]T)) func() {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	id := hs.next
 	hs.next++
 	*list = append(*list, idHook[T]{id, h})
 	if changed != nil {
-		changed(*list)
+		changed(values(*list))
 	}
 	var once sync.Once
 	return func() {
@@ -58,14 +67,14 @@ func add[T any](hs *hooks, list *[]idHook[T], h T, changed func([]idHook[T])) fu
 			defer hs.mu.Unlock()
 			*list = slices.DeleteFunc(*list, func(x idHook[T]) bool { return x.id == id })
 			if changed != nil {
-				changed(*list)
+				changed(values(*list))
 			}
 		})
 	}
 }
 
 // deviceList returns the device's list in m, made on first use.
-func deviceList[T any](hs *hooks, m map[string]*[]idHook[T], dev string) *[]idHook[T] {
+func deviceList[T any](hs *FaultHooks, m map[string]*[]idHook[T], dev string) *[]idHook[T] {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	l, ok := m[dev]
@@ -76,19 +85,23 @@ func deviceList[T any](hs *hooks, m map[string]*[]idHook[T], dev string) *[]idHo
 	return l
 }
 
-func snapshot[T any](hs *hooks, list *[]idHook[T]) []T {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	out := make([]T, len(*list))
-	for i, x := range *list {
+func values[T any](l []idHook[T]) []T {
+	out := make([]T, len(l))
+	for i, x := range l {
 		out[i] = x.h
 	}
 	return out
 }
 
-// intercept is the service's Options.Intercept: the service has routed the request, so the call names its API
+func snapshot[T any](hs *FaultHooks, list *[]idHook[T]) []T {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return values(*list)
+}
+
+// Intercept is the service's Options.Intercept: the service has routed the request, so the call names its API
 // (a dialect, or the device API) and operation, and a fault's answer goes out in that API's own error form.
-func (hs *hooks) intercept(c awsapi.Call) *awsapi.Fault {
+func (hs *FaultHooks) Intercept(c awsapi.Call) *awsapi.Fault {
 	call := faults.Call{API: faults.API(c.Dialect), Operation: c.Operation, Thing: c.Thing}
 	for _, hook := range snapshot(hs, &hs.http) {
 		if reply := hook(call); reply != nil {
@@ -98,8 +111,8 @@ func (hs *hooks) intercept(c awsapi.Call) *awsapi.Fault {
 	return nil
 }
 
-// artifact is the artifact store's Options.Intercept.
-func (hs *hooks) artifact(op artifacts.Op, bucket, key string) *artifacts.Fault {
+// Artifact is the artifact store's Options.Intercept.
+func (hs *FaultHooks) Artifact(op artifacts.Op, bucket, key string) *artifacts.Fault {
 	for _, hook := range snapshot(hs, &hs.objects) {
 		if f := hook(op, bucket, key); f != nil {
 			return f
@@ -108,40 +121,25 @@ func (hs *hooks) artifact(op artifacts.Op, bucket, key string) *artifacts.Fault 
 	return nil
 }
 
-// agentEvent hands an agent event to the watchers.
-func (hs *hooks) agentEvent(device string, a agent.Event) {
+// AgentEvent hands an agent event to the watchers.
+func (hs *FaultHooks) AgentEvent(device string, a agent.Event) {
 	for _, w := range snapshot(hs, &hs.watchers) {
 		w(device, a)
 	}
 }
 
-// world is the environment as faults see it.
-type world struct{ e *Env }
-
-var _ faults.World = world{}
-
-func (w world) Backend() string                         { return w.e.cfg.backend.Name() }
-func (w world) Robots() []string                        { return w.e.Robots() }
-func (w world) Device(name string) (fleet.Device, bool) { return w.e.fleet.Device(name) }
-func (w world) Clock() clock.Clock                      { return w.e.clock }
-func (w world) Seed() uint64                            { return w.e.cfg.seed }
-func (w world) Emit(e event.Event)                      { w.e.events.Emit(e) }
-
-func (w world) WrapExecutors(dev string, wrap func(agent.Executors) agent.Executors) (func(), error) {
-	d, ok := w.e.fleet.Device(dev)
+// WrapExecutors implements faults.World: the device's executors are wrapped by every wrap in force, in the
+// order they were added.
+func (hs *FaultHooks) WrapExecutors(dev string, wrap func(agent.Executors) agent.Executors) (func(), error) {
+	d, ok := hs.device(dev)
 	if !ok {
 		return nil, errors.New("no robot " + dev)
 	}
 	hook, ok := d.(fleet.ExecutorHook)
 	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "executor wrap", Backend: w.Backend(), Device: dev, Ability: "fleet.ExecutorHook"}
+		return nil, &faults.UnsupportedError{Fault: "executor wrap", Backend: hs.backend(), Device: dev, Ability: "fleet.ExecutorHook"}
 	}
-	hs := &w.e.hooks
-	remove := add(hs, deviceList(hs, hs.wraps, dev), wrap, func(list []idHook[func(agent.Executors) agent.Executors]) {
-		wraps := make([]func(agent.Executors) agent.Executors, len(list))
-		for i, x := range list {
-			wraps[i] = x.h
-		}
+	return add(hs, deviceList(hs, hs.wraps, dev), wrap, func(wraps []func(agent.Executors) agent.Executors) {
 		if len(wraps) == 0 {
 			hook.SetExecutorWrap(nil)
 			return
@@ -152,32 +150,28 @@ func (w world) WrapExecutors(dev string, wrap func(agent.Executors) agent.Execut
 			}
 			return ex
 		})
-	})
-	return remove, nil
+	}), nil
 }
 
-func (w world) ShapeLink(dev string, l fleet.Link) (func(), error) {
-	d, ok := w.e.fleet.Device(dev)
+// ShapeLink implements faults.World: the device's link is every shape in force, combined; a lossy link's seed
+// is the world's, mixed with the device's name.
+func (hs *FaultHooks) ShapeLink(dev string, l fleet.Link) (func(), error) {
+	d, ok := hs.device(dev)
 	if !ok {
 		return nil, errors.New("no robot " + dev)
 	}
 	lk, ok := d.(fleet.Linker)
 	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: w.Backend(), Device: dev, Ability: "fleet.Linker"}
+		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: hs.backend(), Device: dev, Ability: "fleet.Linker"}
 	}
 	// A robot of the direct path has no link: refused here, before its SetLink would have to panic.
 	if err := fleet.CanShapeLink(d); err != nil {
 		return nil, fmt.Errorf("link shape: %w", err)
 	}
-	hs := &w.e.hooks
 	h := fnv.New64a()
 	h.Write([]byte(dev))
-	seed := w.e.cfg.seed ^ h.Sum64()
-	return add(hs, deviceList(hs, hs.links, dev), l, func(list []idHook[fleet.Link]) {
-		ls := make([]fleet.Link, len(list))
-		for i, x := range list {
-			ls[i] = x.h
-		}
+	seed := hs.seed ^ h.Sum64()
+	return add(hs, deviceList(hs, hs.links, dev), l, func(ls []fleet.Link) {
 		combined := faults.CombineLinks(ls...)
 		if combined.Seed == 0 {
 			combined.Seed = seed
@@ -186,17 +180,33 @@ func (w world) ShapeLink(dev string, l fleet.Link) (func(), error) {
 	}), nil
 }
 
-func (w world) WatchAgents(fn func(string, agent.Event)) func() {
-	return add(&w.e.hooks, &w.e.hooks.watchers, fn, nil)
+// WatchAgents implements faults.World.
+func (hs *FaultHooks) WatchAgents(fn func(string, agent.Event)) func() {
+	return add(hs, &hs.watchers, fn, nil)
 }
 
-func (w world) InterceptHTTP(h faults.HTTPHook) func() {
-	return add(&w.e.hooks, &w.e.hooks.http, h, nil)
+// InterceptHTTP implements faults.World.
+func (hs *FaultHooks) InterceptHTTP(h faults.HTTPHook) func() { return add(hs, &hs.http, h, nil) }
+
+// InterceptArtifacts implements faults.World.
+func (hs *FaultHooks) InterceptArtifacts(h faults.ArtifactHook) func() {
+	return add(hs, &hs.objects, h, nil)
 }
 
-func (w world) InterceptArtifacts(h faults.ArtifactHook) func() {
-	return add(&w.e.hooks, &w.e.hooks.objects, h, nil)
+// world is the environment as faults see it.
+type world struct {
+	*FaultHooks
+	e *Env
 }
+
+var _ faults.World = world{}
+
+func (w world) Backend() string                         { return w.e.cfg.backend.Name() }
+func (w world) Robots() []string                        { return w.e.Robots() }
+func (w world) Device(name string) (fleet.Device, bool) { return w.e.fleet.Device(name) }
+func (w world) Clock() clock.Clock                      { return w.e.clock }
+func (w world) Seed() uint64                            { return w.e.cfg.seed }
+func (w world) Emit(e event.Event)                      { w.e.events.Emit(e) }
 
 func (w world) DevicesOverHTTP() error { return w.e.cfg.backend.DevicesOverHTTP() }
 

@@ -263,7 +263,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		cfg.Dir = dir
 	}
 
-	r := &runner{cfg: cfg, bundle: bundle, rec: newRecorder(), hooks: newHooks()}
+	r := &runner{cfg: cfg, bundle: bundle, rec: newRecorder()}
+	r.hooks = harness.NewFaultHooks(cfg.Backend.Name, func(name string) (fleet.Device, bool) { return r.fleet.Device(name) },
+		cfg.Seed)
 	defer r.close()
 	settle()
 	resetPeakRSS()
@@ -401,7 +403,7 @@ type runner struct {
 	cfg     Config
 	bundle  []byte
 	rec     *recorder
-	hooks   hooks
+	hooks   *harness.FaultHooks
 	counter counter // at the service's handler
 	clients counter // where the devices call, for hosts in this process
 
@@ -432,8 +434,8 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	svc, err := service.New(service.Options{Dir: r.cfg.Dir, InMemoryStore: true, Clock: r.clock,
-		Events: r.rec, DialectOptions: r.cfg.DialectOptions, Intercept: r.hooks.intercept,
-		ArtifactIntercept: r.hooks.artifact, Wrap: r.counter.wrap})
+		Events: r.rec, DialectOptions: r.cfg.DialectOptions, Intercept: r.hooks.Intercept,
+		ArtifactIntercept: r.hooks.Artifact, Wrap: r.counter.wrap})
 	if err != nil {
 		return &harness.InfraError{Err: fmt.Errorf("start service: %w", err)}
 	}
@@ -454,7 +456,7 @@ func (r *runner) start(ctx context.Context) error {
 		return err
 	}
 	setup := harness.FleetSetup{Endpoint: svc.Endpoint(), Names: r.names, Architectures: archs, Clock: r.clock,
-		Scale: r.cfg.TimeScale, Seed: r.cfg.Seed, Dir: fleetDir, OnEvent: r.hooks.agentEvent, Events: r.rec,
+		Scale: r.cfg.TimeScale, Seed: r.cfg.Seed, Dir: fleetDir, OnEvent: r.hooks.AgentEvent, Events: r.rec,
 		InMemory: &harness.InMemoryService{Devices: &countingDevices{DeviceAPI: svc.Devices, c: &r.counter},
 			Objects: &countingObjects{Objects: svc.Artifacts, c: &r.counter}}}
 	backend := r.cfg.Backend

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -19,9 +18,7 @@ import (
 	"github.com/fleetlab/fleetlab/harness"
 	"github.com/fleetlab/fleetlab/harness/dialect"
 	"github.com/fleetlab/fleetlab/harness/faults"
-	"github.com/fleetlab/fleetlab/sim/agent"
 	"github.com/fleetlab/fleetlab/sim/artifacts"
-	"github.com/fleetlab/fleetlab/sim/awsapi"
 	"github.com/fleetlab/fleetlab/sim/clock"
 	"github.com/fleetlab/fleetlab/sim/deviceapi/wire"
 	"github.com/fleetlab/fleetlab/sim/event"
@@ -156,97 +153,13 @@ func buildBundle(name string, size int, seed uint64) ([]byte, error) {
 	return bundles.Pack(files)
 }
 
-// hooks are where the faults plug in: the service's intercepts, each device's executor wraps and link shapes,
-// and the agent event watchers.
-type hooks struct {
-	mu       sync.Mutex
-	next     int
-	http     []idHook[faults.HTTPHook]
-	objects  []idHook[faults.ArtifactHook]
-	watchers []idHook[func(string, agent.Event)]
-	wraps    map[string]*[]idHook[func(agent.Executors) agent.Executors]
-	links    map[string]*[]idHook[fleet.Link]
-}
-
-type idHook[T any] struct {
-	id int
-	h  T
-}
-
-func newHooks() hooks {
-	return hooks{wraps: map[string]*[]idHook[func(agent.Executors) agent.Executors]{},
-		links: map[string]*[]idHook[fleet.Link]{}}
-}
-
-// add appends h to the list get returns (called with the lock held) under a new id, calls changed with the list (lock held), and returns the
-// function that removes it again.
-func add[T any](hs *hooks, get func() *[]idHook[T], h T, changed func([]T)) func() {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	id := hs.next
-	hs.next++
-	l := get()
-	*l = append(*l, idHook[T]{id, h})
-	if changed != nil {
-		changed(values(*l))
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			hs.mu.Lock()
-			defer hs.mu.Unlock()
-			l := get()
-			*l = slices.DeleteFunc(*l, func(x idHook[T]) bool { return x.id == id })
-			if changed != nil {
-				changed(values(*l))
-			}
-		})
-	}
-}
-
-func values[T any](l []idHook[T]) []T {
-	out := make([]T, len(l))
-	for i, x := range l {
-		out[i] = x.h
-	}
-	return out
-}
-
-func snapshot[T any](hs *hooks, l *[]idHook[T]) []T {
-	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	return values(*l)
-}
-
-func (hs *hooks) intercept(c awsapi.Call) *awsapi.Fault {
-	call := faults.Call{API: faults.API(c.Dialect), Operation: c.Operation, Thing: c.Thing}
-	for _, hook := range snapshot(hs, &hs.http) {
-		if reply := hook(call); reply != nil {
-			return &awsapi.Fault{Status: reply.Status, Code: reply.Code, Message: reply.Message, After: reply.After}
-		}
-	}
-	return nil
-}
-
-func (hs *hooks) artifact(op artifacts.Op, bucket, key string) *artifacts.Fault {
-	for _, hook := range snapshot(hs, &hs.objects) {
-		if f := hook(op, bucket, key); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func (hs *hooks) agentEvent(device string, a agent.Event) {
-	for _, w := range snapshot(hs, &hs.watchers) {
-		w(device, a)
-	}
-}
-
 // world is the point's environment as faults see it.
-type world struct{ r *runner }
+type world struct {
+	*harness.FaultHooks
+	r *runner
+}
 
-func (r *runner) world() world { return world{r} }
+func (r *runner) world() world { return world{r.hooks, r} }
 
 var _ faults.World = world{}
 
@@ -257,81 +170,6 @@ func (w world) Clock() clock.Clock                      { return w.r.clock }
 func (w world) Seed() uint64                            { return w.r.cfg.Seed }
 func (w world) Emit(event.Event)                        {}
 func (w world) DevicesOverHTTP() error                  { return w.r.cfg.Backend.DevicesOverHTTP() }
-
-func (w world) WrapExecutors(dev string, wrap func(agent.Executors) agent.Executors) (func(), error) {
-	d, ok := w.r.fleet.Device(dev)
-	if !ok {
-		return nil, errors.New("no device " + dev)
-	}
-	hook, ok := d.(fleet.ExecutorHook)
-	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "executor wrap", Backend: w.Backend(), Device: dev, Ability: "fleet.ExecutorHook"}
-	}
-	hs := &w.r.hooks
-	return add(hs, func() *[]idHook[func(agent.Executors) agent.Executors] { return deviceList(hs.wraps, dev) }, wrap, func(wraps []func(agent.Executors) agent.Executors) {
-		if len(wraps) == 0 {
-			hook.SetExecutorWrap(nil)
-			return
-		}
-		hook.SetExecutorWrap(func(ex agent.Executors) agent.Executors {
-			for _, wr := range wraps {
-				ex = wr(ex)
-			}
-			return ex
-		})
-	}), nil
-}
-
-func (w world) ShapeLink(dev string, l fleet.Link) (func(), error) {
-	d, ok := w.r.fleet.Device(dev)
-	if !ok {
-		return nil, errors.New("no device " + dev)
-	}
-	lk, ok := d.(fleet.Linker)
-	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: w.Backend(), Device: dev, Ability: "fleet.Linker"}
-	}
-	// A robot of the direct path has no link: refused here, before its SetLink would have to panic.
-	if err := fleet.CanShapeLink(d); err != nil {
-		return nil, fmt.Errorf("link shape: %w", err)
-	}
-	h := fnv.New64a()
-	h.Write([]byte(dev))
-	seed := w.r.cfg.Seed ^ h.Sum64()
-	hs := &w.r.hooks
-	return add(hs, func() *[]idHook[fleet.Link] { return deviceList(hs.links, dev) }, l, func(ls []fleet.Link) {
-		combined := faults.CombineLinks(ls...)
-		if combined.Seed == 0 {
-			combined.Seed = seed
-		}
-		lk.SetLink(combined)
-	}), nil
-}
-
-// deviceList returns the device's list in m, made on first use; the hooks' lock is held.
-func deviceList[T any](m map[string]*[]T, dev string) *[]T {
-	l, ok := m[dev]
-	if !ok {
-		l = &[]T{}
-		m[dev] = l
-	}
-	return l
-}
-
-func (w world) WatchAgents(fn func(string, agent.Event)) func() {
-	hs := &w.r.hooks
-	return add(hs, func() *[]idHook[func(string, agent.Event)] { return &hs.watchers }, fn, nil)
-}
-
-func (w world) InterceptHTTP(h faults.HTTPHook) func() {
-	hs := &w.r.hooks
-	return add(hs, func() *[]idHook[faults.HTTPHook] { return &hs.http }, h, nil)
-}
-
-func (w world) InterceptArtifacts(h faults.ArtifactHook) func() {
-	hs := &w.r.hooks
-	return add(hs, func() *[]idHook[faults.ArtifactHook] { return &hs.objects }, h, nil)
-}
 
 func (w world) CanRestartService() error {
 	return errors.New("a benchmark keeps the service's store in memory: a restart would lose everything")
