@@ -49,6 +49,10 @@ type Options struct {
 	// HTTPClient is the default transport's client. Default: a client of the agent's own, whose idle
 	// connections Close releases.
 	HTTPClient *http.Client
+	// ObjectHTTPClient carries the default transport's artifact downloads. Default: HTTPClient. A host whose
+	// clients bound their connections gives downloads a client of their own: a download keeps its connection
+	// while the agent reports its progress, which needs another.
+	ObjectHTTPClient *http.Client
 	// Dir is the device's directory. When set, the default executors are the OS family: files under Dir,
 	// scripts and the application as processes, the device log in Dir/device.log. When empty, the
 	// defaults are the in-memory family.
@@ -217,6 +221,9 @@ func New(opts Options) (*Agent, error) {
 		ht, err := NewHTTPTransport(opts.Endpoint, opts.Thing, opts.HTTPClient)
 		if err != nil {
 			return nil, fmt.Errorf("new agent: %w", err)
+		}
+		if opts.ObjectHTTPClient != nil {
+			ht.objects = opts.ObjectHTTPClient
 		}
 		ex.Transport = ht
 		if opts.HTTPClient == nil {

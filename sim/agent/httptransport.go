@@ -28,12 +28,13 @@ const maxAnswer = 4 << 20
 // HTTPTransport speaks the IoT Jobs data plane, the artifact store and the websocket notify channel over
 // HTTP at the device API's endpoint, for one thing.
 type HTTPTransport struct {
-	base   string // endpoint without a trailing slash
-	thing  string // path-escaped thing name
-	client *http.Client
-	dialer *websocket.Dialer
-	creds  *Credentials // nil: requests are not signed
-	signer *v4.Signer
+	base    string // endpoint without a trailing slash
+	thing   string // path-escaped thing name
+	client  *http.Client
+	objects *http.Client // artifact downloads (default client)
+	dialer  *websocket.Dialer
+	creds   *Credentials // nil: requests are not signed
+	signer  *v4.Signer
 }
 
 // Credentials are a device's own keys for a service that checks signatures (`fleetlab serve --auth sigv4`).
@@ -132,10 +133,11 @@ func NewHTTPTransport(endpoint, thing string, client *http.Client) (*HTTPTranspo
 		client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return &HTTPTransport{
-		base:   strings.TrimRight(endpoint, "/"),
-		thing:  url.PathEscape(thing),
-		client: client,
-		dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: websocket.DefaultDialer.HandshakeTimeout},
+		base:    strings.TrimRight(endpoint, "/"),
+		thing:   url.PathEscape(thing),
+		client:  client,
+		objects: client,
+		dialer:  &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: websocket.DefaultDialer.HandshakeTimeout},
 	}, nil
 }
 
@@ -194,7 +196,7 @@ func (t *HTTPTransport) Fetch(ctx context.Context, bucket, key string, offset in
 	if err := t.sign(req, nil); err != nil {
 		return nil, err
 	}
-	resp, err := t.client.Do(req)
+	resp, err := t.objects.Do(req)
 	if err != nil {
 		return nil, linkErr(ctx, fmt.Errorf("fetch %s/%s: %w", bucket, key, err))
 	}

@@ -3,7 +3,9 @@ package inproc_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -190,4 +192,77 @@ func panicOf(f func()) (msg string) {
 	}()
 	f()
 	return ""
+}
+
+// TestDirectHTTPFleetBoundsItsConnections: 64 robots on the direct path download a 1 MiB bundle all at once,
+// each reporting its progress while its download's connection is open. The job succeeds — robots holding
+// every download connection of their pool still get connections for their reports — and the service sees no
+// more connections than the pools allow: 2 pools of 32 robots, at most 8 connections for calls and 8 for
+// downloads each, where one a robot would be 64 of each.
+func TestDirectHTTPFleetBoundsItsConnections(t *testing.T) {
+	agenttest.LeakTest(t)
+	var conns remoteAddrs
+	w := robomakertest.Start(t, service.Options{InMemoryStore: true, Wrap: conns.wrap})
+	const n = 64
+	f := directFleet(t, w, n)
+	files, err := bundles.Files(bundles.Hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{7}).Read(pad) // incompressible: the download is really 1 MiB
+	files[path.Join(bundles.Package, "payload.bin")] = string(pad)
+	bundle, err := bundles.Pack(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, version := w.App("big", bundle)
+	job := w.Deploy(register(t, w, "lab", f.Devices()), app, version,
+		&types.DeploymentConfig{ConcurrentDeploymentPercentage: aws.Int32(100)})
+	out := w.WaitJob(job, 120*time.Second)
+	if out.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("job %s %s: %v", out.Status, out.FailureCode, robomakertest.Summary(out))
+	}
+	calls, downloads := conns.count()
+	const pools, perPool = (n + 31) / 32, 8
+	if calls > pools*perPool || downloads > pools*perPool {
+		t.Errorf("the service saw %d connections for calls and %d for downloads, want at most %d each", calls,
+			downloads, pools*perPool)
+	}
+	if calls == 0 || downloads == 0 {
+		t.Errorf("no connections counted (%d calls, %d downloads)", calls, downloads)
+	}
+}
+
+// remoteAddrs counts the connections the device API's requests came on, by their remote address: data-plane
+// calls and downloads apart, the notify channels' upgrades left out.
+type remoteAddrs struct {
+	mu               sync.Mutex
+	calls, downloads map[string]bool
+}
+
+func (c *remoteAddrs) wrap(listener string, h http.Handler) http.Handler {
+	if listener != service.ListenerAPI {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		if c.calls == nil {
+			c.calls, c.downloads = map[string]bool{}, map[string]bool{}
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/artifacts/"):
+			c.downloads[r.RemoteAddr] = true
+		case strings.HasPrefix(r.URL.Path, "/things/") && !strings.HasSuffix(r.URL.Path, "/notify"):
+			c.calls[r.RemoteAddr] = true
+		}
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *remoteAddrs) count() (calls, downloads int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls), len(c.downloads)
 }

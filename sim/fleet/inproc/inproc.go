@@ -69,9 +69,10 @@ type Options struct {
 	// TransportInProcess.
 	Endpoint string
 	// DirectHTTP, on TransportHTTP, has every agent speak HTTP straight to Endpoint, with no link proxy of its
-	// own, through HTTP clients shared by the fleet (Agent.HTTPClient when set; else one transport for every 32
-	// robots, which the fleet makes and closes): for large fleets whose links are never shaped, where a proxy per
-	// robot would double the loopback hops and the sockets. Such a robot has no link to shape: SetLink with
+	// own, through HTTP clients shared by the fleet (Agent.HTTPClient when set; else, for every 32 robots, a
+	// client for their calls and one for their downloads, each with at most 8 connections, which the fleet makes
+	// and closes): for large fleets whose links are never shaped, where a proxy and a connection per robot would
+	// double the loopback hops and the sockets. Such a robot has no link to shape: SetLink with
 	// anything but a healthy link is refused (see Device.ShapeLink), so a link fault can never pass for done.
 	// Other transports refuse it (their links cost no socket).
 	DirectHTTP bool
@@ -165,22 +166,22 @@ func New(opts Options) (*Fleet, error) {
 	if opts.Transport == TransportMemory {
 		opts.Devices, opts.Objects = behindDoor(opts.Devices, opts.Objects, opts.Clock)
 	}
-	var shared []*http.Transport
+	var pools []pool
 	if opts.DirectHTTP && opts.Agent.HTTPClient == nil {
-		shared = sharedTransports(len(names))
+		pools = sharedPools(len(names))
 	}
-	clients := make([]*http.Client, len(shared))
-	for j, t := range shared {
-		clients[j] = &http.Client{Transport: t}
+	var shared []*http.Transport
+	for _, p := range pools {
+		shared = append(shared, p.api.Transport.(*http.Transport), p.objects.Transport.(*http.Transport))
 	}
 	i := 0
 	roster, err := fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
-		var client *http.Client
-		if len(clients) > 0 {
-			client = clients[i%len(clients)]
+		var p pool
+		if len(pools) > 0 {
+			p = pools[i%len(pools)]
 		}
 		i++
-		return newDevice(&opts, name, archs[name], client)
+		return newDevice(&opts, name, archs[name], p)
 	}, (*Device).close)
 	if err != nil {
 		for _, t := range shared {
@@ -191,22 +192,35 @@ func New(opts Options) (*Fleet, error) {
 	return &Fleet{Roster: roster, clock: opts.Clock, direct: opts.DirectHTTP, shared: shared}, nil
 }
 
-// robotsPerTransport is how many robots of a DirectHTTP fleet share one HTTP transport. One transport for the
-// whole fleet serializes every request on its connection pool's lock (pprof: at 2,000 robots the most contended
-// lock of the run, ahead of the engine's, and a quarter more CPU); one a robot, 8, 32 or 128 robots a transport
-// cost the same CPU, and 32 keeps the pools few.
+// robotsPerTransport is how many robots of a DirectHTTP fleet share one pool of HTTP connections. One pool for
+// the whole fleet serializes every request on its lock (pprof: at 2,000 robots the most contended lock of the
+// run, ahead of the engine's, and a quarter more CPU); one a robot, 8, 32 or 128 robots a pool cost the same
+// CPU, and 32 keeps the pools few.
 const robotsPerTransport = 32
 
-// sharedTransports are the HTTP transports of a DirectHTTP fleet of n robots, one per robotsPerTransport of them:
-// http.DefaultTransport's settings, with room to keep a connection idle for each of their robots (the default
-// keeps 2 a host), so a connection a robot is done with is the next one's instead of being closed and dialed
-// again.
-func sharedTransports(n int) []*http.Transport {
-	out := make([]*http.Transport, (n+robotsPerTransport-1)/robotsPerTransport)
-	for i := range out {
+// connsPerPool bounds the connections of each of a pool's two clients. A connection a robot has no request on
+// is the next robot's, so a fleet opens about as many connections as the loopback limit's clients
+// (robotsPerTransport/connsPerPool robots a connection): with one a robot, 2,000 robots kept 2,000 connections
+// and their 8,000 goroutines, and each request cost about a tenth more CPU (pprof: scheduling, stack scans).
+const connsPerPool = 8
+
+// pool is the HTTP clients a group of robots of a DirectHTTP fleet share: api for their data-plane and AWS
+// calls, objects for their downloads. Downloads have their own: a download keeps its connection while the
+// agent reports its progress, and with one bounded client, robots each holding a download and waiting for a
+// connection to report on would wait for each other forever.
+type pool struct{ api, objects *http.Client }
+
+// sharedPools are the pools of a DirectHTTP fleet of n robots, one per robotsPerTransport of them:
+// http.DefaultTransport's settings, at most connsPerPool connections a client, all kept when idle.
+func sharedPools(n int) []pool {
+	client := func() *http.Client {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = robotsPerTransport
-		out[i] = t
+		t.MaxConnsPerHost, t.MaxIdleConnsPerHost = connsPerPool, connsPerPool
+		return &http.Client{Transport: t}
+	}
+	out := make([]pool, (n+robotsPerTransport-1)/robotsPerTransport)
+	for i := range out {
+		out[i] = pool{api: client(), objects: client()}
 	}
 	return out
 }
@@ -240,7 +254,7 @@ type Device struct {
 	clock      *skewClock
 	shaper     *link.Shaper // nil on the direct path (Options.DirectHTTP), which has no link
 	proxy      *link.Proxy  // the HTTP transport's link; nil on the direct path
-	client     *http.Client // the direct path's client, shared with other robots (nil: the agent's default)
+	pool       pool         // the direct path's clients, shared with other robots (zero: the agent's default)
 	mem        *memStorage  // the in-memory family's storage, kept across restarts
 
 	// life is the robot's lifecycle: its current incarnation, frozen or not, closed or not. Crash, Restart,
@@ -278,8 +292,8 @@ type incarnation struct {
 	crashed atomic.Bool
 }
 
-func newDevice(opts *Options, name, arch string, client *http.Client) (*Device, error) {
-	d := &Device{name: name, arch: arch, opts: opts, client: client, clock: &skewClock{base: opts.Clock}, life: fleet.NewLife[incarnation](name, clock.NewMutex(opts.Clock))}
+func newDevice(opts *Options, name, arch string, p pool) (*Device, error) {
+	d := &Device{name: name, arch: arch, opts: opts, pool: p, clock: &skewClock{base: opts.Clock}, life: fleet.NewLife[incarnation](name, clock.NewMutex(opts.Clock))}
 	if !opts.DirectHTTP {
 		d.shaper = link.NewShaper(d.clock)
 	}
@@ -325,8 +339,8 @@ func (d *Device) start() error {
 		if d.proxy != nil {
 			ao.Endpoint = d.proxy.URL()
 		}
-		if d.client != nil {
-			ao.HTTPClient = d.client
+		if d.pool.api != nil {
+			ao.HTTPClient, ao.ObjectHTTPClient = d.pool.api, d.pool.objects
 		}
 	case TransportMemory:
 		mt := NewMemoryTransport(d.name, d.opts.Devices, d.opts.Objects, d.shaper)
