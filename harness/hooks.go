@@ -137,7 +137,7 @@ func (hs *FaultHooks) WrapExecutors(dev string, wrap func(agent.Executors) agent
 	}
 	hook, ok := d.(fleet.ExecutorHook)
 	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "executor wrap", Backend: hs.backend(), Device: dev, Ability: "fleet.ExecutorHook"}
+		return nil, &faults.UnsupportedError{Fault: "executor wrap", Backend: hs.Backend(), Device: dev, Ability: "fleet.ExecutorHook"}
 	}
 	return add(hs, deviceList(hs, hs.wraps, dev), wrap, func(wraps []func(agent.Executors) agent.Executors) {
 		if len(wraps) == 0 {
@@ -162,7 +162,7 @@ func (hs *FaultHooks) ShapeLink(dev string, l fleet.Link) (func(), error) {
 	}
 	lk, ok := d.(fleet.Linker)
 	if !ok {
-		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: hs.backend(), Device: dev, Ability: "fleet.Linker"}
+		return nil, &faults.UnsupportedError{Fault: "link shape", Backend: hs.Backend(), Device: dev, Ability: "fleet.Linker"}
 	}
 	// A robot of the direct path has no link: refused here, before its SetLink would have to panic.
 	if err := fleet.CanShapeLink(d); err != nil {
@@ -179,6 +179,11 @@ func (hs *FaultHooks) ShapeLink(dev string, l fleet.Link) (func(), error) {
 		lk.SetLink(combined)
 	}), nil
 }
+
+// Backend, Device and Seed implement faults.World with what the hooks were made with.
+func (hs *FaultHooks) Backend() string                         { return hs.backend() }
+func (hs *FaultHooks) Device(name string) (fleet.Device, bool) { return hs.device(name) }
+func (hs *FaultHooks) Seed() uint64                            { return hs.seed }
 
 // WatchAgents implements faults.World.
 func (hs *FaultHooks) WatchAgents(fn func(string, agent.Event)) func() {
@@ -201,12 +206,9 @@ type world struct {
 
 var _ faults.World = world{}
 
-func (w world) Backend() string                         { return w.e.cfg.backend.Name() }
-func (w world) Robots() []string                        { return w.e.Robots() }
-func (w world) Device(name string) (fleet.Device, bool) { return w.e.fleet.Device(name) }
-func (w world) Clock() clock.Clock                      { return w.e.clock }
-func (w world) Seed() uint64                            { return w.e.cfg.seed }
-func (w world) Emit(e event.Event)                      { w.e.events.Emit(e) }
+func (w world) Robots() []string   { return w.e.Robots() }
+func (w world) Clock() clock.Clock { return w.e.clock }
+func (w world) Emit(e event.Event) { w.e.events.Emit(e) }
 
 func (w world) DevicesOverHTTP() error { return w.e.cfg.backend.DevicesOverHTTP() }
 

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,7 +177,7 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		switch {
-		case !contains(allowed, k.Value):
+		case !slices.Contains(allowed, k.Value):
 			p.bad(k, "%s: unknown field %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
 		case out[k.Value] != nil:
 			p.bad(k, "%s: %s given twice", what, k.Value)
@@ -185,15 +186,6 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *parser) str(n *yaml.Node, what string) string {

@@ -207,7 +207,7 @@ func (s Spec) Validate() error {
 		}
 	}
 	for i, st := range s.Steps {
-		if !contains(stepKinds, st.Do) {
+		if !slices.Contains(stepKinds, st.Do) {
 			errs = append(errs, fmt.Errorf("steps[%d].do: %q is not one of %s", i, st.Do, strings.Join(stepKinds, ", ")))
 		}
 		if i > 0 && st.At < s.Steps[i-1].At {
@@ -228,15 +228,6 @@ func (s Spec) Validate() error {
 		errs = append(errs, errors.New("expect: a state or a startError"))
 	}
 	return errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Result is what a run measured.

@@ -163,13 +163,10 @@ func (r *runner) world() world { return world{r.hooks, r} }
 
 var _ faults.World = world{}
 
-func (w world) Backend() string                         { return w.r.cfg.Backend.Name() }
-func (w world) Robots() []string                        { return slices.Clone(w.r.names) }
-func (w world) Device(name string) (fleet.Device, bool) { return w.r.fleet.Device(name) }
-func (w world) Clock() clock.Clock                      { return w.r.clock }
-func (w world) Seed() uint64                            { return w.r.cfg.Seed }
-func (w world) Emit(event.Event)                        {}
-func (w world) DevicesOverHTTP() error                  { return w.r.cfg.Backend.DevicesOverHTTP() }
+func (w world) Robots() []string       { return slices.Clone(w.r.names) }
+func (w world) Clock() clock.Clock     { return w.r.clock }
+func (w world) Emit(event.Event)       {}
+func (w world) DevicesOverHTTP() error { return w.r.cfg.Backend.DevicesOverHTTP() }
 
 func (w world) CanRestartService() error {
 	return errors.New("a benchmark keeps the service's store in memory: a restart would lose everything")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,7 +141,7 @@ func (m *Model) check(path, shapeName string, v any) *ValidationError {
 		if !ok {
 			return fail("Member must be a string")
 		}
-		if len(s.Enum) > 0 && !contains(s.Enum, str) {
+		if len(s.Enum) > 0 && !slices.Contains(s.Enum, str) {
 			return fail("Member must satisfy enum value set: [%s]", strings.Join(s.Enum, ", "))
 		}
 		if e := length(s, utf8.RuneCountInString(str), fail); e != nil {
@@ -234,15 +235,6 @@ func valueRange(s *Shape, f float64, fail func(string, ...any) *ValidationError)
 }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // render writes a decoded JSON value the way the services quote values in validation messages (Java's toString:
 // lists as [a, b], maps as {k=v}), cut to at most limit bytes.

@@ -165,7 +165,7 @@ func (s *Service) createDeployment(r *awsapi.Request) (any, error) {
 		}
 		for _, l := range in.LayerIDs {
 			for _, i := range instances {
-				if contains(i.LayerIDs, l) {
+				if slices.Contains(i.LayerIDs, l) {
 					add(i)
 				}
 			}
@@ -387,10 +387,6 @@ func (s *Service) deploymentOut(d *deployment) deploymentOut {
 	return out
 }
 
-func (s *Service) allDeployments(tx store.Tx, keep func(*deployment) bool) ([]deployment, error) {
-	return all(tx, bucketDeployments, keep)
-}
-
 func (s *Service) describeDeployments(r *awsapi.Request) (any, error) {
 	by, err := oneOf(r.Input, "DescribeDeployments", "StackId", "AppId", "DeploymentIds")
 	if err != nil {
@@ -400,22 +396,16 @@ func (s *Service) describeDeployments(r *awsapi.Request) (any, error) {
 	err = s.store.View(func(tx store.Tx) error {
 		switch by {
 		case "StackId":
-			id, _ := r.Input["StackId"].(string)
-			if _, err := load[stack](tx, bucketStacks, id, "stack"); err != nil {
-				return err
-			}
-			ds, err = s.allDeployments(tx, func(d *deployment) bool { return d.StackID == id })
+			ds, err = children[stack](tx, r.Input, by, bucketStacks, "stack", bucketDeployments,
+				func(d *deployment, id string) bool { return d.StackID == id })
 			return err
 		case "AppId":
-			id, _ := r.Input["AppId"].(string)
-			if _, err := load[app](tx, bucketApps, id, "app"); err != nil {
-				return err
-			}
-			ds, err = s.allDeployments(tx, func(d *deployment) bool { return d.AppID == id })
+			ds, err = children[app](tx, r.Input, by, bucketApps, "app", bucketDeployments,
+				func(d *deployment, id string) bool { return d.AppID == id })
 			return err
 		}
 		want := strs(r.Input["DeploymentIds"])
-		found, err := s.allDeployments(tx, func(d *deployment) bool { return contains(want, d.ID) })
+		found, err := all(tx, bucketDeployments, func(d *deployment) bool { return slices.Contains(want, d.ID) })
 		if err != nil {
 			return err
 		}
@@ -460,7 +450,7 @@ func (s *Service) describeCommands(r *awsapi.Request) (any, error) {
 		switch by {
 		case "DeploymentId":
 			id, _ := r.Input["DeploymentId"].(string)
-			ds, err = s.allDeployments(tx, func(d *deployment) bool { return d.ID == id })
+			ds, err = all(tx, bucketDeployments, func(d *deployment) bool { return d.ID == id })
 			if err == nil && len(ds) == 0 {
 				return notFound("Unable to find deployment with ID %s", id)
 			}
@@ -471,7 +461,7 @@ func (s *Service) describeCommands(r *awsapi.Request) (any, error) {
 				return err
 			}
 		}
-		ds, err = s.allDeployments(tx, func(*deployment) bool { return true })
+		ds, err = all(tx, bucketDeployments, func(*deployment) bool { return true })
 		return err
 	})
 	if err != nil {
@@ -484,7 +474,7 @@ func (s *Service) describeCommands(r *awsapi.Request) (any, error) {
 	for i := range ds {
 		d := &ds[i]
 		for _, c := range d.Commands {
-			if by == "InstanceId" && c.InstanceID != instanceID || by == "CommandIds" && !contains(ids, c.ID) {
+			if by == "InstanceId" && c.InstanceID != instanceID || by == "CommandIds" && !slices.Contains(ids, c.ID) {
 				continue
 			}
 			seen[c.ID] = true

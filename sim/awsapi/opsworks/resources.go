@@ -3,6 +3,7 @@ package opsworks
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,6 +127,29 @@ func all[T any](tx store.Tx, bucket string, keep func(*T) bool) ([]T, error) {
 		return nil
 	})
 	return out, err
+}
+
+// children are the records of bucket that belong to the one named by in[key], a record of parentBucket that must
+// exist (what names it in the error); of reports whether a record belongs to a parent id.
+func children[P, T any](tx store.Tx, in map[string]any, key, parentBucket, what, bucket string, of func(*T, string) bool) ([]T, error) {
+	id, _ := in[key].(string)
+	if _, err := load[P](tx, parentBucket, id, what); err != nil {
+		return nil, err
+	}
+	return all(tx, bucket, func(v *T) bool { return of(v, id) })
+}
+
+// loadEach loads the records ids of bucket in their order; the first one missing is not found.
+func loadEach[T any](tx store.Tx, bucket string, ids []string, what string) ([]T, error) {
+	var out []T
+	for _, id := range ids {
+		v, err := load[T](tx, bucket, id, what)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, nil
 }
 
 // parseSource reads an s3 or archive source's object: s3://bucket/key or https://s3[.region].amazonaws.com/bucket/key.
@@ -322,21 +346,12 @@ func (s *Service) describeLayers(r *awsapi.Request) (any, error) {
 	var out []layer
 	err = s.store.View(func(tx store.Tx) error {
 		if by == "StackId" {
-			id, _ := r.Input["StackId"].(string)
-			if _, err := load[stack](tx, bucketStacks, id, "stack"); err != nil {
-				return err
-			}
-			out, err = all(tx, bucketLayers, func(l *layer) bool { return l.StackID == id })
+			out, err = children[stack](tx, r.Input, by, bucketStacks, "stack", bucketLayers,
+				func(l *layer, id string) bool { return l.StackID == id })
 			return err
 		}
-		for _, id := range strs(r.Input["LayerIds"]) {
-			l, err := load[layer](tx, bucketLayers, id, "layer")
-			if err != nil {
-				return err
-			}
-			out = append(out, *l)
-		}
-		return nil
+		out, err = loadEach[layer](tx, bucketLayers, strs(r.Input["LayerIds"]), "layer")
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -389,21 +404,12 @@ func (s *Service) describeApps(r *awsapi.Request) (any, error) {
 	var out []app
 	err = s.store.View(func(tx store.Tx) error {
 		if by == "StackId" {
-			id, _ := r.Input["StackId"].(string)
-			if _, err := load[stack](tx, bucketStacks, id, "stack"); err != nil {
-				return err
-			}
-			out, err = all(tx, bucketApps, func(a *app) bool { return a.StackID == id })
+			out, err = children[stack](tx, r.Input, by, bucketStacks, "stack", bucketApps,
+				func(a *app, id string) bool { return a.StackID == id })
 			return err
 		}
-		for _, id := range strs(r.Input["AppIds"]) {
-			a, err := load[app](tx, bucketApps, id, "app")
-			if err != nil {
-				return err
-			}
-			out = append(out, *a)
-		}
-		return nil
+		out, err = loadEach[app](tx, bucketApps, strs(r.Input["AppIds"]), "app")
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -544,7 +550,7 @@ func (s *Service) assignInstance(r *awsapi.Request) (any, error) {
 			return err
 		}
 		for _, l := range layers {
-			if !contains(in.LayerIDs, l) {
+			if !slices.Contains(in.LayerIDs, l) {
 				in.LayerIDs = append(in.LayerIDs, l)
 			}
 		}
@@ -565,43 +571,22 @@ func (s *Service) describeInstances(r *awsapi.Request) (any, error) {
 	err = s.store.View(func(tx store.Tx) error {
 		switch by {
 		case "StackId":
-			id, _ := r.Input["StackId"].(string)
-			if _, err := load[stack](tx, bucketStacks, id, "stack"); err != nil {
-				return err
-			}
-			out, err = all(tx, bucketInstances, func(i *instance) bool { return i.StackID == id })
+			out, err = children[stack](tx, r.Input, by, bucketStacks, "stack", bucketInstances,
+				func(i *instance, id string) bool { return i.StackID == id })
 			return err
 		case "LayerId":
-			id, _ := r.Input["LayerId"].(string)
-			if _, err := load[layer](tx, bucketLayers, id, "layer"); err != nil {
-				return err
-			}
-			out, err = all(tx, bucketInstances, func(i *instance) bool { return contains(i.LayerIDs, id) })
+			out, err = children[layer](tx, r.Input, by, bucketLayers, "layer", bucketInstances,
+				func(i *instance, id string) bool { return slices.Contains(i.LayerIDs, id) })
 			return err
 		}
-		for _, id := range strs(r.Input["InstanceIds"]) {
-			in, err := load[instance](tx, bucketInstances, id, "instance")
-			if err != nil {
-				return err
-			}
-			out = append(out, *in)
-		}
-		return nil
+		out, err = loadEach[instance](tx, bucketInstances, strs(r.Input["InstanceIds"]), "instance")
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Hostname < out[j].Hostname })
 	return map[string]any{"Instances": orEmpty(out)}, nil
-}
-
-func contains(l []string, v string) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func orEmpty[T any](l []T) []T {

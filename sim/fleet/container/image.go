@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -209,19 +210,10 @@ func busyboxApplets(ctx context.Context, path string) ([]string, error) {
 			applets = append(applets, a)
 		}
 	}
-	if len(applets) == 0 || !contains(applets, "sh") {
+	if len(applets) == 0 || !slices.Contains(applets, "sh") {
 		return nil, fmt.Errorf("robot image: %s has no sh applet", path)
 	}
 	return applets, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // inputsHash is the first 16 hex digits of the SHA-256 of the files and texts, each length-prefixed.

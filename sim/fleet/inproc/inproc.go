@@ -119,7 +119,7 @@ type Fleet struct {
 	fleet.Roster[*Device]
 	clock  clock.Clock
 	direct bool
-	shared []*http.Transport // DirectHTTP's transports when the fleet made them; closed at Close
+	pools  []pool // DirectHTTP's clients when the fleet made them; their idle connections are closed at Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,10 +170,6 @@ func New(opts Options) (*Fleet, error) {
 	if opts.DirectHTTP && opts.Agent.HTTPClient == nil {
 		pools = sharedPools(len(names))
 	}
-	var shared []*http.Transport
-	for _, p := range pools {
-		shared = append(shared, p.api.Transport.(*http.Transport), p.objects.Transport.(*http.Transport))
-	}
 	i := 0
 	roster, err := fleet.StartRoster(opts.Clock, names, func(name string) (*Device, error) {
 		var p pool
@@ -184,12 +180,10 @@ func New(opts Options) (*Fleet, error) {
 		return newDevice(&opts, name, archs[name], p)
 	}, (*Device).close)
 	if err != nil {
-		for _, t := range shared {
-			t.CloseIdleConnections()
-		}
+		closeIdle(pools)
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
-	return &Fleet{Roster: roster, clock: opts.Clock, direct: opts.DirectHTTP, shared: shared}, nil
+	return &Fleet{Roster: roster, clock: opts.Clock, direct: opts.DirectHTTP, pools: pools}, nil
 }
 
 // robotsPerTransport is how many robots of a DirectHTTP fleet share one pool of HTTP connections. One pool for
@@ -225,6 +219,14 @@ func sharedPools(n int) []pool {
 	return out
 }
 
+// closeIdle closes the idle connections of the pools' clients.
+func closeIdle(pools []pool) {
+	for _, p := range pools {
+		p.api.CloseIdleConnections()
+		p.objects.CloseIdleConnections()
+	}
+}
+
 // ErrNoLink is the error of shaping the link of a robot of a DirectHTTP fleet: it speaks straight to the
 // service, with no link proxy to cut, slow, or make lossy.
 var ErrNoLink = errors.New("the robots of a DirectHTTP fleet (inproc.Options.DirectHTTP) speak straight to " +
@@ -239,9 +241,7 @@ func (f *Fleet) Direct() bool { return f.direct }
 func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() {
 		f.closeErr = fleet.StopAll(f.clock, f.Robots(), (*Device).close)
-		for _, t := range f.shared {
-			t.CloseIdleConnections()
-		}
+		closeIdle(f.pools)
 	})
 	return f.closeErr
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -269,7 +270,7 @@ func crashAt(t *testing.T, tc crashCase) {
 	if err != nil || st.InFlight != nil || st.Current == nil || st.Current.JobID != runs {
 		t.Fatalf("state at the end: current %+v, in flight %+v (%v)", st.Current, st.InFlight, err)
 	}
-	if s := rec.States("robot-0001", newID); !contains(s, "resume:"+tc.state) {
+	if s := rec.States("robot-0001", newID); !slices.Contains(s, "resume:"+tc.state) {
 		t.Fatalf("the restarted agent did not resume at %s: %v", tc.state, s)
 	}
 	if tc.name == "DownloadingExtracting" {
@@ -277,13 +278,4 @@ func crashAt(t *testing.T, tc crashCase) {
 			t.Fatalf("bundle requests with ranges %q, want the whole object and then bytes=100-", got)
 		}
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
