@@ -383,6 +383,7 @@ func medianPoint(runs []bench.Result) point {
 	p.SetupS = med(func(r bench.Result) float64 { return r.SetupS })
 	p.StartS = med(func(r bench.Result) float64 { return r.StartS })
 	p.RegisterS = med(func(r bench.Result) float64 { return r.RegisterS })
+	p.ReadyS = med(func(r bench.Result) float64 { return r.ReadyS })
 	p.DevicesPerMin = med(func(r bench.Result) float64 { return r.DevicesPerMin })
 	p.FirstSuccessS = med(func(r bench.Result) float64 { return r.FirstSuccessS })
 	p.LastSuccessS = med(func(r bench.Result) float64 { return r.LastSuccessS })
@@ -419,7 +420,7 @@ func writeBenchRow(w io.Writer, p point) {
 }
 
 func writeBenchNote(w io.Writer, points []point) {
-	fmt.Fprintf(w, "\nsetup is starting the fleet and registering it (%s); FRAC is the device-API rate as a share of the loopback limit measured after the point at the same client concurrency (LOOP_RPS, with as many clients as the devices had requests outstanding at their peak, at most 512); LINK is what stood between each device and the service (direct: nothing; proxied: a link proxy of its own; adapter: the memory transport's); on the memory transport devices bypass HTTP and FRAC may pass 100%%.\n", registerNote(points))
+	fmt.Fprintf(w, "\nsetup is starting the fleet, registering it (%s) and waiting until every device is up (its notify channel connected and a poll answered); FRAC is the device-API rate as a share of the loopback limit measured after the point at the same client concurrency (LOOP_RPS, with as many clients as the devices had requests outstanding at their peak, at most 512); LINK is what stood between each device and the service (direct: nothing; proxied: a link proxy of its own; adapter: the memory transport's); on the memory transport devices bypass HTTP and FRAC may pass 100%%.\n", registerNote(points))
 }
 
 func registerNote(points []point) string {
@@ -464,8 +465,13 @@ func progressBar(w io.Writer, label string) func(bench.Progress) {
 		if p.Devices > 0 {
 			filled = p.Done * width / p.Devices
 		}
-		fmt.Fprintf(w, "\r%s [%s%s] %d/%d done, %d ok, %s %.1fs ", label, strings.Repeat("#", filled),
-			strings.Repeat(".", width-filled), p.Done, p.Devices, p.Succeeded, p.DeploymentStatus, p.Elapsed.Seconds())
+		bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+		if p.Phase == "setup" {
+			fmt.Fprintf(w, "\r%s [%s] %d/%d up %.1fs ", label, bar, p.Done, p.Devices, p.Elapsed.Seconds())
+			return
+		}
+		fmt.Fprintf(w, "\r%s [%s] %d/%d done, %d ok, %s %.1fs ", label, bar, p.Done, p.Devices, p.Succeeded,
+			p.DeploymentStatus, p.Elapsed.Seconds())
 	}
 }
 

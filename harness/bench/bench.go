@@ -107,7 +107,8 @@ const (
 // Payload is the name of the padding file BundleSize adds to the bundle's package directory.
 const Payload = "payload.bin"
 
-// Progress is how far a rollout has got.
+// Progress is how far a point has got: in the "setup" phase Done devices are up (Result.ReadyS), in the
+// "rollout" phase Done devices have ended their execution.
 type Progress struct {
 	Phase            string // "setup", "rollout" or "done"
 	Devices          int
@@ -133,11 +134,14 @@ type Result struct {
 	// Register is how the devices were registered: "sdk" or "bulk" (Config.Register).
 	Register string `json:"register"`
 
-	// SetupS is the wall time to start the service and the fleet and register every device through the
-	// dialect's SDK path; StartS and RegisterS split it.
+	// SetupS is the wall time to start the service and the fleet, register every device (through the
+	// dialect's SDK path, or in bulk) and have every device up: its notify channel connected and a poll of its
+	// pending jobs answered after that. StartS, RegisterS and ReadyS split it; the rollout starts once the fleet
+	// is up, so its window holds the rollout and not the fleet's own start.
 	SetupS    float64 `json:"setup_s"`
 	StartS    float64 `json:"start_s"`
 	RegisterS float64 `json:"register_s"`
+	ReadyS    float64 `json:"ready_s"`
 	// RolloutS is the wall time from the deployment's creation to its end with every device's execution over.
 	RolloutS      float64 `json:"rollout_s"`
 	DevicesPerMin float64 `json:"devices_per_min"`
@@ -282,6 +286,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, err
 	}
 	registered := wall.Now()
+	if err := r.awaitReady(ctx); err != nil {
+		return Result{}, err
+	}
+	ready := wall.Now()
 	idleRSS := currentRSS()
 	for i, h := range handles {
 		if err := h.Arm(r.world()); err != nil {
@@ -295,8 +303,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	res = Result{Devices: cfg.Devices, Host: cfg.Host, Dialect: cfg.Driver.Name(), Transport: r.transport(), Link: cfg.Link,
 		Policy: policy(cfg.Job), BundleB: len(bundle), Faults: faultNames(cfg.Faults), Register: cfg.Register,
-		StartS: started.Sub(began).Seconds(), RegisterS: registered.Sub(started).Seconds()}
-	res.SetupS = res.StartS + res.RegisterS
+		StartS: started.Sub(began).Seconds(), RegisterS: registered.Sub(started).Seconds(),
+		ReadyS: ready.Sub(registered).Seconds()}
+	res.SetupS = res.StartS + res.RegisterS + res.ReadyS
 	res.IdleBytesPerDevice = float64(int64(idleRSS)-int64(baseRSS)) / float64(cfg.Devices)
 
 	r.counter.reset()
@@ -404,8 +413,9 @@ type runner struct {
 	bundle  []byte
 	rec     *recorder
 	hooks   *harness.FaultHooks
-	counter counter // at the service's handler
-	clients counter // where the devices call, for hosts in this process
+	counter counter    // at the service's handler
+	up      *readiness // the fleet coming up, until it is
+	clients counter    // where the devices call, for hosts in this process
 
 	svc     *service.Service
 	fleet   fleet.Fleet
@@ -433,6 +443,9 @@ func (r *runner) start(ctx context.Context) error {
 		r.clock = clock.NewScaled(nil, r.cfg.TimeScale)
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
+	// Polls are watched from the fleet's first: a device that comes up before registration ends still counts.
+	r.up = newReadiness(r.cfg.Devices, func(thing string) bool { return r.svc.Devices.Connected(thing) > 0 })
+	r.counter.up.Store(r.up)
 	svc, err := service.New(service.Options{Dir: r.cfg.Dir, InMemoryStore: true, Clock: r.clock,
 		Events: r.rec, DialectOptions: r.cfg.DialectOptions, Intercept: r.hooks.Intercept,
 		ArtifactIntercept: r.hooks.Artifact, Wrap: r.counter.wrap})
@@ -688,6 +701,91 @@ func (r *runner) close() {
 // at once.
 type counter struct {
 	total, inFlight, peak atomic.Int64
+	// up, until the fleet is up, is told of every poll of a device's pending jobs.
+	up atomic.Pointer[readiness]
+}
+
+// polled runs poll, a device's GetPendingJobExecutions, and tells the readiness watch, if any, when it began with
+// the device's notify channel connected.
+func (c *counter) polled(thing string, poll func()) {
+	up := c.up.Load()
+	if up == nil {
+		poll()
+		return
+	}
+	connected := up.connected(thing)
+	poll()
+	if connected {
+		up.mark(thing)
+	}
+}
+
+// readiness watches a fleet come up: a device is up once its notify channel is connected and a poll of its
+// pending jobs begun after that has been answered — whatever the answer: a device polling before it was
+// registered is told its thing is unknown and backs off, and the next deployment's notification wakes it. From
+// then on the device only waits to be told of a deployment.
+type readiness struct {
+	connected func(thing string) bool
+	want      int
+	mu        sync.Mutex
+	up        map[string]bool
+	all       chan struct{} // closed when want devices are up
+}
+
+func newReadiness(want int, connected func(string) bool) *readiness {
+	return &readiness{connected: connected, want: want, up: make(map[string]bool, want), all: make(chan struct{})}
+}
+
+func (u *readiness) mark(thing string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.up[thing] {
+		return
+	}
+	u.up[thing] = true
+	if len(u.up) == u.want {
+		close(u.all)
+	}
+}
+
+func (u *readiness) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.up)
+}
+
+// readyWait bounds the wait for a fleet to come up, in wall time.
+const readyWait = 2 * time.Minute
+
+// awaitReady waits until every device is up (readiness), reporting progress; then stops watching.
+func (r *runner) awaitReady(ctx context.Context) error {
+	defer r.counter.up.Store(nil)
+	wall := clock.Real{}
+	timeout := wall.NewTimer(readyWait)
+	defer timeout.Stop()
+	every := max(r.cfg.ProgressEvery, 10*time.Millisecond)
+	began := wall.Now()
+	for {
+		if r.cfg.Progress != nil {
+			r.cfg.Progress(Progress{Phase: "setup", Devices: r.cfg.Devices, Done: r.up.count(),
+				Elapsed: wall.Now().Sub(began)})
+		}
+		report := wall.NewTimer(every)
+		select {
+		case <-r.up.all:
+			report.Stop()
+			return nil
+		case <-ctx.Done():
+			report.Stop()
+			return ctx.Err()
+		case <-timeout.C():
+			report.Stop()
+			return &harness.InfraError{Err: fmt.Errorf("%d of %d devices came up within %s (a device is up once "+
+				"its notify channel is connected and a poll of its pending jobs begun after that is answered): see the agents' errors",
+				r.up.count(), r.cfg.Devices, readyWait)}
+		case <-report.C():
+		}
+	}
 }
 
 func (c *counter) reset() {
@@ -721,6 +819,12 @@ func (c *counter) wrap(listener string, h http.Handler) http.Handler {
 		}
 		c.begin()
 		defer c.end()
+		if rest, ok := strings.CutPrefix(p, "/things/"); ok && req.Method == http.MethodGet && c.up.Load() != nil {
+			if thing, tail, _ := strings.Cut(rest, "/"); tail == "jobs" {
+				c.polled(thing, func() { h.ServeHTTP(w, req) })
+				return
+			}
+		}
 		h.ServeHTTP(w, req)
 	})
 }

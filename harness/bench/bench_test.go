@@ -117,7 +117,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 // (over HTTP, the link proxies instead of the direct path), FLEETLAB_BENCH_LOOPBACK=-1 (no loopback limit, so the
 // profile is the rollout's), FLEETLAB_BENCH_CPU=FILE (a CPU profile of the rollout alone, from its first progress
 // report on) and FLEETLAB_BENCH_HEAP=FILE
-// (a heap and a goroutine profile when half the devices are done) as wanted.
+// (a heap and a goroutine profile when half the devices are done, and FILE.start, a heap profile when the rollout
+// starts: go tool pprof -diff_base FILE.start FILE shows what the rollout allocated) as wanted.
 func TestScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("FLEETLAB_BENCH_N"))
 	if n == 0 {
@@ -130,6 +131,7 @@ func TestScale(t *testing.T) {
 	}
 	loopback, _ := time.ParseDuration(os.Getenv("FLEETLAB_BENCH_LOOPBACK") + "s")
 	cpu, profiling := os.Getenv("FLEETLAB_BENCH_CPU"), false
+	startHeap := false
 	res, err := bench.Run(context.Background(), bench.Config{Backend: backend, Devices: n, Job: dialect.JobSpec{Concurrency: 100},
 		Loopback: loopback,
 		Register: os.Getenv("FLEETLAB_BENCH_REGISTER"), Link: os.Getenv("FLEETLAB_BENCH_LINK"), DialectOptions: map[string]any{robomaker.Kind: robomaker.Quotas{RobotsPerFleet: n}},
@@ -138,6 +140,13 @@ func TestScale(t *testing.T) {
 				if f, err := os.Create(cpu); err == nil && pprof.StartCPUProfile(f) == nil {
 					profiling = true
 					t.Cleanup(func() { f.Close() })
+				}
+			}
+			if heap != "" && heap != "-" && !startHeap && p.Phase == "rollout" {
+				startHeap = true
+				if f, err := os.Create(heap + ".start"); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
 				}
 			}
 			if profiling && p.Phase == "rollout" && p.Done == n {

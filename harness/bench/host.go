@@ -180,10 +180,11 @@ type countingDevices struct {
 	c *counter
 }
 
-func (d *countingDevices) GetPending(thing string) (wire.GetPendingJobExecutionsResponse, error) {
+func (d *countingDevices) GetPending(thing string) (out wire.GetPendingJobExecutionsResponse, err error) {
 	d.c.begin()
 	defer d.c.end()
-	return d.DeviceAPI.GetPending(thing)
+	d.c.polled(thing, func() { out, err = d.DeviceAPI.GetPending(thing) })
+	return out, err
 }
 
 func (d *countingDevices) Describe(thing, job string, withDoc bool) (wire.DescribeJobExecutionResponse, error) {
