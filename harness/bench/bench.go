@@ -774,6 +774,10 @@ func (r *runner) awaitReady(ctx context.Context) error {
 		select {
 		case <-r.up.all:
 			report.Stop()
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(Progress{Phase: "setup", Devices: r.cfg.Devices, Done: r.cfg.Devices,
+					Elapsed: wall.Now().Sub(began)})
+			}
 			return nil
 		case <-ctx.Done():
 			report.Stop()

@@ -59,6 +59,48 @@ func TestRunMeasuresARollout(t *testing.T) {
 }
 
 // A fault mix shows in the outcome: a benchmark must never count a failed device as deployed.
+// The rollout starts once every device is up — its notify channel connected and a poll answered after that —
+// so the rollout's window and its request count hold no agent's start-up, on either transport.
+func TestRunStartsTheRolloutWithTheFleetUp(t *testing.T) {
+	agenttest.LeakTest(t)
+	for name, backend := range map[string]harness.Backend{"memory": harness.InProc{Transport: harness.InMemory},
+		"http": harness.InProc{Transport: harness.HTTP}} {
+		t.Run(name, func(t *testing.T) {
+			const n = 150
+			var phases []bench.Progress
+			res, err := bench.Run(context.Background(), bench.Config{Backend: backend, Devices: n, Register: bench.RegisterBulk,
+				Job: dialect.JobSpec{Concurrency: 100}, Loopback: -1, ProgressEvery: time.Millisecond,
+				Progress: func(p bench.Progress) {
+					if len(phases) == 0 || phases[len(phases)-1].Phase != p.Phase || p.Phase == "setup" {
+						phases = append(phases, p)
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Succeeded != n {
+				t.Fatalf("%d of %d succeeded", res.Succeeded, n)
+			}
+			up := -1 // the index of the setup report with every device up
+			for i, p := range phases {
+				if p.Phase == "rollout" {
+					break
+				}
+				if p.Phase == "setup" && p.Done == n {
+					up = i
+				}
+			}
+			if up < 0 {
+				t.Fatalf("the rollout began before every device was up: %+v", phases)
+			}
+			if res.ReadyS <= 0 || res.SetupS < res.StartS+res.RegisterS+res.ReadyS-1e-9 {
+				t.Errorf("setup %.3fs, start %.3fs, register %.3fs, ready %.3fs: want setup to hold all three",
+					res.SetupS, res.StartS, res.RegisterS, res.ReadyS)
+			}
+		})
+	}
+}
+
 func TestRunCountsFailedDevices(t *testing.T) {
 	agenttest.LeakTest(t)
 	res, err := bench.Run(context.Background(), bench.Config{Devices: 10, Loopback: -1,
