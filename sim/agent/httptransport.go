@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -246,35 +247,40 @@ func (t *HTTPTransport) Subscribe(ctx context.Context) (Notifications, error) {
 		}
 		return nil, linkErr(ctx, fmt.Errorf("dial notify: %w", err))
 	}
-	// The socket's reader is a goroutine on the wall clock: this transport is for agents that talk over a real
-	// network, never for a virtual-time world.
-	out := clock.NewQueue[wire.Notify](clock.Real{}, 0)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	go func() {
-		defer out.Close()
-		defer stop()
-		defer conn.Close()
-		conn.SetReadLimit(64 << 10)
-		for {
-			var n wire.Notify
-			if err := conn.ReadJSON(&n); err != nil {
-				return
-			}
-			out.Push(n)
-		}
-	}()
-	return &socketStream{q: out, conn: conn}, nil
+	// Next reads the socket on the listening goroutine itself: a reader goroutine of its own and a queue to hand
+	// over each message cost a goroutine per device and a handoff per message. Ending ctx closes the socket,
+	// which ends a read in progress.
+	conn.SetReadLimit(64 << 10)
+	return &socketStream{conn: conn, stop: context.AfterFunc(ctx, func() { conn.Close() })}, nil
 }
 
-// socketStream is the notify channel over a websocket.
+// socketStream is the notify channel over a websocket, read by one goroutine.
 type socketStream struct {
-	q    *clock.Queue[wire.Notify]
 	conn *websocket.Conn
+	stop func() bool // the subscription context's hook that closes conn
 }
 
-func (s *socketStream) Next(ctx context.Context) (wire.Notify, error) { return s.q.Next(ctx) }
+// Next reads the next notification; the error is ctx's when ctx ended, the socket's otherwise.
+func (s *socketStream) Next(ctx context.Context) (wire.Notify, error) {
+	if err := ctx.Err(); err != nil {
+		return wire.Notify{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	var n wire.Notify
+	if err := s.conn.ReadJSON(&n); err != nil {
+		if ctx.Err() != nil {
+			return wire.Notify{}, ctx.Err()
+		}
+		return wire.Notify{}, err
+	}
+	return n, nil
+}
 
-func (s *socketStream) Close() { s.conn.Close() }
+func (s *socketStream) Close() {
+	s.stop()
+	s.conn.Close()
+}
 
 // do sends one data-plane request with a JSON body (nil for none) and decodes a JSON answer into out.
 func (t *HTTPTransport) do(ctx context.Context, method, path string, in, out any) error {
@@ -298,7 +304,7 @@ func (t *HTTPTransport) call(ctx context.Context, signingName, method, path stri
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonContentType // shared: the transport only reads it
 	}
 	if err := t.signFor(req, payload, signingName); err != nil {
 		return err
@@ -311,17 +317,34 @@ func (t *HTTPTransport) call(ctx context.Context, signingName, method, path stri
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return decodeError(resp)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
+	buf := answers.Get().(*bytes.Buffer)
+	defer putAnswer(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer)); err != nil {
 		return linkErr(ctx, fmt.Errorf("%s %s: read answer: %w", method, path, err))
 	}
-	if len(b) == 0 || out == nil {
+	if buf.Len() == 0 || out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	// Unmarshal copies what it keeps, so the buffer goes back to the pool.
+	if err := json.Unmarshal(buf.Bytes(), out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+var jsonContentType = []string{"application/json"}
+
+// answers are the buffers answers are read into. A job document makes an answer a few KiB; io.ReadAll grew a
+// new buffer for every one (a sixth of an in-process fleet's garbage on HTTP).
+var answers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putAnswer returns buf to the pool, unless an unusually large answer grew it.
+func putAnswer(buf *bytes.Buffer) {
+	if buf.Cap() > 64<<10 {
+		return
+	}
+	buf.Reset()
+	answers.Put(buf)
 }
 
 // decodeError turns an answer outside 2xx into an *APIError the way the AWS SDKs do: the code from the
