@@ -14,14 +14,15 @@
 package deviceapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -155,11 +156,23 @@ func (a *API) Close() error {
 // Connected returns how many notify connections a thing has open.
 func (a *API) Connected(thing string) int { return a.hub.count(thing) }
 
-var (
-	thingName = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
-	jobID     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	detailKey = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
-)
+// validName reports whether s is 1 to max characters of [a-zA-Z0-9_-], or of [a-zA-Z0-9:_-] when colon: the
+// model's patterns for thingName and statusDetails keys (colon) and jobId, checked on every request without a
+// regular expression's machinery.
+func validName(s string, max int, colon bool) bool {
+	if len(s) < 1 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		case c == ':' && colon:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Error is a data-plane error answer: the HTTP status and error code as the model has them, and a message.
 type Error struct {
@@ -201,19 +214,23 @@ func reply(w http.ResponseWriter, v any, err error) {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	json.NewEncoder(w).Encode(v)
 }
 
+// jsonContentType is the Content-Type of every answer, shared (a header's values are not written to once set):
+// Header.Set allocated a slice for it on every request.
+var jsonContentType = []string{"application/json"}
+
 func checkThing(name string) error {
-	if !thingName.MatchString(name) {
+	if !validName(name, 128, true) {
 		return invalid("thingName %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", name)
 	}
 	return nil
 }
 
 func checkJob(job string) error {
-	if !jobID.MatchString(job) {
+	if !validName(job, 64, false) {
 		return invalid("jobId %q must match [a-zA-Z0-9_-]+ and be 1 to 64 characters", job)
 	}
 	return nil
@@ -437,25 +454,34 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 
 // decode reads a JSON body of at most maxBody bytes into v; an empty body is an empty object.
 func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		buf.Reset()
+		bodies.Put(buf) // at most maxBody+1 bytes: every buffer is worth keeping
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBody+1)); err != nil {
 		return invalid("read body: %v", err)
 	}
+	body := buf.Bytes()
 	if len(body) > maxBody {
 		return invalid("body is larger than %d bytes", maxBody)
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	// Unmarshal copies what it keeps, so the buffer goes back to the pool.
 	if err := json.Unmarshal(body, v); err != nil {
 		return invalid("body is not valid JSON for this operation: %v", err)
 	}
 	return nil
 }
 
+// bodies are the buffers request bodies are read into.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func checkDetails(m map[string]string) error {
 	for k, v := range m {
-		if !detailKey.MatchString(k) {
+		if !validName(k, 128, true) {
 			return invalid("statusDetails key %q must match [a-zA-Z0-9:_-]+ and be 1 to 128 characters", k)
 		}
 		if len(v) < 1 || len(v) > 1024 {
