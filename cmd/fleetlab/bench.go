@@ -420,7 +420,7 @@ func writeBenchRow(w io.Writer, p point) {
 }
 
 func writeBenchNote(w io.Writer, points []point) {
-	fmt.Fprintf(w, "\nsetup is starting the fleet, registering it (%s) and waiting until every device is up (its notify channel connected and a poll answered); FRAC is the device-API rate as a share of the loopback limit measured after the point at the same client concurrency (LOOP_RPS, with as many clients as the devices had requests outstanding at their peak, at most 512); LINK is what stood between each device and the service (direct: nothing; proxied: a link proxy of its own; adapter: the memory transport's); on the memory transport devices bypass HTTP and FRAC may pass 100%%.\n", registerNote(points))
+	fmt.Fprintf(w, "\nsetup is starting the fleet, registering it (%s) and waiting until every device is up (its notify channel connected and a poll answered); FRAC is the device-API rate as a share of the loopback limit measured after the point at the same client concurrency (LOOP_RPS, with as many clients as the devices had requests outstanding at their peak, at most 512, sharing as many connections as the devices' requests came over); LINK is what stood between each device and the service (direct: nothing; proxied: a link proxy of its own; adapter: the memory transport's); on the memory transport devices bypass HTTP and FRAC may pass 100%%.\n", registerNote(points))
 }
 
 func registerNote(points []point) string {

@@ -65,7 +65,7 @@ func BenchmarkLoopback(b *testing.B) {
 	var rps float64
 	n := 0
 	for b.Loop() {
-		res, err := bench.Loopback(context.Background(), 64, 500*time.Millisecond)
+		res, err := bench.Loopback(context.Background(), 64, 0, 500*time.Millisecond)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -194,14 +194,14 @@ func TestScale(t *testing.T) {
 			if profiling && p.Phase == "rollout" && p.Done == n {
 				pprof.StopCPUProfile()
 			}
-			if p.Done >= n/2 && heap != "-" {
+			if p.Phase == "rollout" && p.Done >= n/2 && heap != "-" {
 				ms := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
 					{Name: "/memory/classes/total:bytes"}, {Name: "/sched/goroutines:goroutines"}}
 				metrics.Read(ms)
 				t.Logf("at half: stacks %d MiB, heap objects %d MiB, total %d MiB, %d goroutines", ms[0].Value.Uint64()>>20,
 					ms[1].Value.Uint64()>>20, ms[2].Value.Uint64()>>20, ms[3].Value.Uint64())
 			}
-			if heap != "" && heap != "-" && p.Done >= n/2 {
+			if heap != "" && heap != "-" && p.Phase == "rollout" && p.Done >= n/2 {
 				f, err := os.Create(heap)
 				if g, err := os.Create(heap + ".goroutines"); err == nil {
 					pprof.Lookup("goroutine").WriteTo(g, 1)

@@ -15,9 +15,11 @@ import (
 	"github.com/fleetlab/fleetlab/sim/clock"
 )
 
-// LoopbackResult is the loopback limit of this machine at some client concurrency.
+// LoopbackResult is the loopback limit of this machine at some client concurrency, over some connections.
 type LoopbackResult struct {
-	Clients  int
+	Clients, Conns int
+	// Opened is how many connections the handler's server accepted: at most Conns.
+	Opened   int64
 	Requests int64
 	Elapsed  time.Duration
 	RPS      float64
@@ -26,13 +28,17 @@ type LoopbackResult struct {
 // loopbackBody is what each loopback request sends: the size of a device's step report.
 var loopbackBody = []byte(`{"status":"IN_PROGRESS","statusDetails":{"step":"DownloadingExtracting","progress":"50"},"expectedVersion":3}`)
 
-// Loopback measures the raw HTTP request rate of this machine over loopback: clients goroutines, each with a
-// keep-alive connection of its own, POST a device-sized JSON body to a minimal handler (it reads the body and
-// answers a small JSON object) for about d, in this process as the service is. It is the ceiling of any HTTP
-// service here at that concurrency, so a device API's rate can be stated as a fraction of it.
-func Loopback(ctx context.Context, clients int, d time.Duration) (LoopbackResult, error) {
+// Loopback measures the raw HTTP request rate of this machine over loopback: clients goroutines share conns
+// keep-alive connections (one each when conns is 0 or more than clients) and POST a device-sized JSON body to a
+// minimal handler (it reads the body and answers a small JSON object) for about d, in this process as the
+// service is. It is the ceiling of any HTTP service here at that concurrency over that many connections, so a
+// device API's rate can be stated as a fraction of it.
+func Loopback(ctx context.Context, clients, conns int, d time.Duration) (LoopbackResult, error) {
 	if clients < 1 {
 		return LoopbackResult{}, fmt.Errorf("loopback: %d clients: want at least 1", clients)
+	}
+	if conns < 1 || conns > clients {
+		conns = clients
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,13 +50,19 @@ func Loopback(ctx context.Context, clients int, d time.Duration) (LoopbackResult
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(answer)
 	}), ReadHeaderTimeout: 30 * time.Second}
+	var opened atomic.Int64
+	srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			opened.Add(1)
+		}
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer func() {
 		srv.Close()
 		<-served
 	}()
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	url := "http://" + ln.Addr().String() + "/things/loopback/jobs/job"
@@ -107,5 +119,6 @@ func Loopback(ctx context.Context, clients int, d time.Duration) (LoopbackResult
 		return LoopbackResult{}, fmt.Errorf("loopback: %w", err)
 	}
 	n := count.Load()
-	return LoopbackResult{Clients: clients, Requests: n, Elapsed: elapsed, RPS: float64(n) / elapsed.Seconds()}, nil
+	return LoopbackResult{Clients: clients, Conns: conns, Opened: opened.Load(), Requests: n, Elapsed: elapsed,
+		RPS: float64(n) / elapsed.Seconds()}, nil
 }
