@@ -254,6 +254,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := resolveLink(&cfg); err != nil {
 		return Result{}, err
 	}
+	if err := checkOpenFiles(cfg); err != nil {
+		return Result{}, err
+	}
 	handles := make([]*faults.Handle, len(cfg.Faults))
 	for i, s := range cfg.Faults {
 		if handles[i], err = cfg.Registry.New(s, cfg.Driver.Steps()); err != nil {
@@ -370,6 +373,35 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	return res, nil
 }
 
+// openFilesPerDevice is what a device of an in-process fleet over HTTP holds open in this process, both ends of
+// each connection counted: its notify websocket, its share of the pools' connections on the direct path, and on
+// the proxied path its link proxy's connections too (measured at 1,000 devices: 2,270 open files direct, 9,014
+// proxied), with some room.
+func openFilesPerDevice(link string) float64 {
+	if link == LinkProxied {
+		return 9.5
+	}
+	return 2.5
+}
+
+// checkOpenFiles refuses an in-process fleet over HTTP that would run this process out of open files: the
+// connections past the limit would fail, and the devices retry them, so the point would measure the retries.
+func checkOpenFiles(cfg Config) error {
+	b, ok := cfg.Backend.(harness.InProc)
+	if !ok || b.Transport != harness.HTTP {
+		return nil
+	}
+	limit := service.OpenFileLimit()
+	per := openFilesPerDevice(cfg.Link)
+	if need := int(float64(cfg.Devices)*per) + 256; need > limit {
+		return fmt.Errorf("bench: %d in-process devices over HTTP (%s path) need about %d open files in this process "+
+			"(%.1f a device, both ends of each connection); the open-file limit is %d: raise it (ulimit -n) to bench "+
+			"this many over HTTP, or use the memory transport (--transport memory), or at most %d devices",
+			cfg.Devices, cfg.Link, need, per, limit, int(float64(limit-256)/per))
+	}
+	return nil
+}
+
 // maxLoopbackClients bounds the loopback measurement's clients: past a few hundred connections a loopback
 // server on two cores serves no more, and each costs a file descriptor.
 const maxLoopbackClients = 512
@@ -453,7 +485,11 @@ func (r *runner) start(ctx context.Context) error {
 	// Polls are watched from the fleet's first: a device that comes up before registration ends still counts.
 	r.up = newReadiness(r.cfg.Devices, func(thing string) bool { return r.svc.Devices.Connected(thing) > 0 })
 	r.counter.up.Store(r.up)
+	// The service may hold as many connections as the process has files for: checkOpenFiles has checked that an
+	// in-process fleet's ends of them fit beside it, and the default cap, a share of the limit a listener, would
+	// answer the last devices of a large fleet 503.
 	svc, err := service.New(service.Options{Dir: r.cfg.Dir, InMemoryStore: true, Clock: r.clock,
+		Limits: service.Limits{MaxConns: service.OpenFileLimit()},
 		Events: r.rec, DialectOptions: r.cfg.DialectOptions, Intercept: r.hooks.Intercept,
 		ArtifactIntercept: r.hooks.Artifact, Wrap: r.counter.wrap})
 	if err != nil {

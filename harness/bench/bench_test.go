@@ -6,6 +6,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,13 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := bench.Run(context.Background(), bench.Config{Devices: 1, Faults: []faults.Spec{{Fault: "no-such"}}}); err == nil {
 		t.Error("unknown fault accepted")
+	}
+	// More in-process devices over HTTP than this process has open files for: refused before anything starts,
+	// naming the limit and what to do, where the devices would have retried their failed connections.
+	_, err := bench.Run(context.Background(), bench.Config{Backend: harness.InProc{Transport: harness.HTTP},
+		Devices: 50_000_000, Register: bench.RegisterBulk})
+	if err == nil || !strings.Contains(err.Error(), "open files") || !strings.Contains(err.Error(), "--transport memory") {
+		t.Errorf("50,000,000 devices over HTTP in process: %v, want the open-file limit named", err)
 	}
 }
 

@@ -55,7 +55,7 @@ func (l Limits) withDefaults(listeners int) Limits {
 	def(&l.NotifyPing, 30*time.Second)
 	def(&l.NotifyTimeout, 75*time.Second)
 	if l.MaxConns <= 0 {
-		l.MaxConns = min(16384, max(16, openFileLimit()*3/4/max(1, listeners)))
+		l.MaxConns = min(16384, max(16, OpenFileLimit()*3/4/max(1, listeners)))
 	}
 	return l
 }

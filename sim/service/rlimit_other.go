@@ -2,5 +2,5 @@
 
 package service
 
-// openFileLimit is a generous guess where the platform has no open-file limit to ask.
-func openFileLimit() int { return 1 << 16 }
+// OpenFileLimit is a generous guess where the platform has no open-file limit to ask.
+func OpenFileLimit() int { return 1 << 16 }
