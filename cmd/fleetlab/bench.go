@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,9 +226,6 @@ func parseSizeInt64(s string) (int64, error) {
 }
 
 func runBench(f *benchFlags, stdout, stderr io.Writer) error {
-	if f.memLimit > 0 {
-		defer debugSetMemoryLimit(debugSetMemoryLimit(f.memLimit))
-	}
 	var backend harness.Backend
 	done := func() {}
 	var err error
@@ -266,7 +262,7 @@ sweep:
 	for _, n := range f.devices {
 		var runs []bench.Result
 		for rep := 1; rep <= f.reps; rep++ {
-			cfg := bench.Config{Backend: backend, Host: host, Driver: driver, Devices: n, Job: f.job,
+			cfg := bench.Config{Backend: backend, Host: host, Driver: driver, Devices: n, Job: f.job, MemoryLimit: f.memLimit,
 				BundleSize: f.bundleSize, Faults: f.faults, Register: f.register, Link: link, Seed: f.seed, TimeScale: f.scale,
 				DialectOptions: map[string]any{robomaker.Kind: robomaker.Quotas{RobotsPerFleet: max(n, 1000)}},
 				Wait:           f.wait, Loopback: f.loopback}
@@ -474,6 +470,3 @@ func progressBar(w io.Writer, label string) func(bench.Progress) {
 			p.DeploymentStatus, p.Elapsed.Seconds())
 	}
 }
-
-// debugSetMemoryLimit sets the runtime's soft memory limit and returns the previous one.
-func debugSetMemoryLimit(n int64) int64 { return debug.SetMemoryLimit(n) }

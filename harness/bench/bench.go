@@ -79,6 +79,9 @@ type Config struct {
 	DialectOptions map[string]any
 	// Wait bounds the rollout in wall time (default 10m); a rollout still running then is an error.
 	Wait time.Duration
+	// MemoryLimit, when positive, is the Go runtime's soft memory limit for this process during the point
+	// (GOMEMLIMIT): the collector works harder rather than the heap and the stacks growing past it.
+	MemoryLimit int64
 	// Loopback is how long the loopback limit is measured after the rollout (default 1s); negative skips it.
 	Loopback time.Duration
 	// Progress, when set, is called about every ProgressEvery (default 200ms) of the rollout, and once at the end.
@@ -165,6 +168,8 @@ type Result struct {
 	// PeakRSSBytes is this process's peak resident set during the point (setup and rollout); IdleBytesPerDevice
 	// the resident set added by starting and registering the fleet, per device.
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
+	// MemoryLimitBytes is Config.MemoryLimit, 0 for none.
+	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
 	// PeakStackBytes, PeakHeapBytes and PeakGoroutines are the Go runtime's peaks during the point, sampled
 	// every 50 ms: goroutine stacks, heap objects (live and not yet collected), goroutines.
 	PeakStackBytes     uint64  `json:"peak_stack_bytes"`
@@ -276,6 +281,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		cfg.Dir = dir
 	}
 
+	if cfg.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.MemoryLimit))
+	}
 	r := &runner{cfg: cfg, bundle: bundle, rec: newRecorder()}
 	r.hooks = harness.NewFaultHooks(cfg.Backend.Name, func(name string) (fleet.Device, bool) { return r.fleet.Device(name) },
 		cfg.Seed)
@@ -333,7 +341,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.RolloutS = r.rec.end(harness.JobID(job)).Sub(created).Seconds()
 	res.ServiceCPUSPer1000 = cpu.Seconds() / float64(cfg.Devices) * 1000
-	res.PeakRSSBytes = peakRSS()
+	res.PeakRSSBytes, res.MemoryLimitBytes = peakRSS(), cfg.MemoryLimit
 	res.PeakStackBytes, res.PeakHeapBytes, res.PeakGoroutines = mem.peaks()
 	res.DeviceRequests = r.counter.total.Load()
 	res.PeakInFlight = r.counter.peak.Load()

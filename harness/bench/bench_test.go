@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
@@ -245,5 +246,26 @@ func TestRunEveryDialect(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A point's soft memory limit holds for the point alone and is in its result.
+func TestRunSetsTheMemoryLimitForThePoint(t *testing.T) {
+	const limit = 3 << 30
+	before := debug.SetMemoryLimit(-1)
+	res, err := bench.Run(context.Background(), bench.Config{Devices: 2, Register: bench.RegisterBulk, Loopback: -1,
+		MemoryLimit: limit, Progress: func(bench.Progress) {
+			if got := debug.SetMemoryLimit(-1); got != limit {
+				t.Errorf("memory limit %d during the point, want %d", got, limit)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MemoryLimitBytes != limit {
+		t.Errorf("memory_limit_bytes %d, want %d", res.MemoryLimitBytes, limit)
+	}
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("memory limit %d after the point, want %d as before", after, before)
 	}
 }
