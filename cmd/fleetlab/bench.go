@@ -35,11 +35,12 @@ type benchFlags struct {
 	jsonFile, svg, plot                  string
 	progress                             bool
 	memLimit                             int64
+	gcPercent                            int
 }
 
 func benchCommand() *command {
 	c := &command{name: "bench", summary: "measure rollout throughput: one deployment to N devices per point, with setup, rollout, per-device times, CPU, memory and the device-API rate beside this machine's loopback limit",
-		usage: "[--devices 100,1000,10000] [--host inproc|process|container | --rig RIG.yaml] [--transport memory|http|http-proxied] [--dialect NAME] [--concurrency P] [--threshold P] [--timeout D] [--bundle NAME] [--bundle-size SIZE] [--fault SPEC]... [--register sdk|bulk] [--reps N] [--memory-limit SIZE] [--json FILE] [--svg PREFIX] | --plot FILE.json --svg PREFIX"}
+		usage: "[--devices 100,1000,10000] [--host inproc|process|container | --rig RIG.yaml] [--transport memory|http|http-proxied] [--dialect NAME] [--concurrency P] [--threshold P] [--timeout D] [--bundle NAME] [--bundle-size SIZE] [--fault SPEC]... [--register sdk|bulk] [--reps N] [--memory-limit SIZE] [--gc-percent N] [--json FILE] [--svg PREFIX] | --plot FILE.json --svg PREFIX"}
 	c.run = func(args []string, stdout, stderr io.Writer) error {
 		f, err := parseBenchFlags(c, args, stderr)
 		if err != nil {
@@ -82,6 +83,7 @@ func parseBenchFlags(c *command, args []string, stderr io.Writer) (*benchFlags, 
 	fs.StringVar(&f.plot, "plot", "", "draw the --svg plots of the points of a JSON file written by --json, without measuring")
 	fs.StringVar(&f.svg, "svg", "", "write PREFIX-completed.svg (devices completed over time) and PREFIX-sweep.svg (throughput by fleet size)")
 	fs.BoolVar(&f.progress, "progress", false, "show a progress bar on stderr (default when stderr is a terminal)")
+	fs.IntVar(&f.gcPercent, "gc-percent", 0, "the collector's GOGC for this process during each point (a higher one collects less often, with a larger heap; negative: off); 0: as the runtime has it (GOGC, default 100)")
 	mem := fs.String("memory-limit", "0", "a soft memory limit for this process (bytes, or with MiB/GiB; the Go runtime's GOMEMLIMIT), so the collector works harder instead of the fleet growing past it; 0: none")
 	if err := parse(c, fs, args); err != nil {
 		return nil, err
@@ -252,8 +254,15 @@ func runBench(f *benchFlags, stdout, stderr io.Writer) error {
 		backend = harness.InProc{Transport: tr}
 	}
 	driver, _ := harness.DriverNamed(f.dialect)
-	fmt.Fprintf(stdout, "fleetlab bench: %s on %s, %s, %d CPUs (GOMAXPROCS %d), %s\n", driver.Name(), host,
-		strings.Join(pointNames(f.devices), " "), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	tuning := ""
+	if f.gcPercent != 0 {
+		tuning += fmt.Sprintf(", GOGC %d", f.gcPercent)
+	}
+	if f.memLimit > 0 {
+		tuning += fmt.Sprintf(", memory limit %d MiB", f.memLimit>>20)
+	}
+	fmt.Fprintf(stdout, "fleetlab bench: %s on %s, %s, %d CPUs (GOMAXPROCS %d), %s%s\n", driver.Name(), host,
+		strings.Join(pointNames(f.devices), " "), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), tuning)
 	var points []point
 	ctx := context.Background()
 	writeBenchHeader(stdout)
@@ -263,6 +272,7 @@ sweep:
 		var runs []bench.Result
 		for rep := 1; rep <= f.reps; rep++ {
 			cfg := bench.Config{Backend: backend, Host: host, Driver: driver, Devices: n, Job: f.job, MemoryLimit: f.memLimit,
+				GCPercent:  f.gcPercent,
 				BundleSize: f.bundleSize, Faults: f.faults, Register: f.register, Link: link, Seed: f.seed, TimeScale: f.scale,
 				DialectOptions: map[string]any{robomaker.Kind: robomaker.Quotas{RobotsPerFleet: max(n, 1000)}},
 				Wait:           f.wait, Loopback: f.loopback}

@@ -82,6 +82,9 @@ type Config struct {
 	// MemoryLimit, when positive, is the Go runtime's soft memory limit for this process during the point
 	// (GOMEMLIMIT): the collector works harder rather than the heap and the stacks growing past it.
 	MemoryLimit int64
+	// GCPercent, when non-zero, is the collector's GOGC for this process during the point (negative: off): a
+	// higher one collects less often, at the cost of a larger heap.
+	GCPercent int
 	// Loopback is how long the loopback limit is measured after the rollout (default 1s); negative skips it.
 	Loopback time.Duration
 	// Progress, when set, is called about every ProgressEvery (default 200ms) of the rollout, and once at the end.
@@ -168,8 +171,9 @@ type Result struct {
 	// PeakRSSBytes is this process's peak resident set during the point (setup and rollout); IdleBytesPerDevice
 	// the resident set added by starting and registering the fleet, per device.
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
-	// MemoryLimitBytes is Config.MemoryLimit, 0 for none.
+	// MemoryLimitBytes is Config.MemoryLimit, 0 for none; GCPercent the collector's GOGC during the point.
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
+	GCPercent        int   `json:"gc_percent"`
 	// PeakStackBytes, PeakHeapBytes and PeakGoroutines are the Go runtime's peaks during the point, sampled
 	// every 50 ms: goroutine stacks, heap objects (live and not yet collected), goroutines.
 	PeakStackBytes     uint64  `json:"peak_stack_bytes"`
@@ -284,6 +288,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.MemoryLimit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.MemoryLimit))
 	}
+	if cfg.GCPercent != 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(cfg.GCPercent))
+	}
+	gcPercent := debug.SetGCPercent(100)
+	debug.SetGCPercent(gcPercent)
 	r := &runner{cfg: cfg, bundle: bundle, rec: newRecorder()}
 	r.hooks = harness.NewFaultHooks(cfg.Backend.Name, func(name string) (fleet.Device, bool) { return r.fleet.Device(name) },
 		cfg.Seed)
@@ -341,7 +350,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.RolloutS = r.rec.end(harness.JobID(job)).Sub(created).Seconds()
 	res.ServiceCPUSPer1000 = cpu.Seconds() / float64(cfg.Devices) * 1000
-	res.PeakRSSBytes, res.MemoryLimitBytes = peakRSS(), cfg.MemoryLimit
+	res.PeakRSSBytes, res.MemoryLimitBytes, res.GCPercent = peakRSS(), cfg.MemoryLimit, gcPercent
 	res.PeakStackBytes, res.PeakHeapBytes, res.PeakGoroutines = mem.peaks()
 	res.DeviceRequests = r.counter.total.Load()
 	res.PeakInFlight = r.counter.peak.Load()

@@ -249,23 +249,31 @@ func TestRunEveryDialect(t *testing.T) {
 	}
 }
 
-// A point's soft memory limit holds for the point alone and is in its result.
-func TestRunSetsTheMemoryLimitForThePoint(t *testing.T) {
-	const limit = 3 << 30
-	before := debug.SetMemoryLimit(-1)
+// A point's soft memory limit and GOGC hold for the point alone and are in its result.
+func TestRunSetsTheMemoryLimitAndGCPercentForThePoint(t *testing.T) {
+	const limit, gogc = 3 << 30, 250
+	gcPercent := func() int {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p
+	}
+	before, beforeGC := debug.SetMemoryLimit(-1), gcPercent()
 	res, err := bench.Run(context.Background(), bench.Config{Devices: 2, Register: bench.RegisterBulk, Loopback: -1,
-		MemoryLimit: limit, Progress: func(bench.Progress) {
+		MemoryLimit: limit, GCPercent: gogc, Progress: func(bench.Progress) {
 			if got := debug.SetMemoryLimit(-1); got != limit {
 				t.Errorf("memory limit %d during the point, want %d", got, limit)
+			}
+			if got := gcPercent(); got != gogc {
+				t.Errorf("GOGC %d during the point, want %d", got, gogc)
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.MemoryLimitBytes != limit {
-		t.Errorf("memory_limit_bytes %d, want %d", res.MemoryLimitBytes, limit)
+	if res.MemoryLimitBytes != limit || res.GCPercent != gogc {
+		t.Errorf("memory_limit_bytes %d, gc_percent %d, want %d and %d", res.MemoryLimitBytes, res.GCPercent, limit, gogc)
 	}
-	if after := debug.SetMemoryLimit(-1); after != before {
-		t.Errorf("memory limit %d after the point, want %d as before", after, before)
+	if after, afterGC := debug.SetMemoryLimit(-1), gcPercent(); after != before || afterGC != beforeGC {
+		t.Errorf("memory limit %d and GOGC %d after the point, want %d and %d as before", after, afterGC, before, beforeGC)
 	}
 }
