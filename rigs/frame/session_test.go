@@ -50,6 +50,13 @@ func (l *noisyLine) Write(p []byte) (int, error) {
 	return l.w.Write(q)
 }
 
+// changes is how many bytes the line has changed so far; the sessions may still be writing.
+func (l *noisyLine) changes() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
 // end is one side of a duplex test line.
 type end struct {
 	in  *noisyLine // read from
@@ -170,9 +177,9 @@ func TestSessionCarriesMessagesBothWaysThroughNoise(t *testing.T) {
 			t.Logf("board %+v", bs)
 			t.Logf("lab %+v", ls)
 			if rate > 0 {
-				if up.changed == 0 || bs.FramesResent+ls.FramesResent == 0 || ls.FramesCorrupt+bs.FramesCorrupt == 0 {
+				if up.changes() == 0 || bs.FramesResent+ls.FramesResent == 0 || ls.FramesCorrupt+bs.FramesCorrupt == 0 {
 					t.Errorf("noise %v changed %d+%d bytes but %d frames were found corrupt and %d resent", rate,
-						up.changed, down.changed, ls.FramesCorrupt+bs.FramesCorrupt, bs.FramesResent+ls.FramesResent)
+						up.changes(), down.changes(), ls.FramesCorrupt+bs.FramesCorrupt, bs.FramesResent+ls.FramesResent)
 				}
 			} else if bs.FramesResent+ls.FramesResent != 0 && bs.FramesCorrupt+ls.FramesCorrupt != 0 {
 				t.Errorf("a clean line resent %d frames and found %d corrupt", bs.FramesResent+ls.FramesResent,
