@@ -27,7 +27,7 @@ func TestInterruptedRunIsSwept(t *testing.T) {
 	run := container.NewRunID()
 	child := exec.Command(os.Args[0], "-test.run=^TestChildFleet$")
 	child.Env = append(os.Environ(), "FLEETLAB_CHILD_FLEET="+w.Svc.Endpoint(), "FLEETLAB_CHILD_RUN="+run,
-		"FLEETLAB_CHILD_BINARY="+binary)
+		"FLEETLAB_CHILD_BINARY="+binary, containertest.BinaryEnv+"="+binary) // the killed child builds nothing
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

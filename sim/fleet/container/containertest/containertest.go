@@ -49,26 +49,35 @@ func Require(tb testing.TB) {
 	}
 }
 
+// BinaryEnv names a fleetlab-agent binary for Main to use instead of building one: a test that runs its own
+// test binary as a child, and kills it, sets it so the child builds nothing a kill would leave behind.
+const BinaryEnv = "FLEETLAB_TEST_AGENT_BINARY"
+
 // Main runs the tests of a package that starts container fleets: it builds the fleetlab-agent into a temporary
-// directory and sets *binary (left empty when the build fails: Require-ing tests then fail on it), runs m, and
-// then fails the run if anything of this process's fleets is left on the engine — and removes it.
+// directory (or takes the one BinaryEnv names) and sets *binary (left empty when the build fails: Require-ing
+// tests then fail on it), runs m, and then fails the run if anything of this process's fleets is left on the
+// engine — and removes it.
 func Main(m *testing.M, binary *string) int {
-	dir, err := os.MkdirTemp("", "fleetlab-agent-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	if bin := os.Getenv(BinaryEnv); bin != "" {
+		*binary = bin
+	} else {
+		dir, err := os.MkdirTemp("", "fleetlab-agent-build-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		bin, err := process.Build(ctx, dir)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		*binary = bin
 	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	bin, err := process.Build(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	*binary = bin
 	code := m.Run()
-	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if Missing(ctx) != nil {
 		return code
