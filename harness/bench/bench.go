@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -171,7 +172,7 @@ type Result struct {
 	// PeakRSSBytes is this process's peak resident set during the point (setup and rollout); IdleBytesPerDevice
 	// the resident set added by starting and registering the fleet, per device.
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
-	// MemoryLimitBytes is Config.MemoryLimit, 0 for none; GCPercent the collector's GOGC during the point.
+	// MemoryLimitBytes is Config.MemoryLimit, 0 for none; GCPercent the collector's GOGC during the point (-1: off).
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
 	GCPercent        int   `json:"gc_percent"`
 	// PeakStackBytes, PeakHeapBytes and PeakGoroutines are the Go runtime's peaks during the point, sampled
@@ -291,8 +292,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.GCPercent != 0 {
 		defer debug.SetGCPercent(debug.SetGCPercent(cfg.GCPercent))
 	}
-	gcPercent := debug.SetGCPercent(100)
-	debug.SetGCPercent(gcPercent)
+	gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(gogc)
+	gcPercent := int(gogc[0].Value.Uint64()) // off reads as the uint64 of -1
 	r := &runner{cfg: cfg, bundle: bundle, rec: newRecorder()}
 	r.hooks = harness.NewFaultHooks(cfg.Backend.Name, func(name string) (fleet.Device, bool) { return r.fleet.Device(name) },
 		cfg.Seed)
@@ -469,9 +471,8 @@ type runner struct {
 	bundle  []byte
 	rec     *recorder
 	hooks   *harness.FaultHooks
-	counter counter    // at the service's handler
-	up      *readiness // the fleet coming up, until it is
-	clients counter    // where the devices call, for hosts in this process
+	counter counter // at the service's handler
+	clients counter // where the devices call, for hosts in this process
 
 	svc     *service.Service
 	fleet   fleet.Fleet
@@ -500,8 +501,7 @@ func (r *runner) start(ctx context.Context) error {
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	// Polls are watched from the fleet's first: a device that comes up before registration ends still counts.
-	r.up = newReadiness(r.cfg.Devices, func(thing string) bool { return r.svc.Devices.Connected(thing) > 0 })
-	r.counter.up.Store(r.up)
+	r.counter.up.Store(newReadiness(r.cfg.Devices, func(thing string) bool { return r.svc.Devices.Connected(thing) > 0 }))
 	// The service may hold as many connections as the process has files for: checkOpenFiles has checked that an
 	// in-process fleet's ends of them fit beside it, and the default cap, a share of the limit a listener, would
 	// answer the last devices of a large fleet 503.
@@ -831,27 +831,28 @@ func (u *readiness) count() int {
 // readyWait bounds the wait for a fleet to come up, in wall time.
 const readyWait = 2 * time.Minute
 
-// awaitReady waits until every device is up (readiness), reporting progress; then stops watching.
+// awaitReady waits until every device is up (the readiness start put on the counter), reporting progress; then
+// stops watching.
 func (r *runner) awaitReady(ctx context.Context) error {
+	up := r.counter.up.Load()
 	defer r.counter.up.Store(nil)
 	wall := clock.Real{}
 	timeout := wall.NewTimer(readyWait)
 	defer timeout.Stop()
 	every := max(r.cfg.ProgressEvery, 10*time.Millisecond)
 	began := wall.Now()
-	for {
+	progress := func() {
 		if r.cfg.Progress != nil {
-			r.cfg.Progress(Progress{Phase: "setup", Devices: r.cfg.Devices, Done: r.up.count(),
-				Elapsed: wall.Now().Sub(began)})
+			r.cfg.Progress(Progress{Phase: "setup", Devices: r.cfg.Devices, Done: up.count(), Elapsed: wall.Now().Sub(began)})
 		}
+	}
+	for {
+		progress()
 		report := wall.NewTimer(every)
 		select {
-		case <-r.up.all:
+		case <-up.all:
 			report.Stop()
-			if r.cfg.Progress != nil {
-				r.cfg.Progress(Progress{Phase: "setup", Devices: r.cfg.Devices, Done: r.cfg.Devices,
-					Elapsed: wall.Now().Sub(began)})
-			}
+			progress() // every device up
 			return nil
 		case <-ctx.Done():
 			report.Stop()
@@ -860,7 +861,7 @@ func (r *runner) awaitReady(ctx context.Context) error {
 			report.Stop()
 			return &harness.InfraError{Err: fmt.Errorf("%d of %d devices came up within %s (a device is up once "+
 				"its notify channel is connected and a poll of its pending jobs begun after that is answered): see the agents' errors",
-				r.up.count(), r.cfg.Devices, readyWait)}
+				up.count(), r.cfg.Devices, readyWait)}
 		case <-report.C():
 		}
 	}

@@ -253,9 +253,9 @@ func TestRunEveryDialect(t *testing.T) {
 func TestRunSetsTheMemoryLimitAndGCPercentForThePoint(t *testing.T) {
 	const limit, gogc = 3 << 30, 250
 	gcPercent := func() int {
-		p := debug.SetGCPercent(100)
-		debug.SetGCPercent(p)
-		return p
+		gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(gogc)
+		return int(gogc[0].Value.Uint64())
 	}
 	before, beforeGC := debug.SetMemoryLimit(-1), gcPercent()
 	res, err := bench.Run(context.Background(), bench.Config{Devices: 2, Register: bench.RegisterBulk, Loopback: -1,
